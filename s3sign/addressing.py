@@ -1,0 +1,109 @@
+"""Where an object lives: bucket + key + region + endpoint -> host and path.
+
+Virtual-hosted style (``bucket.s3.REGION.amazonaws.com/key``) on AWS; path
+style (``endpoint/bucket/key``) for custom endpoints, whose DNS and TLS
+certificates rarely cover ``bucket.host``, and for bucket names with dots,
+which break the ``*.s3.amazonaws.com`` certificate. ``--addressing`` overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+from s3sign.errors import UsageError
+
+Addressing = Literal["auto", "virtual", "path"]
+
+MAX_KEY_BYTES = 1024
+_AWS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_COMPAT_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An S3 service root: ``https://s3.eu-west-1.amazonaws.com`` or a custom one."""
+
+    scheme: str
+    host: str  # lowercase, with the port when it is not the scheme's default
+    base_path: str  # "" or "/prefix", for stores mounted below a path
+    is_aws: bool
+
+    @classmethod
+    def for_region(cls, region: str) -> Endpoint:
+        """AWS's regional endpoint (``.amazonaws.com.cn`` in the China partition)."""
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return cls("https", f"s3.{region}.{suffix}", "", is_aws=True)
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        """A custom endpoint such as ``http://127.0.0.1:8333`` (already validated)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
+            host = f"{host}:{parts.port}"
+        return cls(parts.scheme, host, parts.path.rstrip("/"), is_aws=False)
+
+
+@dataclass(frozen=True)
+class ObjectLocation:
+    """The pieces a signer needs: host header, encoded path, and the URL before the query."""
+
+    host: str
+    path: str
+
+    def url(self, scheme: str) -> str:
+        return f"{scheme}://{self.host}{self.path}"
+
+
+def check_bucket(bucket: str, *, strict: bool) -> None:
+    """Refuse a bucket name S3 would refuse (AWS's rules when ``strict``)."""
+    hint = "bucket names are 3-63 lowercase letters, digits, dots and hyphens"
+    if strict:
+        if not _AWS_BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+            raise UsageError(f"invalid bucket name {bucket!r}", hint=hint)
+        if (
+            bucket.startswith("xn--")
+            or bucket.endswith("-s3alias")
+            or ".-" in bucket
+            or "-." in bucket
+        ):
+            raise UsageError(f"invalid bucket name {bucket!r}", hint=hint)
+    elif not _COMPAT_BUCKET.match(bucket):
+        raise UsageError(f"invalid bucket name {bucket!r}", hint=hint)
+
+
+def check_key(key: str) -> None:
+    """Refuse a key S3 or an HTTP client would mangle."""
+    if not key:
+        raise UsageError("the object key is empty", hint="give a key like logs/build.txt")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError("the object key is not valid UTF-8") from None
+    if size > MAX_KEY_BYTES:
+        raise UsageError(
+            f"the object key is {size} bytes long; S3 allows at most {MAX_KEY_BYTES} (UTF-8)",
+            hint="shorten the key",
+        )
+    if any(segment in (".", "..") for segment in key.split("/")):
+        raise UsageError(
+            f"the object key {key!r} has a '.' or '..' segment",
+            hint="HTTP clients rewrite such paths, so the URL would point elsewhere; rename it",
+        )
+
+
+def locate(endpoint: Endpoint, bucket: str, key: str, addressing: Addressing) -> ObjectLocation:
+    """The host and encoded path for an object under the chosen addressing style."""
+    encoded_key = quote(key, safe="/~")
+    if addressing == "auto":
+        addressing = "virtual" if endpoint.is_aws and "." not in bucket else "path"
+    if addressing == "virtual":
+        return ObjectLocation(f"{bucket}.{endpoint.host}", f"{endpoint.base_path}/{encoded_key}")
+    return ObjectLocation(endpoint.host, f"{endpoint.base_path}/{bucket}/{encoded_key}")

@@ -1,0 +1,417 @@
+"""The ``s3sign`` command line: parse, call the core, render.
+
+This is the one place where errors become exit codes and text on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, cast
+
+import typer
+from typer import _click as click
+from typer.core import TyperGroup
+
+from s3sign import __version__
+from s3sign.config import Checksum, check_endpoint_url, load_settings
+from s3sign.console import Console
+from s3sign.credentials import aws_endpoint_url, aws_region, resolve_credentials
+from s3sign.errors import ConfigError, ExitCode, S3SignError, UsageError
+from s3sign.files import file_facts
+from s3sign.formats import render
+from s3sign.presign import (
+    Method,
+    Presigner,
+    SignRequest,
+    cap_expiry,
+    check_request,
+    normalize_digest,
+)
+from s3sign.units import format_duration, parse_size
+
+
+@dataclass
+class CliState:
+    """What the root options decided, shared with every command through ``ctx.obj``."""
+
+    console: Console
+    config: Path | None = None
+
+
+class S3SignGroup(TyperGroup):
+    """Turns every failure into ``s3sign: error: ...``, a hint, and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, typer.Exit, typer.Abort):
+            raise
+        except S3SignError as exc:
+            _fail(ctx, exc.message, exc.hint, exc.exit_code, exc)
+        except KeyboardInterrupt:
+            _console(ctx).error("interrupted")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except Exception as exc:  # a bug: say so, and how to report it
+            _fail(
+                ctx,
+                f"internal error: {type(exc).__name__}: {exc}",
+                "this is a bug in s3sign; rerun with -vv and report the traceback",
+                ExitCode.INTERNAL,
+                exc,
+            )
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(
+                args, prog_name or "s3sign", complete_var, False, windows_expand_args, **extra
+            )
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            code = ExitCode.USAGE
+        except click.ClickException as exc:
+            failed_ctx = getattr(exc, "ctx", None)
+            command = failed_ctx.command_path if failed_ctx is not None else "s3sign"
+            Console().error(exc.format_message(), f"see '{command} --help'")
+            code = exc.exit_code
+        except typer.Abort:
+            code = ExitCode.INTERRUPTED
+        code = code if isinstance(code, int) else ExitCode.OK
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _console(ctx: click.Context) -> Console:
+    state = ctx.find_object(CliState)
+    return state.console if state is not None else Console()
+
+
+def _fail(ctx: click.Context, message: str, hint: str, code: int, exc: BaseException) -> NoReturn:
+    console = _console(ctx)
+    if not hint and code == ExitCode.USAGE:
+        hint = f"see '{ctx.command_path} {ctx.invoked_subcommand or ''} --help'".replace("  ", " ")
+    if console.verbosity >= 2:
+        console.stderr.write("".join(traceback.format_exception(exc)))
+    console.error(message, hint)
+    raise typer.Exit(code) from None
+
+
+app = typer.Typer(
+    cls=S3SignGroup,
+    name="s3sign",
+    help="Move build artifacts straight from workers to S3 with pre-signed URLs.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Verbose = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"s3sign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            help="YAML config file (default: $S3SIGN_CONFIG, ./s3sign.yaml, "
+            "~/.config/s3sign/config.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Move build artifacts straight from workers to S3 with pre-signed URLs."""
+    ctx.obj = CliState(console=Console(verbosity=-1 if quiet else verbose), config=config)
+
+
+def _state(ctx: typer.Context, verbose: int, quiet: bool) -> CliState:
+    """The root state, with a command's own -v/-q (given after the command name) applied."""
+    state = ctx.ensure_object(CliState)
+    if quiet:
+        state.console.verbosity = -1
+    elif verbose:
+        state.console.verbosity = max(state.console.verbosity, verbose)
+    return state
+
+
+class MethodChoice(StrEnum):
+    put = "put"
+    get = "get"
+    head = "head"
+    delete = "delete"
+
+
+class OutputChoice(StrEnum):
+    url = "url"
+    json = "json"
+    curl = "curl"
+    env = "env"
+
+
+class AddressingChoice(StrEnum):
+    auto = "auto"
+    virtual = "virtual"
+    path = "path"
+
+
+class ChecksumChoice(StrEnum):
+    sha256 = "sha256"
+    md5 = "md5"
+    none = "none"
+
+
+@app.command()
+def sign(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(metavar="BUCKET", help="Bucket, or s3://bucket/key.", show_default=False),
+    ],
+    key: Annotated[
+        str | None, typer.Argument(metavar="KEY", help="Object key.", show_default=False)
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(metavar="BYTES", help="Exact body size for PUT: bytes, or like 5MiB."),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(metavar="PATH", help="Take size, content type and checksum from this file."),
+    ] = None,
+    method: Annotated[
+        MethodChoice, typer.Option(case_sensitive=False, help="HTTP method the URL allows.")
+    ] = MethodChoice.put,
+    content_type: Annotated[
+        str | None, typer.Option(metavar="TYPE", help="Content-Type the PUT must send (signed).")
+    ] = None,
+    sha256: Annotated[
+        str | None,
+        typer.Option(metavar="DIGEST", help="SHA-256 of the body, base64 or hex (signed)."),
+    ] = None,
+    md5: Annotated[
+        str | None, typer.Option(metavar="DIGEST", help="MD5 of the body, base64 or hex (signed).")
+    ] = None,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=VALUE", help="x-amz-meta-NAME header (signed); repeatable."),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(metavar="DURATION", help="Lifetime: 90s, 15m, 12h, 7d.  [default: 15m]"),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(metavar="REGION", help="AWS region, e.g. eu-west-1.")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="S3-compatible endpoint, e.g. http://127.0.0.1:8333."),
+    ] = None,
+    addressing: Annotated[
+        AddressingChoice | None,
+        typer.Option(
+            case_sensitive=False,
+            help="virtual-host or path style.  [default: auto]",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(metavar="NAME", help="AWS profile from ~/.aws.")
+    ] = None,
+    checksum: Annotated[
+        ChecksumChoice | None,
+        typer.Option(
+            case_sensitive=False,
+            help="Checksum computed for --file.  [default: sha256]",
+            show_default=False,
+        ),
+    ] = None,
+    strict_expiry: Annotated[
+        bool,
+        typer.Option(
+            "--strict-expiry", help="Fail rather than cut the expiry to temporary credentials'."
+        ),
+    ] = False,
+    output: Annotated[
+        OutputChoice, typer.Option("--output", "-o", case_sensitive=False, help="What to print.")
+    ] = OutputChoice.url,
+    now: Annotated[
+        str | None,
+        typer.Option(metavar="TIME", help="Sign as of this ISO 8601 time (reproducible output)."),
+    ] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Print a pre-signed URL for one object, made from local AWS credentials."""
+    state = _state(ctx, verbose, quiet)
+    console = state.console
+    bucket, object_key = split_target(target, key)
+    settings = load_settings(
+        {
+            "region": region,
+            "endpoint_url": endpoint_url,
+            "addressing": addressing.value if addressing else None,
+            "profile": profile,
+            "expires": expires,
+            "checksum": checksum.value if checksum else None,
+            "strict_expiry": True if strict_expiry else None,
+        },
+        config_path=state.config,
+    )
+    request = SignRequest(
+        bucket=bucket,
+        key=object_key,
+        method=cast(Method, method.value.upper()),
+        size=_parse_size_flag(size),
+        content_type=content_type,
+        sha256=normalize_digest(sha256, 32) if sha256 is not None else None,
+        md5=normalize_digest(md5, 16) if md5 is not None else None,
+        meta=tuple(_parse_meta(item) for item in meta or ()),
+        expires=settings.expires,
+    )
+    if file is not None:
+        request = _with_file(request, file, settings.checksum)
+    check_request(request, strict_bucket=not _endpoint(settings.endpoint_url))
+
+    signing_time = _parse_now(now)
+    region_name = settings.region or aws_region(settings.profile)
+    if not region_name:
+        raise ConfigError(
+            "no region is set",
+            hint="pass --region, or set S3SIGN_REGION or AWS_REGION, or region: in s3sign.yaml",
+        )
+    credentials = resolve_credentials(settings.profile)
+    expires_in, warning = cap_expiry(
+        request.expires, credentials, signing_time, strict=settings.strict_expiry
+    )
+    if warning:
+        console.warning(warning)
+    endpoint = _endpoint(settings.endpoint_url)
+    console.info(f"credentials: {credentials.source} ({credentials.masked_access_key})")
+    console.info(f"region: {region_name}; endpoint: {endpoint or 'AWS'}")
+    signed = Presigner(credentials, region_name, endpoint, settings.addressing).sign(
+        replace(request, expires=expires_in), signing_time
+    )
+    console.info(
+        f"signed {signed.method} s3://{bucket}/{object_key}, "
+        f"expires in {format_duration(expires_in)}"
+    )
+    body_path = str(file) if file is not None else None
+    typer.echo(render(signed, output.value, body_path=body_path), nl=False)
+
+
+def split_target(target: str, key: str | None) -> tuple[str, str]:
+    """``BUCKET KEY`` or ``s3://bucket/key`` -> (bucket, key)."""
+    if target.startswith("s3://"):
+        if key is not None:
+            raise UsageError(
+                "give s3://bucket/key or BUCKET KEY, not both",
+                hint="e.g. s3sign sign s3://my-bucket/logs/build.txt --size 123",
+            )
+        bucket, _, object_key = target[len("s3://") :].partition("/")
+        return bucket, object_key
+    if key is None:
+        raise UsageError(
+            "missing the object key",
+            hint="e.g. s3sign sign my-bucket logs/build.txt --size 123",
+        )
+    return target, key
+
+
+def _parse_size_flag(text: str | None) -> int | None:
+    if text is None:
+        return None
+    stripped = text.strip()
+    if stripped.startswith("-") and stripped[1:].isdigit():
+        raise UsageError(f"--size {stripped} is negative", hint="pass the body size in bytes")
+    try:
+        return parse_size(stripped)
+    except ValueError as exc:
+        raise UsageError(f"--size: {exc}") from None
+
+
+def _parse_meta(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--meta {item!r} is not NAME=VALUE", hint="e.g. --meta build=1234")
+    return name, value
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--now {text!r} is not an ISO 8601 time", hint="e.g. --now 2026-01-31T12:00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequest:
+    """Fill size, content type and checksum from a file; explicit flags win."""
+    if request.method != "PUT":
+        raise UsageError("--file only applies to PUT", hint="drop --file, or use --method put")
+    if request.size is not None:
+        raise UsageError("give --size or --file, not both", hint="--file measures the size itself")
+    explicit_checksum = request.sha256 is not None or request.md5 is not None
+    facts = file_facts(path, "none" if explicit_checksum else checksum)
+    return replace(
+        request,
+        size=facts.size,
+        content_type=request.content_type or facts.content_type,
+        sha256=request.sha256 or facts.sha256,
+        md5=request.md5 or facts.md5,
+    )
+
+
+def _endpoint(configured: str | None) -> str | None:
+    """The endpoint URL: settings first, then ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``."""
+    if configured:
+        return configured
+    from_env = aws_endpoint_url()
+    if from_env:
+        try:
+            check_endpoint_url(from_env)
+        except ValueError as exc:
+            raise ConfigError(f"AWS_ENDPOINT_URL: {exc}") from None
+        return from_env.rstrip("/")
+    return None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,258 @@
+"""Settings and the one function that decides where each value comes from.
+
+Precedence, for every key: command-line flag > ``S3SIGN_*`` environment
+variable > YAML config file > built-in default. The YAML file is ``--config
+PATH``, else ``$S3SIGN_CONFIG``, else ``./s3sign.yaml``, else
+``$XDG_CONFIG_HOME/s3sign/config.yaml`` (``~/.config/s3sign/config.yaml``).
+AWS secrets never live here: they come from the AWS credential chain.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from s3sign.addressing import Addressing
+from s3sign.errors import ConfigError, UsageError
+from s3sign.units import parse_duration
+
+Checksum = Literal["sha256", "md5", "none"]
+Source = Literal["flag", "env", "file", "default"]
+
+MAX_EXPIRES = 7 * 86400  # SigV4's hard limit for a pre-signed URL
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything s3sign can be configured with, after precedence was applied."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    addressing: Addressing = "auto"
+    profile: str | None = None
+    expires: int = 900
+    checksum: Checksum = "sha256"
+    strict_expiry: bool = False
+    config_file: Path | None = field(default=None, compare=False)
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+
+# --- value parsers: raw value (str from env/flag, any YAML scalar) -> typed value ---------
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def _region(value: object) -> str:
+    text = _text(value)
+    if not all(c.isalnum() or c == "-" for c in text):
+        raise ValueError(f"{text!r} is not a region name (like eu-west-1)")
+    return text
+
+
+def _endpoint_url(value: object) -> str:
+    text = _text(value)
+    check_endpoint_url(text)
+    return text.rstrip("/")
+
+
+def check_endpoint_url(text: str) -> None:
+    """Refuse an endpoint that is not ``http(s)://host[:port][/path]``."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL with a host, like https://s3.example.com")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{text!r} must not carry a query, fragment or user info")
+    if port == 0:
+        raise ValueError(f"{text!r} has port 0")
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = _text(value).lower()
+        if text not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _expires(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 15m")
+    seconds = value if isinstance(value, int) else parse_duration(_text(value))
+    if seconds <= 0:
+        raise ValueError(f"{value!r}: the expiry must be longer than 0 seconds")
+    if seconds > MAX_EXPIRES:
+        raise ValueError(f"{value!r} is over 7d, the longest a SigV4 pre-signed URL can live")
+    return seconds
+
+
+def _bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+_PARSERS: dict[str, Callable[[object], object]] = {
+    "region": _region,
+    "endpoint_url": _endpoint_url,
+    "addressing": _choice("auto", "virtual", "path"),
+    "profile": _text,
+    "expires": _expires,
+    "checksum": _choice("sha256", "md5", "none"),
+    "strict_expiry": _bool,
+}
+KEYS: tuple[str, ...] = tuple(_PARSERS)
+
+
+def env_name(key: str) -> str:
+    """The environment variable for a settings key: ``expires`` -> ``S3SIGN_EXPIRES``."""
+    return "S3SIGN_" + key.upper()
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag for a settings key: ``endpoint_url`` -> ``--endpoint-url``."""
+    return "--" + key.replace("_", "-")
+
+
+def load_settings(
+    flags: Mapping[str, object | None] | None = None,
+    *,
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Apply flag > ``S3SIGN_*`` env > YAML file > default to every key, once.
+
+    ``flags`` maps settings keys to what the command line gave (``None`` when
+    the flag was not given). A bad flag value is a usage error (exit 2); a bad
+    environment variable or file value is a configuration error (exit 3)
+    naming the variable, or the file, key and line.
+    """
+    env = os.environ if env is None else env
+    flags = flags or {}
+    unknown_flags = set(flags) - set(KEYS)
+    if unknown_flags:
+        raise TypeError(f"not settings keys: {sorted(unknown_flags)}")
+    path = find_config_file(config_path, env=env, cwd=cwd)
+    from_file = read_config_file(path) if path is not None else {}
+
+    values: dict[str, object] = {}
+    sources: dict[str, Source] = {key: "default" for key in KEYS}
+    for key in KEYS:
+        source: Source
+        raw_flag, raw_env = flags.get(key), env.get(env_name(key))
+        if raw_flag is not None:
+            raw, source, line = raw_flag, "flag", 0
+        elif raw_env:
+            raw, source, line = raw_env, "env", 0
+        elif key in from_file:
+            (raw, line), source = from_file[key], "file"
+        else:
+            continue
+        try:
+            values[key] = _PARSERS[key](raw)
+        except ValueError as exc:
+            raise _bad_value(key, source, str(exc), path, line) from None
+        sources[key] = source
+    return Settings(**cast(dict[str, Any], values), config_file=path, sources=sources)
+
+
+def _bad_value(key: str, source: Source, problem: str, path: Path | None, line: int) -> Exception:
+    if source == "flag":
+        return UsageError(f"{flag_name(key)}: {problem}")
+    if source == "env":
+        return ConfigError(f"{env_name(key)}: {problem}", hint=f"fix or unset {env_name(key)}")
+    return ConfigError(f"{path}:{line}: {key}: {problem}")
+
+
+def find_config_file(
+    config_path: Path | None,
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+) -> Path | None:
+    """The YAML file to read, by the lookup order in the module docstring.
+
+    A file named explicitly (``--config`` or ``S3SIGN_CONFIG``) must exist; the
+    implicit locations are used only when they exist.
+    """
+    explicit = config_path or (Path(env["S3SIGN_CONFIG"]) if env.get("S3SIGN_CONFIG") else None)
+    if explicit is not None:
+        if not explicit.is_file():
+            origin = "--config" if config_path else "S3SIGN_CONFIG"
+            raise ConfigError(
+                f"config file {explicit} ({origin}) does not exist or is not a file",
+                hint="pass an existing YAML file, or leave it out to use the defaults",
+            )
+        return explicit
+    local = (cwd or Path.cwd()) / "s3sign.yaml"
+    if local.is_file():
+        return local
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".config")
+    user = Path(xdg) / "s3sign" / "config.yaml"
+    return user if user.is_file() else None
+
+
+def read_config_file(path: Path) -> dict[str, tuple[object, int]]:
+    """Key -> (raw value, line) from a YAML file; unknown keys are an error."""
+    import yaml  # only when a config file exists: keeps `sign` cold start small
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return {}
+        if not isinstance(root, yaml.MappingNode):
+            raise ConfigError(
+                f"{path}:{root.start_mark.line + 1}: the file must be a mapping of keys to values"
+            )
+        result: dict[str, tuple[object, int]] = {}
+        for key_node, value_node in root.value:
+            line = key_node.start_mark.line + 1
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str) or key not in _PARSERS:
+                known = ", ".join(KEYS)
+                raise ConfigError(
+                    f"{path}:{line}: unknown key {key!r}", hint=f"known keys: {known}"
+                )
+            if key in result:
+                raise ConfigError(f"{path}:{line}: {key} is set twice")
+            value = loader.construct_object(value_node, deep=True)
+            if value is not None:
+                result[key] = (value, line)
+        return result
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def describe(settings: Settings) -> list[tuple[str, object, Source]]:
+    """(key, value, source) for every key, for ``config show`` and ``-v`` logs."""
+    names = [f.name for f in fields(settings) if f.name in _PARSERS]
+    return [(n, getattr(settings, n), settings.sources.get(n, "default")) for n in names]

@@ -1,0 +1,76 @@
+"""A SignedRequest as text for people and scripts: url, json, curl, env."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Literal
+
+from s3sign.presign import SignedRequest
+
+Output = Literal["url", "json", "curl", "env"]
+OUTPUTS: tuple[Output, ...] = ("url", "json", "curl", "env")
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-31T12:00:00Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_dict(signed: SignedRequest) -> dict[str, object]:
+    """The JSON shape of a signed request (also the protocol's ``upload`` object)."""
+    return {
+        "method": signed.method,
+        "url": signed.url,
+        "headers": dict(signed.headers),
+        "expiresAt": iso_utc(signed.expires_at),
+        "bucket": signed.bucket,
+        "key": signed.key,
+    }
+
+
+def render(signed: SignedRequest, output: Output, *, body_path: str | None = None) -> str:
+    """The text for ``--output``, ending in a newline."""
+    if output == "url":
+        return signed.url + "\n"
+    if output == "json":
+        return json.dumps(as_dict(signed), ensure_ascii=False) + "\n"
+    if output == "curl":
+        return _curl(signed, body_path) + "\n"
+    return _env(signed)
+
+
+def _curl(signed: SignedRequest, body_path: str | None) -> str:
+    """A curl command that sends exactly the signed headers (curl sets Content-Length)."""
+    name = PurePosixPath(signed.key).name or "object"
+    words = ["curl", "-fsS"]
+    if signed.method == "PUT":
+        words += ["-T", body_path or name]
+    elif signed.method == "GET":
+        words += ["-o", name]
+    elif signed.method == "HEAD":
+        words += ["-I"]
+    else:
+        words += ["-X", "DELETE"]
+    for header, value in signed.headers.items():
+        if header != "Content-Length":
+            words += ["-H", f"{header}: {value}"]
+    words.append(signed.url)
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _env(signed: SignedRequest) -> str:
+    """``export S3SIGN_...=`` lines for ``eval "$(s3sign sign ... --output env)"``."""
+    values = {
+        "S3SIGN_METHOD": signed.method,
+        "S3SIGN_URL": signed.url,
+        "S3SIGN_EXPIRES_AT": iso_utc(signed.expires_at),
+        "S3SIGN_BUCKET": signed.bucket,
+        "S3SIGN_KEY": signed.key,
+    }
+    for header, value in signed.headers.items():
+        values["S3SIGN_HEADER_" + re.sub(r"[^A-Z0-9]", "_", header.upper())] = value
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())

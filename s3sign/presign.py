@@ -1,0 +1,241 @@
+"""SignRequest -> SignedRequest: what to sign, checked, then signed with SigV4.
+
+A PUT binds ``content-length`` always, and ``content-type``, the checksum
+header and ``x-amz-meta-*`` when given, as signed headers: S3 then refuses a
+request whose body or headers differ from what was signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from s3sign.addressing import Addressing, Endpoint, check_bucket, check_key, locate
+from s3sign.config import MAX_EXPIRES
+from s3sign.credentials import Credentials
+from s3sign.errors import CredentialsError, UsageError
+from s3sign.sigv4 import amz_date, presign_query
+from s3sign.units import format_duration
+
+Method = Literal["PUT", "GET", "HEAD", "DELETE"]
+METHODS: tuple[Method, ...] = ("PUT", "GET", "HEAD", "DELETE")
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT; larger objects need multipart
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$")
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    """One object operation to pre-sign. Checksums are base64, as S3 sends them."""
+
+    bucket: str
+    key: str
+    method: Method = "PUT"
+    size: int | None = None
+    content_type: str | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    meta: tuple[tuple[str, str], ...] = ()
+    expires: int = 900
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A pre-signed request: send ``method`` to ``url`` with exactly ``headers``."""
+
+    method: Method
+    url: str
+    headers: Mapping[str, str]
+    expires_at: datetime
+    bucket: str
+    key: str
+    signed_at: datetime = field(compare=False)
+
+
+class Presigner:
+    """Signs object requests for one set of credentials, region and endpoint.
+
+    Cheap to call in a loop: the SigV4 signing key is derived once a day.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        region: str,
+        endpoint_url: str | None = None,
+        addressing: Addressing = "auto",
+    ) -> None:
+        self.credentials = credentials
+        self.region = region
+        self.endpoint = (
+            Endpoint.from_url(endpoint_url) if endpoint_url else Endpoint.for_region(region)
+        )
+        self.addressing = addressing
+
+    def sign(self, request: SignRequest, now: datetime | None = None) -> SignedRequest:
+        """Check ``request`` (``UsageError`` if it cannot be signed) and sign it."""
+        check_request(request, strict_bucket=self.endpoint.is_aws)
+        moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        location = locate(self.endpoint, request.bucket, request.key, self.addressing)
+        headers = headers_to_send(request)
+        query = presign_query(
+            method=request.method,
+            host=location.host,
+            canonical_uri=location.path,
+            headers=[(name.lower(), value) for name, value in headers.items()],
+            access_key=self.credentials.access_key,
+            secret_key=self.credentials.secret_key,
+            token=self.credentials.token,
+            region=self.region,
+            service="s3",
+            timestamp=amz_date(moment),
+            expires=request.expires,
+        )
+        return SignedRequest(
+            method=request.method,
+            url=f"{location.url(self.endpoint.scheme)}?{query}",
+            headers=headers,
+            expires_at=moment + timedelta(seconds=request.expires),
+            bucket=request.bucket,
+            key=request.key,
+            signed_at=moment,
+        )
+
+
+def headers_to_send(request: SignRequest) -> dict[str, str]:
+    """The headers a client must send (and that get signed), besides ``Host``."""
+    headers: dict[str, str] = {}
+    if request.method != "PUT":
+        return headers
+    headers["Content-Length"] = str(request.size)
+    if request.content_type:
+        headers["Content-Type"] = request.content_type
+    if request.sha256:
+        headers["x-amz-checksum-sha256"] = request.sha256
+    if request.md5:
+        headers["Content-MD5"] = request.md5
+    for name, value in request.meta:
+        headers[f"x-amz-meta-{name.lower()}"] = value
+    return headers
+
+
+def check_request(request: SignRequest, *, strict_bucket: bool = True) -> None:
+    """Refuse, with a one-line reason and a hint, what S3 would refuse or misread."""
+    check_bucket(request.bucket, strict=strict_bucket)
+    check_key(request.key)
+    if not 0 < request.expires <= MAX_EXPIRES:
+        raise UsageError(
+            f"expiry of {request.expires}s is outside 1s..7d",
+            hint="SigV4 pre-signed URLs live at most 7 days; try --expires 15m",
+        )
+    if request.method != "PUT":
+        body_fields = {
+            "--size/--file": request.size is not None,
+            "--content-type": request.content_type is not None,
+            "--sha256": request.sha256 is not None,
+            "--md5": request.md5 is not None,
+            "--meta": bool(request.meta),
+        }
+        given = [name for name, present in body_fields.items() if present]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} only apply to PUT, not {request.method}",
+                hint="drop them, or use --method put",
+            )
+        return
+    _check_put(request)
+
+
+def _check_put(request: SignRequest) -> None:
+    if request.size is None:
+        raise UsageError(
+            "a PUT URL needs the exact size of the body",
+            hint="pass --size BYTES, or --file PATH to take it from a file",
+        )
+    if request.size < 0:
+        raise UsageError(f"size {request.size} is negative", hint="pass the body size in bytes")
+    if request.size > MAX_SINGLE_PUT:
+        raise UsageError(
+            f"size {request.size} is over 5 GiB, the most S3 takes in one PUT",
+            hint="upload it in parts with 's3sign push', which uses multipart above 100 MiB",
+        )
+    if request.content_type is not None and not (
+        _CONTENT_TYPE.match(request.content_type) and _HEADER_VALUE.match(request.content_type)
+    ):
+        raise UsageError(
+            f"{request.content_type!r} is not a content type", hint="write it like text/plain"
+        )
+    if request.sha256 is not None and request.md5 is not None:
+        raise UsageError("give --sha256 or --md5, not both", hint="SHA-256 is the stronger check")
+    if request.sha256 is not None:
+        _check_digest(request.sha256, 32, "--sha256")
+    if request.md5 is not None:
+        _check_digest(request.md5, 16, "--md5")
+    seen: set[str] = set()
+    for name, value in request.meta:
+        if not _META_KEY.match(name):
+            raise UsageError(
+                f"metadata name {name!r} may only hold letters, digits, '-' and '_'",
+                hint="write --meta name=value",
+            )
+        if name.lower() in seen:
+            raise UsageError(f"metadata name {name!r} is given twice")
+        seen.add(name.lower())
+        if not _HEADER_VALUE.match(value):
+            raise UsageError(
+                f"metadata {name!r} has a value S3 cannot carry in a header",
+                hint="use printable ASCII characters only",
+            )
+
+
+def _check_digest(value: str, length: int, flag: str) -> None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != length:
+        raise UsageError(
+            f"{flag} {value!r} is not a base64 {length * 8}-bit digest",
+            hint="pass base64 (openssl dgst -binary | base64) or hex, or use --file",
+        )
+
+
+def normalize_digest(value: str, length: int) -> str:
+    """Accept a digest as base64 or hex (what ``sha256sum`` prints); return base64."""
+    text = value.strip()
+    if len(text) == 2 * length and all(c in "0123456789abcdefABCDEF" for c in text):
+        return base64.b64encode(bytes.fromhex(text)).decode()
+    return text
+
+
+def cap_expiry(
+    expires: int, credentials: Credentials, now: datetime, *, strict: bool
+) -> tuple[int, str | None]:
+    """The expiry to sign with, and a warning when temporary credentials cut it short.
+
+    A pre-signed URL stops working when the credentials that signed it expire,
+    so asking for longer only hides the failure until later.
+    """
+    if credentials.expires_at is None:
+        return expires, None
+    left = int((credentials.expires_at - now).total_seconds())
+    if left <= 0:
+        raise CredentialsError(
+            f"the AWS credentials ({credentials.source}) expired {format_duration(-left)} ago",
+            hint="refresh them (aws sso login, or a new session token) and run again",
+        )
+    if expires <= left:
+        return expires, None
+    message = (
+        f"the AWS credentials expire in {format_duration(left)}, before the "
+        f"{format_duration(expires)} asked for"
+    )
+    if strict:
+        raise CredentialsError(message, hint="use a shorter --expires or longer-lived credentials")
+    return left, f"{message}; the URL will expire with them"
