@@ -29,9 +29,16 @@ class Endpoint:
     """An S3 service root: ``https://s3.eu-west-1.amazonaws.com`` or a custom one."""
 
     scheme: str
-    host: str  # lowercase, with the port when it is not the scheme's default
+    host: str  # the Host header: lowercase, with the port unless it is the scheme's default
     base_path: str  # "" or "/prefix", for stores mounted below a path
     is_aws: bool
+    port_in_url: str = ""  # ":443" when the user wrote a default port: kept, as botocore does
+
+    @property
+    def is_ip_address(self) -> bool:
+        """An IP host cannot carry a bucket name in front of it: path style it is."""
+        name = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host
+        return name.startswith("[") or bool(_IPV4.match(name))
 
     @classmethod
     def for_region(cls, region: str) -> Endpoint:
@@ -46,20 +53,21 @@ class Endpoint:
         host = (parts.hostname or "").lower()
         if ":" in host:
             host = f"[{host}]"
+        port_in_url = ""
         if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
             host = f"{host}:{parts.port}"
-        return cls(parts.scheme, host, parts.path.rstrip("/"), is_aws=False)
+        elif parts.port is not None:
+            port_in_url = f":{parts.port}"
+        return cls(parts.scheme, host, parts.path.rstrip("/"), is_aws=False, port_in_url=port_in_url)
 
 
 @dataclass(frozen=True)
 class ObjectLocation:
-    """The pieces a signer needs: host header, encoded path, and the URL before the query."""
+    """The pieces a signer needs: the Host header, the encoded path, and the URL before the query."""
 
     host: str
     path: str
-
-    def url(self, scheme: str) -> str:
-        return f"{scheme}://{self.host}{self.path}"
+    url: str
 
 
 def check_bucket(bucket: str, *, strict: bool) -> None:
@@ -100,10 +108,19 @@ def check_key(key: str) -> None:
 
 
 def locate(endpoint: Endpoint, bucket: str, key: str, addressing: Addressing) -> ObjectLocation:
-    """The host and encoded path for an object under the chosen addressing style."""
+    """The host and encoded path for an object under the chosen addressing style.
+
+    Virtual-host style falls back to path style where it cannot work, as
+    botocore does: an IP-address endpoint, or a dotted bucket name over TLS.
+    """
     encoded_key = quote(key, safe="/~")
     if addressing == "auto":
         addressing = "virtual" if endpoint.is_aws and "." not in bucket else "path"
-    if addressing == "virtual":
-        return ObjectLocation(f"{bucket}.{endpoint.host}", f"{endpoint.base_path}/{encoded_key}")
-    return ObjectLocation(endpoint.host, f"{endpoint.base_path}/{bucket}/{encoded_key}")
+    dotted_over_tls = "." in bucket and endpoint.scheme == "https"
+    if addressing == "virtual" and not endpoint.is_ip_address and not dotted_over_tls:
+        host = f"{bucket}.{endpoint.host}"
+        path = f"{endpoint.base_path}/{encoded_key}"
+    else:
+        host = endpoint.host
+        path = f"{endpoint.base_path}/{bucket}/{encoded_key}"
+    return ObjectLocation(host, path, f"{endpoint.scheme}://{host}{endpoint.port_in_url}{path}")

