@@ -1,0 +1,186 @@
+"""URLs from ``s3sign sign`` against a real S3 server that verifies signatures.
+
+What is bound must be refused by the server when it differs; what was signed
+must work, byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from s3sign.cli import app
+from s3sign.local import LocalS3
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("s3_env")]
+
+
+def sign(*args: str) -> dict[str, Any]:
+    """Run ``s3sign sign ... -o json`` in-process and return the document."""
+    result = CliRunner().invoke(app, ["sign", *args, "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def put(signed: dict[str, Any], body: bytes, **header_changes: str | None) -> requests.Response:
+    headers = dict(signed["headers"])
+    for name, value in header_changes.items():
+        name = name.replace("_", "-")
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    headers["Content-Length"] = str(len(body))
+    return requests.put(signed["url"], data=body, headers=headers, timeout=30)
+
+
+def key() -> str:
+    return f"tests/{uuid.uuid4().hex}/a file+name~ü.txt"
+
+
+def b64sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def test_signed_put_then_get_is_byte_identical(local_s3: LocalS3) -> None:
+    body = os.urandom(100_000)
+    name = key()
+    signed = sign(local_s3.bucket, name, "--size", str(len(body)), "--content-type",
+                  "application/x-test", "--sha256", b64sha256(body), "--meta", "build=42")
+    response = put(signed, body)
+    assert response.status_code == 200, response.text
+    fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
+    assert fetched.status_code == 200
+    assert fetched.content == body
+    assert fetched.headers["Content-Type"] == "application/x-test"
+    head = requests.head(sign(local_s3.bucket, name, "--method", "head")["url"], timeout=30)
+    assert head.status_code == 200
+    assert head.headers["x-amz-meta-build"] == "42"
+    deleted = requests.delete(sign(local_s3.bucket, name, "--method", "delete")["url"], timeout=30)
+    assert deleted.status_code == 204
+    gone = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
+    assert gone.status_code == 404
+
+
+def test_zero_byte_object(local_s3: LocalS3) -> None:
+    signed = sign(local_s3.bucket, key(), "--size", "0")
+    assert put(signed, b"").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "changes", "status"),
+    [
+        (b"hello world!", {}, 403),  # one byte more than signed
+        (b"hello worl", {}, 403),  # one byte less
+        (b"hello world", {"Content_Type": "text/html"}, 403),  # another content type
+        (b"hello world", {"Content_Type": None}, 403),  # signed header not sent
+        (b"hello World", {}, 400),  # same size, body does not match the signed SHA-256
+        (b"hello world", {"x_amz_checksum_sha256": None}, 403),  # checksum header dropped
+    ],
+)
+def test_server_refuses_what_differs_from_the_signature(
+    local_s3: LocalS3, body: bytes, changes: dict[str, str | None], status: int
+) -> None:
+    good = b"hello world"
+    signed = sign(local_s3.bucket, key(), "--size", str(len(good)), "--content-type",
+                  "text/plain", "--sha256", b64sha256(good))
+    response = put(signed, body, **changes)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "BadDigest" in response.text or "XAmzContentChecksumMismatch" in response.text
+
+
+def test_server_refuses_a_body_that_does_not_match_md5(local_s3: LocalS3) -> None:
+    good = b"hello world"
+    md5 = base64.b64encode(hashlib.md5(good).digest()).decode()
+    signed = sign(local_s3.bucket, key(), "--size", "11", "--md5", md5)
+    assert put(signed, b"hello World").status_code == 400
+    assert put(signed, good).status_code == 200
+
+
+def _edit_query(url: str, name: str, new_value: str) -> str:
+    base, query = url.split("?", 1)
+    params = [p.split("=", 1) for p in query.split("&")]
+    return base + "?" + "&".join(f"{k}={new_value if k == name else v}" for k, v in params)
+
+
+def test_server_refuses_edited_signature_and_expiry(local_s3: LocalS3) -> None:
+    signed = sign(local_s3.bucket, key(), "--size", "2")
+    signature = signed["url"].rsplit("=", 1)[1]
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
+    tampered = {**signed, "url": _edit_query(signed["url"], "X-Amz-Signature", flipped)}
+    assert put(tampered, b"ab").status_code == 403
+    longer = {**signed, "url": _edit_query(signed["url"], "X-Amz-Expires", "604800")}
+    assert put(longer, b"ab").status_code == 403
+    assert put(signed, b"ab").status_code == 200
+
+
+def test_server_refuses_a_url_signed_with_a_wrong_secret(
+    local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_s3.credentials.secret_key + "x")
+    assert put(sign(local_s3.bucket, key(), "--size", "2"), b"ab").status_code == 403
+
+
+def test_server_refuses_an_expired_url(local_s3: LocalS3) -> None:
+    signed = sign(local_s3.bucket, key(), "--size", "2", "--expires", "60",
+                  "--now", "2020-01-01T00:00:00Z")
+    response = put(signed, b"ab")
+    assert response.status_code == 403
+
+
+def test_server_refuses_a_put_to_a_get_url(local_s3: LocalS3) -> None:
+    name = key()
+    signed = sign(local_s3.bucket, name, "--method", "get")
+    response = requests.put(signed["url"], data=b"ab", timeout=30)
+    assert response.status_code == 403
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_output_uploads_a_file(local_s3: LocalS3, tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_bytes(os.urandom(4096))
+    name = key()
+    result = CliRunner().invoke(app, ["sign", local_s3.bucket, name, "--file", str(path),
+                                      "-o", "curl"])
+    assert result.exit_code == 0, result.stderr
+    subprocess.run(["sh", "-c", result.stdout], check=True, capture_output=True, timeout=60)
+    fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
+    assert fetched.content == path.read_bytes()
+    assert fetched.headers["Content-Type"] == "application/json"
+    path.write_bytes(os.urandom(4096))  # same size, other bytes: the signed checksum refuses it
+    failed = subprocess.run(["sh", "-c", result.stdout], capture_output=True, timeout=60)
+    assert failed.returncode != 0
+
+
+def test_real_process_and_env_output(local_s3: LocalS3, tmp_path: Path) -> None:
+    """``eval "$(s3sign sign ... -o env)"`` in a shell, then a PUT with the exported values."""
+    name = key()
+    body = tmp_path / "body.txt"
+    body.write_text("from the shell\n")
+    script = (
+        f'eval "$({sys.executable} -m s3sign sign {local_s3.bucket} "$KEY" --file "$BODY" -o env)"\n'
+        'curl -fsS -X "$S3SIGN_METHOD" -T "$BODY" '
+        '-H "Content-Type: $S3SIGN_HEADER_CONTENT_TYPE" '
+        '-H "x-amz-checksum-sha256: $S3SIGN_HEADER_X_AMZ_CHECKSUM_SHA256" "$S3SIGN_URL"\n'
+    )
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    env = {**os.environ, "KEY": name, "BODY": str(body)}
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
+    assert fetched.text == "from the shell\n"
