@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from s3sign.errors import UsageError
@@ -22,6 +23,8 @@ _AWS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _COMPAT_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)").search
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch  # needs no percent-encoding
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,7 @@ class Endpoint:
     base_path: str  # "" or "/prefix", for stores mounted below a path
     is_aws: bool
     port_in_url: str = ""  # ":443" when the user wrote a default port: kept, as botocore does
-
-    @property
-    def is_ip_address(self) -> bool:
-        """An IP host cannot carry a bucket name in front of it: path style it is."""
-        name = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host
-        return name.startswith("[") or bool(_IPV4.match(name))
+    is_ip_address: bool = False  # no bucket name can go in front of an IP: path style only
 
     @classmethod
     def for_region(cls, region: str) -> Endpoint:
@@ -51,6 +49,7 @@ class Endpoint:
         """A custom endpoint such as ``http://127.0.0.1:8333`` (already validated)."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
+        is_ip_address = ":" in host or bool(_IPV4.match(host))
         if ":" in host:
             host = f"[{host}]"
         port_in_url = ""
@@ -58,18 +57,25 @@ class Endpoint:
             host = f"{host}:{parts.port}"
         elif parts.port is not None:
             port_in_url = f":{parts.port}"
-        return cls(parts.scheme, host, parts.path.rstrip("/"), is_aws=False, port_in_url=port_in_url)
+        return cls(
+            parts.scheme,
+            host,
+            parts.path.rstrip("/"),
+            is_aws=False,
+            port_in_url=port_in_url,
+            is_ip_address=is_ip_address,
+        )
 
 
-@dataclass(frozen=True)
-class ObjectLocation:
-    """The pieces a signer needs: the Host header, the encoded path, and the URL before the query."""
+class ObjectLocation(NamedTuple):  # a tuple: made once per signed URL, so cheap to build
+    """What a signer needs: the Host header, the encoded path, the URL before the query."""
 
     host: str
     path: str
     url: str
 
 
+@lru_cache(maxsize=256)  # a batch signs into few buckets; only passing names are cached
 def check_bucket(bucket: str, *, strict: bool) -> None:
     """Refuse a bucket name S3 would refuse (AWS's rules when ``strict``)."""
     hint = "bucket names are 3-63 lowercase letters, digits, dots and hyphens"
@@ -100,7 +106,7 @@ def check_key(key: str) -> None:
             f"the object key is {size} bytes long; S3 allows at most {MAX_KEY_BYTES} (UTF-8)",
             hint="shorten the key",
         )
-    if any(segment in (".", "..") for segment in key.split("/")):
+    if _DOT_SEGMENT(key):
         raise UsageError(
             f"the object key {key!r} has a '.' or '..' segment",
             hint="HTTP clients rewrite such paths, so the URL would point elsewhere; rename it",
@@ -113,7 +119,7 @@ def locate(endpoint: Endpoint, bucket: str, key: str, addressing: Addressing) ->
     Virtual-host style falls back to path style where it cannot work, as
     botocore does: an IP-address endpoint, or a dotted bucket name over TLS.
     """
-    encoded_key = quote(key, safe="/~")
+    encoded_key = key if _PLAIN_PATH(key) else quote(key, safe="/~")
     if addressing == "auto":
         addressing = "virtual" if endpoint.is_aws and "." not in bucket else "path"
     dotted_over_tls = "." in bucket and endpoint.scheme == "https"

@@ -6,7 +6,6 @@ This is the one place where errors become exit codes and text on stderr.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,7 +22,6 @@ from s3sign.config import Checksum, check_endpoint_url, load_settings
 from s3sign.console import Console
 from s3sign.credentials import aws_endpoint_url, aws_region, resolve_credentials
 from s3sign.errors import ConfigError, ExitCode, S3SignError, UsageError
-from s3sign.files import file_facts
 from s3sign.formats import render
 from s3sign.presign import (
     Method,
@@ -105,6 +103,8 @@ def _fail(ctx: click.Context, message: str, hint: str, code: int, exc: BaseExcep
     if not hint and code == ExitCode.USAGE:
         hint = f"see '{ctx.command_path} {ctx.invoked_subcommand or ''} --help'".replace("  ", " ")
     if console.verbosity >= 2:
+        import traceback
+
         console.stderr.write("".join(traceback.format_exception(exc)))
     console.error(message, hint)
     raise typer.Exit(code) from None
@@ -387,6 +387,8 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
         raise UsageError("--file only applies to PUT", hint="drop --file, or use --method put")
     if request.size is not None:
         raise UsageError("give --size or --file, not both", hint="--file measures the size itself")
+    from s3sign.files import file_facts  # hashing and MIME tables: only for --file
+
     explicit_checksum = request.sha256 is not None or request.md5 is not None
     facts = file_facts(path, "none" if explicit_checksum else checksum)
     return replace(

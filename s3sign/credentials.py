@@ -9,7 +9,6 @@ and instance roles.
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +117,8 @@ def aws_region(profile: str | None = None, env: Mapping[str, str] | None = None)
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if env.get(name):
             return env[name]
+    import configparser
+
     profile = profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
     home = Path(env.get("HOME", str(Path.home())))
     path = Path(env.get("AWS_CONFIG_FILE") or home / ".aws" / "config").expanduser()

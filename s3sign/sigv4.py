@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
@@ -19,17 +20,22 @@ from urllib.parse import quote
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 SAFE = "-_.~"  # RFC 3986 unreserved, besides letters and digits
-AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+_ALL_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 
 
 def amz_date(moment: datetime) -> str:
     """``20130524T000000Z`` for a UTC moment."""
-    return moment.strftime(AMZ_DATE_FORMAT)
+    return (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+        f"T{moment.hour:02d}{moment.minute:02d}{moment.second:02d}Z"
+    )
 
 
 def uri_encode(text: str) -> str:
     """Percent-encode everything but unreserved characters, as SigV4 requires."""
-    return quote(text, safe=SAFE)
+    return text if _ALL_UNRESERVED(text) else quote(text, safe=SAFE)
 
 
 @lru_cache(maxsize=128)
@@ -42,10 +48,10 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 
 
 def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
-    """(canonical header block, signed header list) for lowercase-named headers."""
-    ordered = sorted((name, " ".join(value.split())) for name, value in headers)
-    block = "".join(f"{name}:{value}\n" for name, value in ordered)
-    return block, ";".join(name for name, _ in ordered)
+    """(canonical header block, signed header list): names lowercased, values trimmed."""
+    ordered = sorted([(name.lower(), " ".join(value.split())) for name, value in headers])
+    block = "".join([f"{name}:{value}\n" for name, value in ordered])
+    return block, ";".join([name for name, _ in ordered])
 
 
 def presign_query(
@@ -67,38 +73,56 @@ def presign_query(
 
     ``canonical_uri`` is the already-encoded path exactly as it will be sent
     (S3 does not normalise it); ``headers`` are the headers besides ``host``
-    that the client must send, with lowercase names; ``query`` holds operation
+    that the client must send; ``query`` holds operation
     parameters (``partNumber``, ``uploadId`` ...), which come first in the URL
     the way botocore orders them.
     """
     date = timestamp[:8]
     scope = f"{date}/{region}/{service}/aws4_request"
     header_block, signed_headers = canonical_headers([("host", host), *headers])
+    auth, canonical_query, in_url_order = _auth_params(
+        access_key, scope, timestamp, expires, signed_headers, token
+    )
+    operation = [(uri_encode(name), uri_encode(value)) for name, value in query]
+    if operation:
+        canonical_query = _joined(sorted([*operation, *auth]))
+        in_url_order = _joined([*operation, *auth])
+    canonical_request = (
+        f"{method}\n{canonical_uri}\n{canonical_query}\n{header_block}\n"
+        f"{signed_headers}\n{UNSIGNED_PAYLOAD}"
+    )
+    hashed_request = hashlib.sha256(canonical_request.encode()).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashed_request}"
+    key = signing_key(secret_key, date, region, service)
+    signature = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    return f"{in_url_order}&X-Amz-Signature={signature}"
+
+
+@lru_cache(maxsize=64)  # the same for every URL of a batch signed within one second
+def _auth_params(
+    access_key: str,
+    scope: str,
+    timestamp: str,
+    expires: int,
+    signed_headers: str,
+    token: str | None,
+) -> tuple[tuple[tuple[str, str], ...], str, str]:
+    """The encoded ``X-Amz-*`` parameters in botocore's order, and joined: sorted, as is.
+
+    Names are constants, the date and expiry are digits, and header names are
+    ``[a-z0-9-]`` joined by ``;``: only the credential and the token need quoting.
+    """
     params = [
-        *query,
         ("X-Amz-Algorithm", ALGORITHM),
-        ("X-Amz-Credential", f"{access_key}/{scope}"),
+        ("X-Amz-Credential", uri_encode(f"{access_key}/{scope}")),
         ("X-Amz-Date", timestamp),
         ("X-Amz-Expires", str(expires)),
-        ("X-Amz-SignedHeaders", signed_headers),
+        ("X-Amz-SignedHeaders", signed_headers.replace(";", "%3B")),
     ]
     if token is not None:
-        params.append(("X-Amz-Security-Token", token))
-    encoded = [(uri_encode(name), uri_encode(value)) for name, value in params]
-    canonical_request = "\n".join(
-        (
-            method,
-            canonical_uri,
-            "&".join(f"{name}={value}" for name, value in sorted(encoded)),
-            header_block,
-            signed_headers,
-            UNSIGNED_PAYLOAD,
-        )
-    )
-    string_to_sign = "\n".join(
-        (ALGORITHM, timestamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest())
-    )
-    key = signing_key(secret_key, date, region, service)
-    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-    in_url_order = "&".join(f"{name}={value}" for name, value in encoded)
-    return f"{in_url_order}&X-Amz-Signature={signature}"
+        params.append(("X-Amz-Security-Token", uri_encode(token)))
+    return tuple(params), _joined(sorted(params)), _joined(params)
+
+
+def _joined(pairs: Iterable[tuple[str, str]]) -> str:
+    return "&".join([f"{name}={value}" for name, value in pairs])

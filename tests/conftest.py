@@ -7,7 +7,6 @@ and the AWS credential chain never reaches for the instance-metadata address.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ EXAMPLE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A clean HOME, cwd and environment for every test."""
     for name in list(os.environ):
         if name.startswith(("AWS_", "S3SIGN_")) or name in ("XDG_CONFIG_HOME", "NO_COLOR"):
@@ -29,7 +28,7 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    yield home
+    return home
 
 
 @pytest.fixture

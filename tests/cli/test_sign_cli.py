@@ -30,9 +30,20 @@ def test_url_alone_on_stdout(run: Run) -> None:
 
 def test_reproduces_aws_published_example_through_the_cli(run: Run) -> None:
     result = run(
-        "sign", "s3://examplebucket/test.txt", "--method", "get", "--expires", "86400",
-        "--now", "2013-05-24T00:00:00Z", "--region", "us-east-1",
-        "--endpoint-url", "https://s3.amazonaws.com", "--addressing", "virtual",
+        "sign",
+        "s3://examplebucket/test.txt",
+        "--method",
+        "get",
+        "--expires",
+        "86400",
+        "--now",
+        "2013-05-24T00:00:00Z",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        "https://s3.amazonaws.com",
+        "--addressing",
+        "virtual",
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("https://examplebucket.s3.amazonaws.com/test.txt?")
@@ -45,13 +56,29 @@ def test_now_makes_output_reproducible(run: Run) -> None:
 
 
 def test_json_output(run: Run) -> None:
-    result = run("sign", "b-1", "a.txt", "--size", "3", "--content-type", "text/plain",
-                 "--meta", "build=7", "-o", "json", "--now", "2026-01-01T00:00:00Z")
+    result = run(
+        "sign",
+        "b-1",
+        "a.txt",
+        "--size",
+        "3",
+        "--content-type",
+        "text/plain",
+        "--meta",
+        "build=7",
+        "-o",
+        "json",
+        "--now",
+        "2026-01-01T00:00:00Z",
+    )
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["method"] == "PUT"
-    assert document["headers"] == {"Content-Length": "3", "Content-Type": "text/plain",
-                                   "x-amz-meta-build": "7"}
+    assert document["headers"] == {
+        "Content-Length": "3",
+        "Content-Type": "text/plain",
+        "x-amz-meta-build": "7",
+    }
     assert document["expiresAt"] == "2026-01-01T00:15:00Z"
     assert (document["bucket"], document["key"]) == ("b-1", "a.txt")
 
@@ -64,19 +91,35 @@ def test_file_fills_size_type_and_sha256(run: Run, tmp_path: Path) -> None:
     headers = json.loads(result.stdout)["headers"]
     assert headers["Content-Length"] == "12"
     assert headers["Content-Type"] == "application/json"
-    assert headers["x-amz-checksum-sha256"] == base64.b64encode(
-        hashlib.sha256(b'{"ok": true}').digest()).decode()
+    assert (
+        headers["x-amz-checksum-sha256"]
+        == base64.b64encode(hashlib.sha256(b'{"ok": true}').digest()).decode()
+    )
 
 
 def test_file_with_md5_or_no_checksum_and_type_override(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(b"abc")
-    md5 = json.loads(run("sign", "b-1", "k", "--file", str(path), "--checksum", "md5",
-                         "-o", "json").stdout)["headers"]
+    md5 = json.loads(
+        run("sign", "b-1", "k", "--file", str(path), "--checksum", "md5", "-o", "json").stdout
+    )["headers"]
     assert md5["Content-MD5"] == base64.b64encode(hashlib.md5(b"abc").digest()).decode()
     assert md5["Content-Type"] == "application/octet-stream"
-    none = json.loads(run("sign", "b-1", "k", "--file", str(path), "--checksum", "none",
-                          "--content-type", "text/csv", "-o", "json").stdout)["headers"]
+    none = json.loads(
+        run(
+            "sign",
+            "b-1",
+            "k",
+            "--file",
+            str(path),
+            "--checksum",
+            "none",
+            "--content-type",
+            "text/csv",
+            "-o",
+            "json",
+        ).stdout
+    )["headers"]
     assert none == {"Content-Length": "3", "Content-Type": "text/csv"}
 
 
@@ -122,7 +165,8 @@ def _assert_fails(run: Run, code: int, message: str, *args: str) -> str:
     first, *rest = result.stderr.splitlines()
     assert first.startswith("s3sign: error: "), result.stderr
     assert message in first, result.stderr
-    assert rest and rest[0].startswith("  hint: "), result.stderr
+    assert rest, result.stderr
+    assert rest[0].startswith("  hint: "), result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
 
@@ -143,7 +187,10 @@ def _assert_fails(run: Run, code: int, message: str, *args: str) -> str:
         (["sign", "b-1", "k" * 1025, "--size", "1"], "1025 bytes long"),
         (["sign", "b-1", "k", "--size", "1", "--meta", "novalue"], "not NAME=VALUE"),
         (["sign", "b-1", "k", "--size", "1", "--endpoint-url", "ftp://x"], "not an http(s) URL"),
-        (["sign", "b-1", "k", "--size", "1", "--endpoint-url", "http://h:99999"], "not a valid URL"),
+        (
+            ["sign", "b-1", "k", "--size", "1", "--endpoint-url", "http://h:99999"],
+            "not a valid URL",
+        ),
         (["sign", "b-1", "k", "--size", "1", "--sha256", "zz"], "not a base64 256-bit"),
         (["sign", "b-1", "k", "--size", "1", "--now", "yesterday"], "not an ISO 8601 time"),
         (["sign", "b-1", "--size", "1"], "missing the object key"),
@@ -163,8 +210,18 @@ def test_file_problems(run: Run, tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_text("x")
     _assert_fails(run, 2, "not both", "sign", "b-1", "k", "--file", str(path), "--size", "1")
-    _assert_fails(run, 2, "--file only applies to PUT",
-                  "sign", "b-1", "k", "--file", str(path), "--method", "get")
+    _assert_fails(
+        run,
+        2,
+        "--file only applies to PUT",
+        "sign",
+        "b-1",
+        "k",
+        "--file",
+        str(path),
+        "--method",
+        "get",
+    )
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     _assert_fails(run, 2, "not a regular file", "sign", "b-1", "k", "--file", str(fifo))
@@ -195,16 +252,47 @@ def test_missing_region_is_exit_3(run: Run, monkeypatch: pytest.MonkeyPatch) -> 
 def test_config_file_errors_are_exit_3(run: Run, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("region: eu-west-1\nexpiry: 5m\n")
-    _assert_fails(run, 3, f"{bad}:2: unknown key 'expiry'",
-                  "--config", str(bad), "sign", "b-1", "k", "--size", "1")
-    _assert_fails(run, 3, "does not exist",
-                  "--config", str(tmp_path / "none.yaml"), "sign", "b-1", "k", "--size", "1")
-    _assert_fails(run, 3, "does not exist", "--config", str(tmp_path), "sign", "b-1", "k",
-                  "--size", "1")
+    _assert_fails(
+        run,
+        3,
+        f"{bad}:2: unknown key 'expiry'",
+        "--config",
+        str(bad),
+        "sign",
+        "b-1",
+        "k",
+        "--size",
+        "1",
+    )
+    _assert_fails(
+        run,
+        3,
+        "does not exist",
+        "--config",
+        str(tmp_path / "none.yaml"),
+        "sign",
+        "b-1",
+        "k",
+        "--size",
+        "1",
+    )
+    _assert_fails(
+        run, 3, "does not exist", "--config", str(tmp_path), "sign", "b-1", "k", "--size", "1"
+    )
     garbage = tmp_path / "garbage.yaml"
     garbage.write_bytes(b"\x00\xff\xfe")
-    _assert_fails(run, 3, "cannot read config file", "--config", str(garbage),
-                  "sign", "b-1", "k", "--size", "1")
+    _assert_fails(
+        run,
+        3,
+        "cannot read config file",
+        "--config",
+        str(garbage),
+        "sign",
+        "b-1",
+        "k",
+        "--size",
+        "1",
+    )
 
 
 def test_config_file_values_are_used(run: Run, tmp_path: Path) -> None:

@@ -37,8 +37,8 @@ def sign(*args: str) -> dict[str, Any]:
 
 def put(signed: dict[str, Any], body: bytes, **header_changes: str | None) -> requests.Response:
     headers = dict(signed["headers"])
-    for name, value in header_changes.items():
-        name = name.replace("_", "-")
+    for field, value in header_changes.items():
+        name = field.replace("_", "-")
         if value is None:
             headers.pop(name, None)
         else:
@@ -58,8 +58,18 @@ def b64sha256(data: bytes) -> str:
 def test_signed_put_then_get_is_byte_identical(local_s3: LocalS3) -> None:
     body = os.urandom(100_000)
     name = key()
-    signed = sign(local_s3.bucket, name, "--size", str(len(body)), "--content-type",
-                  "application/x-test", "--sha256", b64sha256(body), "--meta", "build=42")
+    signed = sign(
+        local_s3.bucket,
+        name,
+        "--size",
+        str(len(body)),
+        "--content-type",
+        "application/x-test",
+        "--sha256",
+        b64sha256(body),
+        "--meta",
+        "build=42",
+    )
     response = put(signed, body)
     assert response.status_code == 200, response.text
     fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
@@ -95,8 +105,16 @@ def test_server_refuses_what_differs_from_the_signature(
     local_s3: LocalS3, body: bytes, changes: dict[str, str | None], status: int
 ) -> None:
     good = b"hello world"
-    signed = sign(local_s3.bucket, key(), "--size", str(len(good)), "--content-type",
-                  "text/plain", "--sha256", b64sha256(good))
+    signed = sign(
+        local_s3.bucket,
+        key(),
+        "--size",
+        str(len(good)),
+        "--content-type",
+        "text/plain",
+        "--sha256",
+        b64sha256(good),
+    )
     response = put(signed, body, **changes)
     assert response.status_code == status, response.text
     if status == 400:
@@ -136,8 +154,9 @@ def test_server_refuses_a_url_signed_with_a_wrong_secret(
 
 
 def test_server_refuses_an_expired_url(local_s3: LocalS3) -> None:
-    signed = sign(local_s3.bucket, key(), "--size", "2", "--expires", "60",
-                  "--now", "2020-01-01T00:00:00Z")
+    signed = sign(
+        local_s3.bucket, key(), "--size", "2", "--expires", "60", "--now", "2020-01-01T00:00:00Z"
+    )
     response = put(signed, b"ab")
     assert response.status_code == 403
 
@@ -154,15 +173,18 @@ def test_curl_output_uploads_a_file(local_s3: LocalS3, tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     path.write_bytes(os.urandom(4096))
     name = key()
-    result = CliRunner().invoke(app, ["sign", local_s3.bucket, name, "--file", str(path),
-                                      "-o", "curl"])
+    result = CliRunner().invoke(
+        app, ["sign", local_s3.bucket, name, "--file", str(path), "-o", "curl"]
+    )
     assert result.exit_code == 0, result.stderr
     subprocess.run(["sh", "-c", result.stdout], check=True, capture_output=True, timeout=60)
     fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
     assert fetched.content == path.read_bytes()
     assert fetched.headers["Content-Type"] == "application/json"
     path.write_bytes(os.urandom(4096))  # same size, other bytes: the signed checksum refuses it
-    failed = subprocess.run(["sh", "-c", result.stdout], capture_output=True, timeout=60)
+    failed = subprocess.run(
+        ["sh", "-c", result.stdout], capture_output=True, timeout=60, check=False
+    )
     assert failed.returncode != 0
 
 
@@ -172,7 +194,8 @@ def test_real_process_and_env_output(local_s3: LocalS3, tmp_path: Path) -> None:
     body = tmp_path / "body.txt"
     body.write_text("from the shell\n")
     script = (
-        f'eval "$({sys.executable} -m s3sign sign {local_s3.bucket} "$KEY" --file "$BODY" -o env)"\n'
+        f'eval "$({sys.executable} -m s3sign sign {local_s3.bucket} "$KEY" '
+        '--file "$BODY" -o env)"\n'
         'curl -fsS -X "$S3SIGN_METHOD" -T "$BODY" '
         '-H "Content-Type: $S3SIGN_HEADER_CONTENT_TYPE" '
         '-H "x-amz-checksum-sha256: $S3SIGN_HEADER_X_AMZ_CHECKSUM_SHA256" "$S3SIGN_URL"\n'
@@ -180,7 +203,9 @@ def test_real_process_and_env_output(local_s3: LocalS3, tmp_path: Path) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     env = {**os.environ, "KEY": name, "BODY": str(body)}
-    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
     assert fetched.text == "from the shell\n"

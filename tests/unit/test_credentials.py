@@ -56,7 +56,9 @@ def test_profile_from_shared_files(isolated_environment: Path) -> None:
     (aws / "credentials").write_text(
         "[ci]\naws_access_key_id = AKIAPROFILE0001\naws_secret_access_key = s3cr3t\n"
     )
-    (aws / "config").write_text("[profile ci]\nregion = eu-south-1\n[default]\nregion = us-west-1\n")
+    (aws / "config").write_text(
+        "[profile ci]\nregion = eu-south-1\n[default]\nregion = us-west-1\n"
+    )
     credentials = resolve_credentials("ci")
     assert credentials.access_key == "AKIAPROFILE0001"
     assert credentials.source.startswith("botocore:")
@@ -76,7 +78,10 @@ def test_region_env_order() -> None:
 
 
 def test_endpoint_env() -> None:
-    assert aws_endpoint_url({"AWS_ENDPOINT_URL": "http://a", "AWS_ENDPOINT_URL_S3": "http://b"}) == "http://b"
+    assert (
+        aws_endpoint_url({"AWS_ENDPOINT_URL": "http://a", "AWS_ENDPOINT_URL_S3": "http://b"})
+        == "http://b"
+    )
     assert aws_endpoint_url({}) is None
 
 
@@ -105,6 +110,10 @@ def test_expiry_is_capped_to_temporary_credentials() -> None:
 
 
 def test_bad_expiration_variable() -> None:
-    env = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_CREDENTIAL_EXPIRATION": "soon"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "AWS_CREDENTIAL_EXPIRATION": "soon",
+    }
     with pytest.raises(CredentialsError, match="AWS_CREDENTIAL_EXPIRATION"):
         resolve_credentials(env=env)

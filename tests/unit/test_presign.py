@@ -24,8 +24,9 @@ def _signer(endpoint: str | None = None) -> Presigner:
 
 
 def test_put_binds_length_type_checksum_and_meta() -> None:
-    request = SignRequest("b-1", "k", size=4, content_type="text/plain", sha256=SHA,
-                          meta=(("Build", "42"),))
+    request = SignRequest(
+        "b-1", "k", size=4, content_type="text/plain", sha256=SHA, meta=(("Build", "42"),)
+    )
     signed = _signer().sign(request, NOW)
     assert dict(signed.headers) == {
         "Content-Length": "4",
@@ -33,7 +34,10 @@ def test_put_binds_length_type_checksum_and_meta() -> None:
         "x-amz-checksum-sha256": SHA,
         "x-amz-meta-build": "42",
     }
-    assert "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256%3Bx-amz-meta-build" in signed.url
+    assert (
+        "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256%3Bx-amz-meta-build"
+        in signed.url
+    )
 
 
 def test_get_signs_only_host() -> None:
@@ -72,8 +76,19 @@ def test_bad_requests_are_usage_errors(request_: SignRequest, message: str) -> N
 
 
 @pytest.mark.parametrize(
-    "bucket", ["ab", "a" * 64, "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias",
-               "a.-b", "UPPER"]
+    "bucket",
+    [
+        "ab",
+        "a" * 64,
+        "-abc",
+        "abc-",
+        "a..b",
+        "192.168.1.1",
+        "xn--abc",
+        "abc-s3alias",
+        "a.-b",
+        "UPPER",
+    ],
 )
 def test_aws_bucket_rules(bucket: str) -> None:
     with pytest.raises(UsageError, match="invalid bucket name"):
@@ -87,7 +102,10 @@ def test_custom_endpoints_accept_legacy_bucket_names() -> None:
 
 
 def test_digest_hex_or_base64() -> None:
-    assert normalize_digest("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 32) == SHA
+    assert (
+        normalize_digest("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 32)
+        == SHA
+    )
     assert normalize_digest(SHA, 32) == SHA
     assert normalize_digest("098f6bcd4621d373cade4e832627b4f6", 16) == MD5
 

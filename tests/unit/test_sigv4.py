@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from s3sign.addressing import Endpoint, check_key
 from s3sign.credentials import Credentials
 from s3sign.errors import UsageError
-from s3sign.presign import Presigner, SignRequest
+from s3sign.presign import Method, Presigner, SignRequest
 from s3sign.sigv4 import canonical_headers, presign_query, signing_key
 from tests.conftest import EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY
 
@@ -85,7 +85,17 @@ _KEY_ALPHABET = st.characters(
     categories=("L", "N", "P", "S", "Zs"),
     include_characters="/+~% !*'()&$@=;:,?#[]",
 )
-_keys = st.text(_KEY_ALPHABET, min_size=1, max_size=80).filter(lambda k: _key_ok(k))
+
+
+def _key_ok(key: str) -> bool:
+    try:
+        check_key(key)
+    except UsageError:
+        return False
+    return True
+
+
+_keys = st.text(_KEY_ALPHABET, min_size=1, max_size=80).filter(_key_ok)
 _regions = st.sampled_from(
     [
         "us-east-1",
@@ -118,17 +128,9 @@ _meta_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_
 _meta_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
 
 
-def _key_ok(key: str) -> bool:
-    try:
-        check_key(key)
-    except UsageError:
-        return False
-    return True
-
-
 @st.composite
 def _sign_requests(draw: st.DrawFn) -> SignRequest:
-    method = draw(st.sampled_from(["PUT", "PUT", "GET", "HEAD", "DELETE"]))
+    method: Method = draw(st.sampled_from(["PUT", "PUT", "GET", "HEAD", "DELETE"]))
     request = SignRequest(
         bucket=draw(_buckets),
         key=draw(_keys),

@@ -21,8 +21,15 @@ def test_parse_duration_refuses(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("0", 0), ("1048576", 1048576), ("512KiB", 524288), ("5MiB", 5242880), ("1GB", 10**9),
-     ("2k", 2048), ("3 MB", 3_000_000)],
+    [
+        ("0", 0),
+        ("1048576", 1048576),
+        ("512KiB", 524288),
+        ("5MiB", 5242880),
+        ("1GB", 10**9),
+        ("2k", 2048),
+        ("3 MB", 3_000_000),
+    ],
 )
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size

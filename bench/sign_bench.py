@@ -1,0 +1,196 @@
+"""How fast `s3sign sign` is against its peers, measured in one run on this machine.
+
+    python bench/sign_bench.py [--quick]
+
+1. Cold start: `s3sign sign` vs `aws s3 presign` vs `python -c <boto3 presign>`,
+   median wall time and peak RSS of whole processes.
+2. In-process signing: s3sign's Presigner vs boto3's generate_presigned_url
+   in a loop, URLs per second, after checking both produce the same URL.
+
+Ratios are printed only for peers that ran; a failed peer is named with why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from unittest import mock
+
+from s3sign.credentials import Credentials
+from s3sign.presign import Presigner, SignRequest
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REGION = "eu-west-1"
+ENV = {
+    **os.environ,
+    "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+    "AWS_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+BOTO3_SNIPPET = (
+    "import boto3; from botocore.config import Config;"
+    "c = boto3.client('s3', config=Config(signature_version='s3v4'));"
+    "print(c.generate_presigned_url('put_object', Params={'Bucket': 'b-1', 'Key': 'k',"
+    " 'ContentLength': 5}, ExpiresIn=900))"
+)
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    name: str
+    walls: list[float]
+    peak_rss_kib: int
+    error: str | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+
+def _bin(name: str) -> str | None:
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def run_process(argv: list[str]) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS KiB, exit code) of one process, measured with wait4."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss, process.returncode
+
+
+def cold_starts(commands: dict[str, list[str] | None], runs: int) -> list[ColdStart]:
+    """Run the commands round-robin, so that load on the machine hits them all alike."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, int] = dict.fromkeys(commands, 0)
+    errors: dict[str, str] = {
+        name: "not installed (pip install '.[bench]')"
+        for name, argv in commands.items()
+        if not argv
+    }
+    for round_ in range(runs + 1):  # round 0 warms the page cache: start-up, not the disk
+        for name, argv in commands.items():
+            if argv is None or name in errors:
+                continue
+            wall, peak, code = run_process(argv)
+            if code != 0:
+                errors[name] = f"exited with {code}"
+            elif round_:
+                walls[name].append(wall)
+                peaks[name] = max(peaks[name], peak)
+    return [ColdStart(name, walls[name], peaks[name], errors.get(name)) for name in commands]
+
+
+def rate(loop: Callable[[int], None], count: int) -> float:
+    """Calls per second of ``loop(count)``, best of three."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        loop(count)
+        best = min(best, time.perf_counter() - start)
+    return count / best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke check")
+    args = parser.parse_args()
+    runs = 3 if args.quick else 9
+
+    print(f"# s3sign sign benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"machine: {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"{platform.machine()}, Python {platform.python_version()}\n"
+    )
+
+    s3sign = _bin("s3sign")
+    aws = _bin("aws")
+    cases = cold_starts(
+        {
+            "s3sign sign": [s3sign, "sign", "b-1", "k", "--size", "5"] if s3sign else None,
+            "aws s3 presign": [aws, "s3", "presign", "s3://b-1/k"] if aws else None,
+            "python -c boto3 presign": [sys.executable, "-c", BOTO3_SNIPPET],
+        },
+        runs,
+    )
+    ours = cases[0]
+    print(f"## 1. Cold start, median of {runs} runs\n")
+    print("| command | median wall | min–max | peak RSS | s3sign's time as share of it |")
+    print("|---|---|---|---|---|")
+    for case in cases:
+        if case.error:
+            print(f"| {case.name} | failed: {case.error} | | | no ratio |")
+            continue
+        share = f"{ours.median / case.median:.2f}×" if not ours.error else "no ratio"
+        print(
+            f"| {case.name} | {case.median * 1000:.0f} ms | {min(case.walls) * 1000:.0f}–"
+            f"{max(case.walls) * 1000:.0f} ms | {case.peak_rss_kib / 1024:.0f} MiB | {share} |"
+        )
+
+    print("\n## 2. In-process signing (PUT with content-length), URLs per second\n")
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    presigner = Presigner(Credentials(ACCESS_KEY, SECRET_KEY), REGION)
+    request = SignRequest("b-1", "logs/build-1234/step_file_1.json", size=2048000)
+
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "virtual"},
+            request_checksum_calculation="when_required",
+        ),
+    )
+    params = {"Bucket": request.bucket, "Key": request.key, "ContentLength": request.size}
+
+    def boto3_url() -> str:
+        url: str = client.generate_presigned_url("put_object", Params=params, ExpiresIn=900)
+        return url
+
+    with mock.patch("botocore.auth.get_current_datetime", return_value=moment.replace(tzinfo=None)):
+        same = boto3_url() == presigner.sign(request, moment).url
+    if not same:
+        print("boto3 and s3sign made different URLs: no ratio")
+        return 1
+
+    def ours_loop(n: int) -> None:
+        for _ in range(n):
+            presigner.sign(request)
+
+    def boto3_loop(n: int) -> None:
+        for _ in range(n):
+            boto3_url()
+
+    ours_rate = rate(ours_loop, 5000 if args.quick else 50000)
+    boto_rate = rate(boto3_loop, 500 if args.quick else 5000)
+    print("| signer | URLs/s | ratio |")
+    print("|---|---|---|")
+    print(f"| s3sign Presigner.sign | {ours_rate:,.0f} | {ours_rate / boto_rate:.1f}× boto3 |")
+    print(f"| boto3 generate_presigned_url | {boto_rate:,.0f} | 1.0× |")
+    print("\nSame URL from both (checked before timing): yes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
