@@ -98,7 +98,7 @@ def check_key(key: str) -> None:
     if not key:
         raise UsageError("the object key is empty", hint="give a key like logs/build.txt")
     try:
-        size = len(key.encode("utf-8"))
+        size = len(key) if key.isascii() else len(key.encode("utf-8"))
     except UnicodeEncodeError:
         raise UsageError("the object key is not valid UTF-8") from None
     if size > MAX_KEY_BYTES:
@@ -120,13 +120,19 @@ def locate(endpoint: Endpoint, bucket: str, key: str, addressing: Addressing) ->
     botocore does: an IP-address endpoint, or a dotted bucket name over TLS.
     """
     encoded_key = key if _PLAIN_PATH(key) else quote(key, safe="/~")
+    host, path_prefix, url_prefix = _bucket_root(endpoint, bucket, addressing)
+    path = path_prefix + encoded_key
+    return ObjectLocation(host, path, url_prefix + path)
+
+
+@lru_cache(maxsize=256)  # the same for every object of a bucket
+def _bucket_root(endpoint: Endpoint, bucket: str, addressing: Addressing) -> tuple[str, str, str]:
+    """(Host header, path prefix ending in "/", scheme://host[:port]) for a bucket."""
     if addressing == "auto":
         addressing = "virtual" if endpoint.is_aws and "." not in bucket else "path"
     dotted_over_tls = "." in bucket and endpoint.scheme == "https"
     if addressing == "virtual" and not endpoint.is_ip_address and not dotted_over_tls:
-        host = f"{bucket}.{endpoint.host}"
-        path = f"{endpoint.base_path}/{encoded_key}"
+        host, path_prefix = f"{bucket}.{endpoint.host}", f"{endpoint.base_path}/"
     else:
-        host = endpoint.host
-        path = f"{endpoint.base_path}/{bucket}/{encoded_key}"
-    return ObjectLocation(host, path, f"{endpoint.scheme}://{host}{endpoint.port_in_url}{path}")
+        host, path_prefix = endpoint.host, f"{endpoint.base_path}/{bucket}/"
+    return host, path_prefix, f"{endpoint.scheme}://{host}{endpoint.port_in_url}"
