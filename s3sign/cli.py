@@ -20,10 +20,9 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from s3sign import __version__
-from s3sign.config import Checksum, check_endpoint_url, load_settings
+from s3sign.config import Checksum, load_settings
 from s3sign.console import Console
-from s3sign.credentials import aws_endpoint_url, aws_region, resolve_credentials
-from s3sign.errors import ConfigError, ExitCode, S3SignError, UsageError
+from s3sign.errors import ExitCode, S3SignError, UsageError
 from s3sign.formats import render
 from s3sign.presign import (
     Method,
@@ -32,6 +31,7 @@ from s3sign.presign import (
     cap_expiry,
     check_request,
     normalize_digest,
+    resolve_endpoint_url,
 )
 from s3sign.units import format_duration, parse_size
 
@@ -305,27 +305,19 @@ def sign(
     )
     if file is not None:
         request = _with_file(request, file, settings.checksum)
-    check_request(request, strict_bucket=not _endpoint(settings.endpoint_url))
+    check_request(request, strict_bucket=resolve_endpoint_url(settings) is None)
 
     signing_time = _parse_now(now)
-    region_name = settings.region or aws_region(settings.profile)
-    if not region_name:
-        raise ConfigError(
-            "no region is set",
-            hint="pass --region, or set S3SIGN_REGION or AWS_REGION, or region: in s3sign.yaml",
-        )
-    credentials = resolve_credentials(settings.profile)
+    presigner = Presigner.from_settings(settings)
+    credentials = presigner.credentials
     expires_in, warning = cap_expiry(
         request.expires, credentials, signing_time, strict=settings.strict_expiry
     )
     if warning:
         console.warning(warning)
-    endpoint = _endpoint(settings.endpoint_url)
     console.info(f"credentials: {credentials.source} ({credentials.masked_access_key})")
-    console.info(f"region: {region_name}; endpoint: {endpoint or 'AWS'}")
-    signed = Presigner(credentials, region_name, endpoint, settings.addressing).sign(
-        replace(request, expires=expires_in), signing_time
-    )
+    console.info(f"region: {presigner.region}; endpoint: {presigner.endpoint_url or 'AWS'}")
+    signed = presigner.sign(replace(request, expires=expires_in), signing_time)
     console.info(
         f"signed {signed.method} s3://{bucket}/{object_key}, "
         f"expires in {format_duration(expires_in)}"
@@ -400,20 +392,6 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
         sha256=request.sha256 or facts.sha256,
         md5=request.md5 or facts.md5,
     )
-
-
-def _endpoint(configured: str | None) -> str | None:
-    """The endpoint URL: settings first, then ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``."""
-    if configured:
-        return configured
-    from_env = aws_endpoint_url()
-    if from_env:
-        try:
-            check_endpoint_url(from_env)
-        except ValueError as exc:
-            raise ConfigError(f"AWS_ENDPOINT_URL: {exc}") from None
-        return from_env.rstrip("/")
-    return None
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from s3sign.addressing import Addressing, Endpoint, check_bucket, check_key, locate
-from s3sign.config import MAX_EXPIRES
-from s3sign.credentials import Credentials
-from s3sign.errors import CredentialsError, UsageError
+from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
+from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, resolve_credentials
+from s3sign.errors import ConfigError, CredentialsError, UsageError
 from s3sign.sigv4 import amz_date, presign_query
 from s3sign.units import format_duration
 
@@ -78,10 +78,21 @@ class Presigner:
     ) -> None:
         self.credentials = credentials
         self.region = region
+        self.endpoint_url = endpoint_url
         self.endpoint = (
             Endpoint.from_url(endpoint_url) if endpoint_url else Endpoint.for_region(region)
         )
         self.addressing = addressing
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Presigner:
+        """A presigner for the configured region, endpoint and AWS credentials."""
+        return cls(
+            resolve_credentials(settings.profile, env),
+            resolve_region(settings, env),
+            resolve_endpoint_url(settings, env),
+            settings.addressing,
+        )
 
     def sign(self, request: SignRequest, now: datetime | None = None) -> SignedRequest:
         """Check ``request`` (``UsageError`` if it cannot be signed) and sign it."""
@@ -119,6 +130,31 @@ def _clock(epoch_seconds: int, expires: int) -> tuple[str, datetime, datetime]:
     """(X-Amz-Date, signing time, expiry time) for a whole second."""
     moment = datetime.fromtimestamp(epoch_seconds, UTC)
     return amz_date(moment), moment, moment + timedelta(seconds=expires)
+
+
+def resolve_region(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    """The configured region, else the AWS tools' one; never a silent ``us-east-1``."""
+    region = settings.region or aws_region(settings.profile, env)
+    if not region:
+        raise ConfigError(
+            "no region is set",
+            hint="pass --region, or set S3SIGN_REGION or AWS_REGION, or region: in s3sign.yaml",
+        )
+    return region
+
+
+def resolve_endpoint_url(settings: Settings, env: Mapping[str, str] | None = None) -> str | None:
+    """The configured endpoint, else ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``; None is AWS."""
+    if settings.endpoint_url:
+        return settings.endpoint_url
+    from_env = aws_endpoint_url(env)
+    if from_env is None:
+        return None
+    try:
+        check_endpoint_url(from_env)
+    except ValueError as exc:
+        raise ConfigError(f"AWS_ENDPOINT_URL: {exc}", hint="fix or unset it") from None
+    return from_env.rstrip("/")
 
 
 def headers_to_send(request: SignRequest) -> dict[str, str]:

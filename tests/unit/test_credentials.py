@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from s3sign.config import Settings
 from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, mask, resolve_credentials
-from s3sign.errors import CredentialsError, ExitCode
-from s3sign.presign import cap_expiry
+from s3sign.errors import ConfigError, CredentialsError, ExitCode
+from s3sign.presign import cap_expiry, resolve_endpoint_url
 
 
 def test_env_fast_path_reads_keys_token_and_expiry() -> None:
@@ -117,3 +118,15 @@ def test_bad_expiration_variable() -> None:
     }
     with pytest.raises(CredentialsError, match="AWS_CREDENTIAL_EXPIRATION"):
         resolve_credentials(env=env)
+
+
+def test_endpoint_from_aws_env_is_validated() -> None:
+    assert (
+        resolve_endpoint_url(Settings(), {"AWS_ENDPOINT_URL": "http://h:9000/"}) == "http://h:9000"
+    )
+    assert (
+        resolve_endpoint_url(Settings(endpoint_url="http://a"), {"AWS_ENDPOINT_URL": "x"})
+        == "http://a"
+    )
+    with pytest.raises(ConfigError, match="AWS_ENDPOINT_URL"):
+        resolve_endpoint_url(Settings(), {"AWS_ENDPOINT_URL_S3": "s3.example.com"})
