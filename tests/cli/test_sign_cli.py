@@ -259,49 +259,15 @@ def test_missing_region_is_exit_3(run: Run, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_config_file_errors_are_exit_3(run: Run, tmp_path: Path) -> None:
+    sign = ("sign", "b-1", "k", "--size", "1")
     bad = tmp_path / "bad.yaml"
     bad.write_text("region: eu-west-1\nexpiry: 5m\n")
-    _assert_fails(
-        run,
-        3,
-        f"{bad}:2: unknown key 'expiry'",
-        "--config",
-        str(bad),
-        "sign",
-        "b-1",
-        "k",
-        "--size",
-        "1",
-    )
-    _assert_fails(
-        run,
-        3,
-        "does not exist",
-        "--config",
-        str(tmp_path / "none.yaml"),
-        "sign",
-        "b-1",
-        "k",
-        "--size",
-        "1",
-    )
-    _assert_fails(
-        run, 3, "does not exist", "--config", str(tmp_path), "sign", "b-1", "k", "--size", "1"
-    )
+    _assert_fails(run, 3, f"{bad}:2: unknown key 'expiry'", "--config", str(bad), *sign)
+    _assert_fails(run, 3, "does not exist", "--config", str(tmp_path / "none.yaml"), *sign)
+    _assert_fails(run, 3, "does not exist", "--config", str(tmp_path), *sign)
     garbage = tmp_path / "garbage.yaml"
     garbage.write_bytes(b"\x00\xff\xfe")
-    _assert_fails(
-        run,
-        3,
-        "cannot read config file",
-        "--config",
-        str(garbage),
-        "sign",
-        "b-1",
-        "k",
-        "--size",
-        "1",
-    )
+    _assert_fails(run, 3, "cannot read config file", "--config", str(garbage), *sign)
 
 
 def test_config_file_values_are_used(run: Run, tmp_path: Path) -> None:
