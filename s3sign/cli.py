@@ -23,7 +23,7 @@ from s3sign import __version__
 from s3sign.config import Checksum, load_settings
 from s3sign.console import Console
 from s3sign.errors import ExitCode, S3SignError, UsageError
-from s3sign.formats import render
+from s3sign.formats import iso_utc, render
 from s3sign.presign import (
     Method,
     Presigner,
@@ -195,6 +195,16 @@ class ChecksumChoice(StrEnum):
     none = "none"
 
 
+RegionOption = Annotated[
+    str | None, typer.Option(metavar="REGION", help="AWS region, e.g. eu-west-1.")
+]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(metavar="URL", help="S3-compatible endpoint, e.g. http://127.0.0.1:8333."),
+]
+ProfileOption = Annotated[str | None, typer.Option(metavar="NAME", help="AWS profile from ~/.aws.")]
+
+
 @app.command()
 def sign(
     ctx: typer.Context,
@@ -234,13 +244,8 @@ def sign(
         str | None,
         typer.Option(metavar="DURATION", help="Lifetime: 90s, 15m, 12h, 7d.  [default: 15m]"),
     ] = None,
-    region: Annotated[
-        str | None, typer.Option(metavar="REGION", help="AWS region, e.g. eu-west-1.")
-    ] = None,
-    endpoint_url: Annotated[
-        str | None,
-        typer.Option(metavar="URL", help="S3-compatible endpoint, e.g. http://127.0.0.1:8333."),
-    ] = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
     addressing: Annotated[
         AddressingChoice | None,
         typer.Option(
@@ -249,9 +254,7 @@ def sign(
             show_default=False,
         ),
     ] = None,
-    profile: Annotated[
-        str | None, typer.Option(metavar="NAME", help="AWS profile from ~/.aws.")
-    ] = None,
+    profile: ProfileOption = None,
     checksum: Annotated[
         ChecksumChoice | None,
         typer.Option(
@@ -324,6 +327,130 @@ def sign(
     )
     body_path = str(file) if file is not None else None
     typer.echo(render(signed, output.value, body_path=body_path), nl=False)
+
+
+class TokenOutput(StrEnum):
+    token = "token"  # noqa: S105 - an output format, not a password
+    env = "env"
+    json = "json"
+
+
+@app.command()
+def token(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run the token may upload into.")
+    ],
+    ttl: Annotated[
+        str | None,
+        typer.Option(metavar="DURATION", help="Lifetime: 30m, 12h, 7d.  [default: 12h]"),
+    ] = None,
+    output: Annotated[
+        TokenOutput, typer.Option("--output", "-o", case_sensitive=False, help="What to print.")
+    ] = TokenOutput.token,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Mint a bearer token that lets a worker upload into one run (S3SIGN_SERVER_SECRET)."""
+    import json
+
+    from s3sign.server.keys import PolicyError, check_run_id
+    from s3sign.server.tokens import mint_token, server_secret
+
+    state = _state(ctx, verbose, quiet)
+    try:
+        check_run_id(run_id)
+    except PolicyError as exc:
+        raise UsageError(f"run id {run_id!r}: {exc.message}") from None
+    settings = load_settings({"token_ttl": ttl}, config_path=state.config)
+    minted, expires_at = mint_token(run_id, settings.token_ttl, server_secret())
+    state.console.info(f"token for run {run_id}, expires {iso_utc(expires_at)}")
+    if output is TokenOutput.token:
+        typer.echo(minted)
+    elif output is TokenOutput.env:
+        typer.echo(f"export S3SIGN_TOKEN={minted}")
+    else:
+        document = {"token": minted, "runId": run_id, "expiresAt": iso_utc(expires_at)}
+        typer.echo(json.dumps(document))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Listen address.  [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Listen port.  [default: 8080]")
+    ] = None,
+    bucket: Annotated[
+        str | None, typer.Option(metavar="BUCKET", help="Bucket the uploads go to.")
+    ] = None,
+    key_prefix: Annotated[
+        str | None,
+        typer.Option(metavar="PREFIX", help="Keys are PREFIX/RUN/FILE.  [default: runs]"),
+    ] = None,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    workers: Annotated[
+        int | None, typer.Option(metavar="N", help="Worker processes.  [default: 1]")
+    ] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Run the signing backend (protocol v1) that hands workers upload URLs."""
+    import os
+
+    import uvicorn
+
+    from s3sign.config import describe, env_name
+    from s3sign.server.app import create_app, log_config
+    from s3sign.server.signer import UploadSigner
+    from s3sign.server.tokens import server_secret
+
+    state = _state(ctx, verbose, quiet)
+    settings = load_settings(
+        {
+            "host": host,
+            "port": port,
+            "bucket": bucket,
+            "key_prefix": key_prefix,
+            "endpoint_url": endpoint_url,
+            "region": region,
+            "profile": profile,
+            "workers": workers,
+        },
+        config_path=state.config,
+    )
+    secret = server_secret()
+    signer = UploadSigner(settings)  # fails here, before listening, on bad config or credentials
+    state.console.note(
+        f"serving protocol v1 on http://{settings.host}:{settings.port} "
+        f"(bucket {settings.bucket}, keys {settings.key_prefix}/RUN/FILE, "
+        f"{settings.workers} worker{'s' if settings.workers > 1 else ''})"
+    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(),
+        "log_level": "warning" if state.console.verbosity < 0 else "info",
+        "access_log": state.console.verbosity >= 0,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, secret=secret, signer=signer), **common)
+        return
+    # Worker processes rebuild the app from the environment: hand them the same settings.
+    for key, value, source in describe(settings):
+        if source in ("flag", "env") and value is not None:
+            os.environ[env_name(key)] = str(value)
+    if settings.config_file is not None:
+        os.environ["S3SIGN_CONFIG"] = str(settings.config_file)
+    uvicorn.run(
+        "s3sign.server.app:app_from_environment", factory=True, workers=settings.workers, **common
+    )
 
 
 def split_target(target: str, key: str | None) -> tuple[str, str]:

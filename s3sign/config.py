@@ -18,12 +18,17 @@ from urllib.parse import urlsplit
 
 from s3sign.addressing import Addressing
 from s3sign.errors import ConfigError, UsageError
-from s3sign.units import parse_duration
+from s3sign.units import format_size, parse_duration, parse_size
 
 Checksum = Literal["sha256", "md5", "none"]
 Source = Literal["flag", "env", "file", "default"]
 
 MAX_EXPIRES = 7 * 86400  # SigV4's hard limit for a pre-signed URL
+MiB = 1024**2
+GiB = 1024**3
+MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object (multipart)
+MIN_PART_SIZE = 5 * MiB  # S3's smallest part, but the last
+MAX_PART_SIZE = 5 * GiB
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,17 @@ class Settings:
     expires: int = 900
     checksum: Checksum = "sha256"
     strict_expiry: bool = False
+    # the signing backend (`s3sign serve`) and its tokens
+    bucket: str | None = None
+    key_prefix: str = "runs"
+    max_file_size: int = 10 * GiB
+    max_files_per_request: int = 1000
+    multipart_threshold: int = 100 * MiB
+    part_size: int = 16 * MiB
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    token_ttl: int = 12 * 3600
     config_file: Path | None = field(default=None, compare=False)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
@@ -110,6 +126,52 @@ def _bool(value: object) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
+def _size_between(low: int, high: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a size")
+        size = value if isinstance(value, int) else parse_size(_text(value))
+        if not low <= size <= high:
+            raise ValueError(f"{value!r} is outside {format_size(low)}..{format_size(high)}")
+        return size
+
+    return parse
+
+
+def _int_between(low: int, high: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"{value!r} is not a whole number")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise ValueError(f"{value!r} is outside {low}..{high}")
+        return number
+
+    return parse
+
+
+def _duration_between(low: int, high: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a duration")
+        seconds = value if isinstance(value, int) else parse_duration(_text(value))
+        if not low <= seconds <= high:
+            raise ValueError(f"{value!r} is outside {low}s..{high}s")
+        return seconds
+
+    return parse
+
+
+def _key_prefix(value: object) -> str:
+    text = _text(value).strip("/")
+    if not text or any(s in ("", ".", "..") for s in text.split("/")) or "\\" in text:
+        raise ValueError(f"{value!r} is not a key prefix like runs or ci/artifacts")
+    return text
+
+
 _PARSERS: dict[str, Callable[[object], object]] = {
     "region": _region,
     "endpoint_url": _endpoint_url,
@@ -118,6 +180,16 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "expires": _expires,
     "checksum": _choice("sha256", "md5", "none"),
     "strict_expiry": _bool,
+    "bucket": _text,
+    "key_prefix": _key_prefix,
+    "max_file_size": _size_between(0, MAX_OBJECT_SIZE),
+    "max_files_per_request": _int_between(1, 10_000),
+    "multipart_threshold": _size_between(MIN_PART_SIZE, MAX_PART_SIZE),
+    "part_size": _size_between(MIN_PART_SIZE, MAX_PART_SIZE),
+    "host": _text,
+    "port": _int_between(0, 65535),
+    "workers": _int_between(1, 64),
+    "token_ttl": _duration_between(60, 30 * 86400),
 }
 KEYS: tuple[str, ...] = tuple(_PARSERS)
 

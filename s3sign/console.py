@@ -36,6 +36,11 @@ class Console:
         if hint:
             self._write(f"  hint: {hint}")
 
+    def note(self, message: str) -> None:
+        """A line the user should see (a server's address, a summary); hidden by -q."""
+        if self.verbosity >= 0:
+            self._write(f"s3sign: {message}")
+
     def warning(self, message: str) -> None:
         if self.verbosity >= 0:
             self._write(f"s3sign: {self._paint(_YELLOW, 'warning:')} {message}")

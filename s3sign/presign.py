@@ -24,8 +24,7 @@ from s3sign.errors import ConfigError, CredentialsError, UsageError
 from s3sign.sigv4 import amz_date, presign_query
 from s3sign.units import format_duration
 
-Method = Literal["PUT", "GET", "HEAD", "DELETE"]
-METHODS: tuple[Method, ...] = ("PUT", "GET", "HEAD", "DELETE")
+Method = Literal["PUT", "GET", "HEAD", "DELETE", "POST"]  # POST: multipart create/complete
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT; larger objects need multipart
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
@@ -45,6 +44,8 @@ class SignRequest:
     md5: str | None = None
     meta: tuple[tuple[str, str], ...] = ()
     expires: int = 900
+    query: tuple[tuple[str, str], ...] = ()  # operation parameters: uploadId, partNumber ...
+    headers: tuple[tuple[str, str], ...] = ()  # more headers to sign and send, any method
 
 
 class SignedRequest(NamedTuple):
@@ -113,6 +114,7 @@ class Presigner:
             service="s3",
             timestamp=timestamp,
             expires=request.expires,
+            query=request.query,
         )
         return SignedRequest(
             method=request.method,
@@ -159,7 +161,7 @@ def resolve_endpoint_url(settings: Settings, env: Mapping[str, str] | None = Non
 
 def headers_to_send(request: SignRequest) -> dict[str, str]:
     """The headers a client must send (and that get signed), besides ``Host``."""
-    headers: dict[str, str] = {}
+    headers = dict(request.headers)
     if request.method != "PUT":
         return headers
     headers["Content-Length"] = str(request.size)
@@ -243,12 +245,16 @@ def _check_put(request: SignRequest) -> None:
             )
 
 
-def _check_digest(value: str, length: int, flag: str) -> None:
+def is_base64_digest(value: str, length: int) -> bool:
+    """True for the base64 of exactly ``length`` bytes (32 for SHA-256, 16 for MD5)."""
     try:
-        raw = base64.b64decode(value, validate=True)
+        return len(base64.b64decode(value, validate=True)) == length
     except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != length:
+        return False
+
+
+def _check_digest(value: str, length: int, flag: str) -> None:
+    if not is_base64_digest(value, length):
         raise UsageError(
             f"{flag} {value!r} is not a base64 {length * 8}-bit digest",
             hint="pass base64 (openssl dgst -binary | base64) or hex, or use --file",

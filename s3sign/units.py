@@ -57,3 +57,13 @@ def format_duration(seconds: float) -> str:
     parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
     shown = [f"{value}{unit}" for value, unit in parts if value]
     return "".join(shown[:2]) or "0s"
+
+
+def format_size(size: int) -> str:
+    """``512B``, ``5MiB``, ``1.5GiB``: binary units, at most one decimal."""
+    value, unit = float(size), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f}".rstrip("0").rstrip(".") + unit

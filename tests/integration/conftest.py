@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import requests
 
-from s3sign.local import LocalS3
+from s3sign.local import LocalS3, free_ports
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +35,93 @@ def s3_env(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch) -> LocalS3:
     monkeypatch.setenv("AWS_REGION", local_s3.region)
     monkeypatch.setenv("S3SIGN_ENDPOINT_URL", local_s3.endpoint_url)
     return local_s3
+
+
+SECRET = "integration-test-secret-" + "x" * 24
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A running ``s3sign serve`` process."""
+
+    url: str
+    store: LocalS3
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def token(self, run_id: str, ttl: str = "1h") -> str:
+        env = {**os.environ, "S3SIGN_SERVER_SECRET": SECRET}
+        done = subprocess.run(
+            [sys.executable, "-m", "s3sign", "token", run_id, "--ttl", ttl],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
+
+    def post(self, path: str, body: object, token: str | None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.post(f"{self.url}{path}", json=body, headers=headers, timeout=60)
+
+    def body_bytes_received(self) -> int:
+        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        return int(text.split("\ns3sign_request_body_bytes_total ")[1].split()[0])
+
+
+@pytest.fixture(scope="session")
+def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The real ``s3sign serve`` process on a free 127.0.0.1 port, against the local store."""
+    port = free_ports(1)[0]
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID=local_s3.credentials.access_key,
+        AWS_SECRET_ACCESS_KEY=local_s3.credentials.secret_key,
+        AWS_REGION=local_s3.region,
+        AWS_EC2_METADATA_DISABLED="true",
+        S3SIGN_ENDPOINT_URL=local_s3.endpoint_url,
+        S3SIGN_SERVER_SECRET=SECRET,
+        S3SIGN_MAX_FILE_SIZE="1GiB",
+    )
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "s3sign",
+                "serve",
+                "--bucket",
+                local_s3.bucket,
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"s3sign serve did not start: {log.read_text()}")
+        time.sleep(0.1)
+    running = Backend(url, local_s3, process, log)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,147 @@
+"""Backend protocol v1: the wire types, shared by the server and the push client.
+
+JSON over HTTP, camelCase on the wire (``fileName``, ``fileSize``), snake_case
+in Python. Requests are strict about types (``"fileSize": "12"`` is refused,
+not coerced) and ignore fields they do not know, so that newer clients can
+talk to older servers. Responses leave out fields that do not apply.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
+
+PROTOCOL_VERSION = 1
+MAX_PARTS_PER_REQUEST = 1000
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+    def wire(self) -> dict[str, object]:
+        """The JSON-ready dict, camelCase, without fields that do not apply."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class ErrorInfo(WireModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(WireModel):
+    """Every non-2xx answer: ``{"error": {"code": "...", "message": "..."}}``."""
+
+    error: ErrorInfo
+
+
+# --- POST /v1/runs/{runId}/uploads -------------------------------------------------------
+
+
+class FileSpec(WireModel):
+    file_name: StrictStr
+    file_size: StrictInt
+    content_type: StrictStr | None = None
+    sha256: StrictStr | None = None  # base64 of the SHA-256 of the whole file
+
+
+class CreateUploadsRequest(WireModel):
+    files: list[FileSpec] = Field(min_length=1)
+
+
+class SignedUpload(WireModel):
+    """Send ``method`` to ``url`` with exactly ``headers``, before ``expiresAt``."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    expires_at: str
+
+
+class MultipartPlan(WireModel):
+    upload_id: str
+    part_size: int
+    part_count: int
+
+
+class FileResult(WireModel):
+    file_name: str
+    status: Literal["ready", "rejected"]
+    key: str | None = None
+    upload: SignedUpload | None = None
+    multipart: MultipartPlan | None = None
+    error: ErrorInfo | None = None
+
+
+class CreateUploadsResponse(WireModel):
+    files: list[FileResult]
+
+
+# --- POST /v1/runs/{runId}/uploads/parts -------------------------------------------------
+
+
+class PartsRequest(WireModel):
+    key: StrictStr
+    upload_id: StrictStr
+    file_size: StrictInt
+    part_numbers: list[StrictInt] = Field(min_length=1, max_length=MAX_PARTS_PER_REQUEST)
+
+
+class SignedPart(WireModel):
+    part_number: int
+    method: str
+    url: str
+    headers: dict[str, str]
+    expires_at: str
+
+
+class PartsResponse(WireModel):
+    parts: list[SignedPart]
+
+
+# --- POST /v1/runs/{runId}/uploads/complete ----------------------------------------------
+
+
+class CompletedPart(WireModel):
+    part_number: StrictInt
+    etag: StrictStr
+
+
+class CompleteFile(WireModel):
+    key: StrictStr
+    file_size: StrictInt
+    sha256: StrictStr | None = None
+    upload_id: StrictStr | None = None
+    parts: list[CompletedPart] | None = None
+
+
+class CompleteRequest(WireModel):
+    files: list[CompleteFile] = Field(min_length=1)
+
+
+class CompleteResult(WireModel):
+    key: str
+    status: Literal["complete", "failed"]
+    size: int | None = None
+    etag: str | None = None
+    error: ErrorInfo | None = None
+
+
+class CompleteResponse(WireModel):
+    files: list[CompleteResult]
+
+
+# --- POST /v1/runs/{runId}/uploads/abort -------------------------------------------------
+
+
+class AbortRequest(WireModel):
+    key: StrictStr
+    upload_id: StrictStr
+
+
+class AbortResponse(WireModel):
+    key: str
+    status: Literal["aborted"]

@@ -1,0 +1,261 @@
+"""``create_app(settings)``: protocol v1 over HTTP (FastAPI), around ``UploadSigner``.
+
+Every call but the health checks needs ``Authorization: Bearer <token>`` for
+the run in its path. Every error is ``{"error": {"code", "message"}}``. A body
+over 1 MiB is refused with 413 before it is read. The process keeps no state
+between requests: run as many replicas as you like behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from s3sign import __version__
+from s3sign.config import Settings, load_settings
+from s3sign.protocol import (
+    AbortRequest,
+    AbortResponse,
+    CompleteRequest,
+    CompleteResponse,
+    CreateUploadsRequest,
+    CreateUploadsResponse,
+    ErrorResponse,
+    PartsRequest,
+    PartsResponse,
+)
+from s3sign.server.signer import ProtocolError, UploadSigner
+from s3sign.server.tokens import TokenError, server_secret, verify_token
+
+MAX_BODY_BYTES = 1024 * 1024
+log = logging.getLogger("s3sign.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        ErrorResponse.model_validate({"error": {"code": code, "message": message}}).wire(),
+        status_code=status,
+    )
+
+
+class Counters:
+    """Requests and request-body bytes this process received (``/metrics``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.body_bytes = 0
+
+    def add(self, requests: int = 0, body_bytes: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.body_bytes += body_bytes
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit`` bytes, declared or streamed; counts bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int, counters: Counters) -> None:
+        self.app, self.limit, self.counters = app, limit, counters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.counters.add(requests=1)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                size = len(message.get("body", b""))
+                seen += size
+                self.counters.add(body_bytes=size)
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error(413, "body_too_large", f"the request body is over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings,
+    *,
+    secret: bytes | None = None,
+    signer: UploadSigner | None = None,
+) -> FastAPI:
+    """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
+    secret = secret if secret is not None else server_secret()
+    signer = signer or UploadSigner(settings)
+    counters = Counters()
+    app = FastAPI(
+        title="s3sign backend",
+        version=__version__,
+        summary="Pre-signed S3 upload URLs for build workers: protocol v1.",
+        strict_content_type=False,  # a body sent without Content-Type is read as JSON
+    )
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, counters=counters)
+
+    def authorise(request: Request, run_id: str) -> None:
+        """A dependency: FastAPI runs it before reading the body, so a caller
+        without a valid token learns nothing about what the body should be."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        verify_token(token.strip() if scheme.lower() == "bearer" else None, secret, run_id)
+
+    @app.exception_handler(TokenError)
+    async def token_error(_: Request, exc: TokenError) -> JSONResponse:
+        response = error(exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="s3sign"'
+        return response
+
+    @app.exception_handler(ProtocolError)
+    async def protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:
+        return error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type:
+            return error(415, "unsupported_media_type", "send JSON: Content-Type: application/json")
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return error(400, "invalid_json", "the request body is not valid JSON")
+        first = problems[0] if problems else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return error(422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error(500, "internal_error", "the server failed; see its log")
+
+    refusals: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
+    }
+
+    @app.post(
+        "/v1/runs/{run_id}/uploads",
+        response_model=CreateUploadsResponse,
+        response_model_exclude_none=True,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Create uploads, or sign them again",
+    )
+    def create_uploads(run_id: str, body: CreateUploadsRequest) -> JSONResponse:
+        return JSONResponse(signer.create_uploads(run_id, body).wire())
+
+    @app.post(
+        "/v1/runs/{run_id}/uploads/parts",
+        response_model=PartsResponse,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Sign part URLs of a multipart upload",
+    )
+    def sign_parts(run_id: str, body: PartsRequest) -> JSONResponse:
+        return JSONResponse(signer.sign_parts(run_id, body).wire())
+
+    @app.post(
+        "/v1/runs/{run_id}/uploads/complete",
+        response_model=CompleteResponse,
+        response_model_exclude_none=True,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Complete uploads and verify what was stored",
+    )
+    def complete(run_id: str, body: CompleteRequest) -> JSONResponse:
+        return JSONResponse(signer.complete(run_id, body).wire())
+
+    @app.post(
+        "/v1/runs/{run_id}/uploads/abort",
+        response_model=AbortResponse,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Abort a multipart upload",
+    )
+    def abort(run_id: str, body: AbortRequest) -> JSONResponse:
+        return JSONResponse(signer.abort(run_id, body).wire())
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", summary="The bucket is reachable with the server's credentials")
+    def readyz() -> JSONResponse:
+        if signer.store.reachable():
+            return JSONResponse({"status": "ready"})
+        return error(503, "store_unreachable", "the bucket cannot be reached")
+
+    @app.get("/metrics", summary="Counters of this process, Prometheus text format")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            "# TYPE s3sign_requests_total counter\n"
+            f"s3sign_requests_total {counters.requests}\n"
+            "# TYPE s3sign_request_body_bytes_total counter\n"
+            f"s3sign_request_body_bytes_total {counters.body_bytes}\n"
+        )
+
+    return app
+
+
+class StripQueryString(logging.Filter):
+    """Access-log lines show the path only: a query string may carry a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, on stderr (stdout is for results), query strings stripped."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"strip_query": {"()": StripQueryString}}
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config["handlers"]["access"]["filters"] = ["strip_query"]
+    return config
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory``: settings from ``S3SIGN_*`` and the config file."""
+    return create_app(load_settings())

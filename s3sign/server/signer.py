@@ -1,0 +1,308 @@
+"""The backend's logic without its HTTP layer: mount it in any Python web app.
+
+``UploadSigner`` takes a parsed protocol request and returns the response
+(or raises ``ProtocolError`` with the HTTP status and error code to send).
+``s3sign serve`` is FastAPI around it; a Flask, Django or FastAPI app of your
+own can call the same methods after its own authentication.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from s3sign.config import Settings
+from s3sign.errors import ConfigError, UsageError
+from s3sign.files import guess_content_type
+from s3sign.formats import iso_utc
+from s3sign.presign import (
+    Presigner,
+    SignedRequest,
+    SignRequest,
+    check_request,
+    is_base64_digest,
+)
+from s3sign.protocol import (
+    AbortRequest,
+    AbortResponse,
+    CompleteFile,
+    CompleteRequest,
+    CompleteResponse,
+    CompleteResult,
+    CreateUploadsRequest,
+    CreateUploadsResponse,
+    ErrorInfo,
+    FileResult,
+    FileSpec,
+    MultipartPlan,
+    PartsRequest,
+    PartsResponse,
+    SignedPart,
+    SignedUpload,
+)
+from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
+from s3sign.server.store import ObjectStore, StoreError
+
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+REFRESH_BEFORE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ProtocolError(Exception):
+    """A refused request: the HTTP status and the protocol error code to answer with."""
+
+    status: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def plan_parts(file_size: int, part_size: int) -> tuple[int, int]:
+    """(part size, part count): ``part_size`` doubled until at most 10,000 parts.
+
+    A pure function of its inputs, so every replica plans the same parts.
+    """
+    while math.ceil(file_size / part_size) > MAX_PARTS:
+        part_size *= 2
+    return part_size, max(1, math.ceil(file_size / part_size))
+
+
+class RefreshingPresigner:
+    """The server's presigner, re-made when its temporary credentials near expiry."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self._settings = settings
+        self._env = env
+        self._lock = threading.Lock()
+        self._current = Presigner.from_settings(settings, env)
+
+    def __call__(self) -> Presigner:
+        expires_at = self._current.credentials.expires_at
+        if expires_at is not None and expires_at - datetime.now(UTC) < REFRESH_BEFORE:
+            with self._lock:
+                if self._current.credentials.expires_at == expires_at:
+                    self._current = Presigner.from_settings(self._settings, self._env)
+        return self._current
+
+
+class UploadSigner:
+    """Protocol v1 for one bucket: sign uploads, sign parts, complete, abort.
+
+    ``run_id`` must already be authorised by the caller (``s3sign serve``
+    checks the bearer token); everything else is checked here, before anything
+    is signed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        presigner: Presigner | Callable[[], Presigner] | None = None,
+        store: ObjectStore | None = None,
+    ) -> None:
+        if not settings.bucket:
+            raise ConfigError(
+                "the backend needs a bucket", hint="pass --bucket, set S3SIGN_BUCKET, or bucket:"
+            )
+        self.settings = settings
+        self.bucket = settings.bucket
+        if presigner is None:
+            presigner = RefreshingPresigner(settings)
+        self._presigner: Callable[[], Presigner] = (
+            (lambda: presigner) if isinstance(presigner, Presigner) else presigner
+        )
+        self.store = store or ObjectStore(self._presigner, self.bucket)
+
+    # --- create / re-sign ------------------------------------------------------------
+
+    def create_uploads(self, run_id: str, request: CreateUploadsRequest) -> CreateUploadsResponse:
+        """One result per file, in order: a signed PUT, a multipart plan, or a rejection."""
+        _check_run(run_id)
+        limit = self.settings.max_files_per_request
+        if len(request.files) > limit:
+            raise ProtocolError(
+                422, "too_many_files", f"{len(request.files)} files in one request; at most {limit}"
+            )
+        seen: set[str] = set()
+        results = []
+        for spec in request.files:
+            try:
+                key = object_key(self.settings.key_prefix, run_id, spec.file_name)
+                if key in seen:
+                    raise PolicyError("duplicate_name", "the same file name twice in one request")
+                seen.add(key)
+                results.append(self._prepare(spec, key))
+            except PolicyError as exc:
+                results.append(
+                    FileResult(
+                        file_name=spec.file_name,
+                        status="rejected",
+                        error=ErrorInfo(code=exc.code, message=exc.message),
+                    )
+                )
+        return CreateUploadsResponse(files=results)
+
+    def _prepare(self, spec: FileSpec, key: str) -> FileResult:
+        self._check_size(spec.file_size)
+        if spec.sha256 is not None and not is_base64_digest(spec.sha256, 32):
+            raise PolicyError("invalid_checksum", "sha256 must be the base64 of 32 bytes")
+        content_type = spec.content_type or guess_content_type(spec.file_name)
+        if spec.file_size > self.settings.multipart_threshold:
+            try:
+                upload_id = self.store.create_multipart(key, content_type)
+            except StoreError as exc:
+                raise PolicyError(exc.code, str(exc)) from None
+            part_size, part_count = plan_parts(spec.file_size, self.settings.part_size)
+            plan = MultipartPlan(upload_id=upload_id, part_size=part_size, part_count=part_count)
+            return FileResult(file_name=spec.file_name, key=key, status="ready", multipart=plan)
+        signed = self._sign(
+            SignRequest(
+                self.bucket,
+                key,
+                size=spec.file_size,
+                content_type=content_type,
+                sha256=spec.sha256,
+                expires=self.settings.expires,
+            ),
+        )
+        upload = SignedUpload(
+            method=signed.method,
+            url=signed.url,
+            headers=dict(signed.headers),
+            expires_at=iso_utc(signed.expires_at),
+        )
+        return FileResult(file_name=spec.file_name, key=key, status="ready", upload=upload)
+
+    def _check_size(self, size: int) -> None:
+        if size < 0:
+            raise PolicyError("invalid_size", "fileSize must be 0 or more")
+        if size > self.settings.max_file_size:
+            raise PolicyError(
+                "too_large",
+                f"{size} bytes is over this server's limit of {self.settings.max_file_size}",
+            )
+
+    def _sign(self, request: SignRequest) -> SignedRequest:
+        try:
+            check_request(request, strict_bucket=False)
+        except UsageError as exc:
+            raise PolicyError("invalid_file", exc.message) from None
+        return self._presigner().sign(request)
+
+    # --- parts -----------------------------------------------------------------------
+
+    def sign_parts(self, run_id: str, request: PartsRequest) -> PartsResponse:
+        """Part URLs, each bound to its exact length, for an upload this run started."""
+        _check_run(run_id)
+        self._check_key(run_id, request.key)
+        try:
+            self._check_size(request.file_size)
+        except PolicyError as exc:
+            raise ProtocolError(422, exc.code, exc.message) from None
+        if request.file_size <= self.settings.multipart_threshold:
+            raise ProtocolError(422, "not_multipart", "this file size is uploaded in one PUT")
+        part_size, part_count = plan_parts(request.file_size, self.settings.part_size)
+        if len(set(request.part_numbers)) != len(request.part_numbers):
+            raise ProtocolError(422, "invalid_part_number", "a part number is asked twice")
+        parts = []
+        for number in request.part_numbers:
+            if not 1 <= number <= part_count:
+                raise ProtocolError(
+                    422, "invalid_part_number", f"part numbers run from 1 to {part_count}"
+                )
+            size = min(part_size, request.file_size - (number - 1) * part_size)
+            signed = self._presigner().sign(
+                SignRequest(
+                    self.bucket,
+                    request.key,
+                    size=size,
+                    expires=self.settings.expires,
+                    query=(("partNumber", str(number)), ("uploadId", request.upload_id)),
+                )
+            )
+            parts.append(
+                SignedPart(
+                    part_number=number,
+                    method=signed.method,
+                    url=signed.url,
+                    headers=dict(signed.headers),
+                    expires_at=iso_utc(signed.expires_at),
+                )
+            )
+        return PartsResponse(parts=parts)
+
+    # --- complete --------------------------------------------------------------------
+
+    def complete(self, run_id: str, request: CompleteRequest) -> CompleteResponse:
+        """Assemble multipart uploads, then HEAD every object and check what was declared.
+
+        An object whose size (or stored SHA-256) differs from the declared one
+        is deleted and reported ``failed``: only what is verified counts.
+        """
+        _check_run(run_id)
+        limit = self.settings.max_files_per_request
+        if len(request.files) > limit:
+            raise ProtocolError(422, "too_many_files", f"at most {limit} files per request")
+        for item in request.files:
+            self._check_key(run_id, item.key)
+        return CompleteResponse(files=[self._complete_one(item) for item in request.files])
+
+    def _complete_one(self, item: CompleteFile) -> CompleteResult:
+        def failed(code: str, message: str) -> CompleteResult:
+            return CompleteResult(
+                key=item.key, status="failed", error=ErrorInfo(code=code, message=message)
+            )
+
+        try:
+            if item.upload_id is not None:
+                parts = sorted((p.part_number, p.etag) for p in item.parts or ())
+                if not parts:
+                    return failed("invalid_parts", "a multipart upload needs its parts")
+                self.store.complete_multipart(item.key, item.upload_id, parts)
+            info = self.store.head(item.key)
+            if info is None:
+                return failed("not_found", "no object was stored under this key")
+            if info.size != item.file_size:
+                self.store.delete(item.key)
+                return failed(
+                    "size_mismatch",
+                    f"stored {info.size} bytes, declared {item.file_size}: the object was deleted",
+                )
+            if item.sha256 and info.sha256 and info.sha256 != item.sha256:
+                self.store.delete(item.key)
+                return failed(
+                    "checksum_mismatch", "the stored SHA-256 differs: the object was deleted"
+                )
+        except StoreError as exc:
+            return failed(exc.code, str(exc))
+        return CompleteResult(key=item.key, status="complete", size=info.size, etag=info.etag)
+
+    # --- abort -----------------------------------------------------------------------
+
+    def abort(self, run_id: str, request: AbortRequest) -> AbortResponse:
+        """Abandon a multipart upload, freeing its parts."""
+        _check_run(run_id)
+        self._check_key(run_id, request.key)
+        try:
+            self.store.abort_multipart(request.key, request.upload_id)
+        except StoreError as exc:
+            raise ProtocolError(exc.status, exc.code, str(exc)) from None
+        return AbortResponse(key=request.key, status="aborted")
+
+    def _check_key(self, run_id: str, key: str) -> None:
+        try:
+            file_name_in_run(self.settings.key_prefix, run_id, key)
+        except PolicyError as exc:
+            status = 403 if exc.code == "key_outside_run" else 422
+            raise ProtocolError(status, exc.code, exc.message) from None
+
+
+def _check_run(run_id: str) -> None:
+    try:
+        check_run_id(run_id)
+    except PolicyError as exc:
+        raise ProtocolError(400, exc.code, exc.message) from None

@@ -1,0 +1,152 @@
+"""The S3 calls the server itself makes: multipart create/complete/abort, HEAD, DELETE.
+
+They go through the same SigV4 signer as every URL the server hands out (a
+pre-signed URL, used at once), over one pooled HTTP session per thread. The
+server never sends or receives an object's bytes: only these small requests.
+"""
+
+from __future__ import annotations
+
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import requests
+
+from s3sign.presign import Method, Presigner, SignRequest
+
+TIMEOUT = (10, 60)  # connect, read: seconds
+_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD tells about a stored object."""
+
+    size: int
+    etag: str
+    sha256: str | None  # base64, when the store keeps a whole-object SHA-256
+
+
+class StoreError(Exception):
+    """S3 answered with an error or could not be reached."""
+
+    def __init__(self, message: str, code: str = "storage_error", status: int = 502) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class ObjectStore:
+    """One bucket, reached with the credentials of ``presigner()`` (re-read on each call)."""
+
+    def __init__(self, presigner: Callable[[], Presigner], bucket: str) -> None:
+        self._presigner = presigner
+        self.bucket = bucket
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies or .netrc for calls to our own store
+            self._local.session = session
+        return session
+
+    def _call(
+        self,
+        method: Method,
+        key: str,
+        query: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        ok: Sequence[int] = (200,),
+    ) -> requests.Response:
+        request = SignRequest(
+            self.bucket,
+            key,
+            method=method,
+            expires=60,
+            query=tuple(query),
+            headers=tuple((headers or {}).items()),
+        )
+        signed = self._presigner().sign(request)
+        try:
+            response = self._session().request(
+                method, signed.url, data=body, headers=dict(signed.headers), timeout=TIMEOUT
+            )
+        except requests.RequestException as exc:
+            raise StoreError(f"the object store is unreachable: {type(exc).__name__}") from None
+        if response.status_code not in ok:
+            code = _error_code(response.text) or f"HTTP {response.status_code}"
+            raise StoreError(f"the object store refused {method} ({code})", code=code)
+        return response
+
+    def create_multipart(self, key: str, content_type: str | None) -> str:
+        """Start a multipart upload; its upload id."""
+        headers = {"Content-Type": content_type} if content_type else None
+        response = self._call("POST", key, [("uploads", "")], headers=headers)
+        upload_id = _xml_text(response.text, "UploadId")
+        if not upload_id:
+            raise StoreError("the object store did not return an upload id")
+        return upload_id
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> str:
+        """Assemble the parts (number, etag); the object's etag."""
+        body = "".join(
+            f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
+            for number, etag in parts
+        )
+        xml = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
+        response = self._call("POST", key, [("uploadId", upload_id)], body=xml)
+        # S3 may answer 200 with an <Error> body when assembly fails late.
+        if _error_code(response.text):
+            raise StoreError(f"completing the upload failed ({_error_code(response.text)})")
+        return (_xml_text(response.text, "ETag") or "").strip('"')
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._call("DELETE", key, [("uploadId", upload_id)], ok=(204, 200, 404))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size, etag and stored SHA-256 of an object; None when there is none."""
+        response = self._call(
+            "HEAD", key, headers={"x-amz-checksum-mode": "ENABLED"}, ok=(200, 404)
+        )
+        if response.status_code == 404:
+            return None
+        checksum = response.headers.get("x-amz-checksum-sha256")
+        return ObjectInfo(
+            size=int(response.headers.get("Content-Length", "-1")),
+            etag=response.headers.get("ETag", "").strip('"'),
+            sha256=checksum if checksum and "-" not in checksum else None,
+        )
+
+    def delete(self, key: str) -> None:
+        self._call("DELETE", key, ok=(204, 200))
+
+    def reachable(self) -> bool:
+        """True when the bucket answers a signed request (for ``/readyz``)."""
+        try:
+            response = self._call("GET", ".s3sign-readyz-probe", ok=(200, 404))
+        except StoreError:
+            return False
+        return _error_code(response.text) != "NoSuchBucket"
+
+
+def _xml_text(document: str, tag: str) -> str | None:
+    try:
+        root = ET.fromstring(document)  # noqa: S314 - the store's own response, no DTDs
+    except ET.ParseError:
+        return None
+    for element in root.iter():
+        if element.tag in (tag, _S3_NS + tag):
+            return element.text
+    return None
+
+
+def _error_code(document: str) -> str | None:
+    if "<Error>" not in document:
+        return None
+    return _xml_text(document, "Code")
