@@ -362,7 +362,9 @@ def token(
         check_run_id(run_id)
     except PolicyError as exc:
         raise UsageError(f"run id {run_id!r}: {exc.message}") from None
-    settings = load_settings({"token_ttl": ttl}, config_path=state.config)
+    settings = load_settings(
+        {"token_ttl": ttl}, config_path=state.config, flag_names={"token_ttl": "--ttl"}
+    )
     minted, expires_at = mint_token(run_id, settings.token_ttl, server_secret())
     state.console.info(f"token for run {run_id}, expires {iso_utc(expires_at)}")
     if output is TokenOutput.token:

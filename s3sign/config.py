@@ -210,11 +210,13 @@ def load_settings(
     config_path: Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Apply flag > ``S3SIGN_*`` env > YAML file > default to every key, once.
 
     ``flags`` maps settings keys to what the command line gave (``None`` when
-    the flag was not given). A bad flag value is a usage error (exit 2); a bad
+    the flag was not given); ``flag_names`` names flags that are not just the
+    key with dashes (``token_ttl`` is ``--ttl``). A bad flag value is a usage error (exit 2); a bad
     environment variable or file value is a configuration error (exit 3)
     naming the variable, or the file, key and line.
     """
@@ -242,14 +244,17 @@ def load_settings(
         try:
             values[key] = _PARSERS[key](raw)
         except ValueError as exc:
-            raise _bad_value(key, source, str(exc), path, line) from None
+            flag = (flag_names or {}).get(key, flag_name(key))
+            raise _bad_value(key, source, str(exc), path, line, flag) from None
         sources[key] = source
     return Settings(**cast(dict[str, Any], values), config_file=path, sources=sources)
 
 
-def _bad_value(key: str, source: Source, problem: str, path: Path | None, line: int) -> Exception:
+def _bad_value(
+    key: str, source: Source, problem: str, path: Path | None, line: int, flag: str
+) -> Exception:
     if source == "flag":
-        return UsageError(f"{flag_name(key)}: {problem}")
+        return UsageError(f"{flag}: {problem}")
     if source == "env":
         return ConfigError(f"{env_name(key)}: {problem}", hint=f"fix or unset {env_name(key)}")
     return ConfigError(f"{path}:{line}: {key}: {problem}")

@@ -27,6 +27,16 @@ class WireModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+class ProtocolError(Exception):
+    """A refused request: the HTTP status and the protocol error code to answer with."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
 class ErrorInfo(WireModel):
     code: str
     message: str

@@ -30,9 +30,10 @@ from s3sign.protocol import (
     ErrorResponse,
     PartsRequest,
     PartsResponse,
+    ProtocolError,
 )
-from s3sign.server.signer import ProtocolError, UploadSigner
-from s3sign.server.tokens import TokenError, server_secret, verify_token
+from s3sign.server.signer import UploadSigner
+from s3sign.server.tokens import server_secret, verify_token
 
 MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger("s3sign.server")
@@ -132,16 +133,12 @@ def create_app(
         scheme, _, token = header.partition(" ")
         verify_token(token.strip() if scheme.lower() == "bearer" else None, secret, run_id)
 
-    @app.exception_handler(TokenError)
-    async def token_error(_: Request, exc: TokenError) -> JSONResponse:
+    @app.exception_handler(ProtocolError)
+    async def protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:
         response = error(exc.status, exc.code, exc.message)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="s3sign"'
         return response
-
-    @app.exception_handler(ProtocolError)
-    async def protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

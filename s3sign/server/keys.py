@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
 from s3sign.addressing import MAX_KEY_BYTES
 
@@ -20,15 +19,13 @@ _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True)
 class PolicyError(Exception):
     """A name or run id the policy refuses; ``code`` is the protocol's error code."""
 
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def check_run_id(run_id: str) -> None:

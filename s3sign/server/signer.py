@@ -9,9 +9,9 @@ own can call the same methods after its own authentication.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from s3sign.config import Settings
@@ -40,6 +40,7 @@ from s3sign.protocol import (
     MultipartPlan,
     PartsRequest,
     PartsResponse,
+    ProtocolError,
     SignedPart,
     SignedUpload,
 )
@@ -48,18 +49,7 @@ from s3sign.server.store import ObjectStore, StoreError
 
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 REFRESH_BEFORE = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class ProtocolError(Exception):
-    """A refused request: the HTTP status and the protocol error code to answer with."""
-
-    status: int
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+_UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no spaces
 
 
 def plan_parts(file_size: int, part_size: int) -> tuple[int, int]:
@@ -199,6 +189,7 @@ class UploadSigner:
         """Part URLs, each bound to its exact length, for an upload this run started."""
         _check_run(run_id)
         self._check_key(run_id, request.key)
+        self._check_upload_id(request.upload_id)
         try:
             self._check_size(request.file_size)
         except PolicyError as exc:
@@ -249,6 +240,7 @@ class UploadSigner:
             raise ProtocolError(422, "too_many_files", f"at most {limit} files per request")
         for item in request.files:
             self._check_key(run_id, item.key)
+            self._check_upload_id(item.upload_id)
         return CompleteResponse(files=[self._complete_one(item) for item in request.files])
 
     def _complete_one(self, item: CompleteFile) -> CompleteResult:
@@ -287,11 +279,16 @@ class UploadSigner:
         """Abandon a multipart upload, freeing its parts."""
         _check_run(run_id)
         self._check_key(run_id, request.key)
+        self._check_upload_id(request.upload_id)
         try:
             self.store.abort_multipart(request.key, request.upload_id)
         except StoreError as exc:
             raise ProtocolError(exc.status, exc.code, str(exc)) from None
         return AbortResponse(key=request.key, status="aborted")
+
+    def _check_upload_id(self, upload_id: str | None) -> None:
+        if upload_id is not None and not _UPLOAD_ID.fullmatch(upload_id):
+            raise ProtocolError(422, "invalid_upload_id", "uploadId is not one S3 hands out")
 
     def _check_key(self, run_id: str, key: str) -> None:
         try:

@@ -19,6 +19,15 @@ from s3sign.presign import Method, Presigner, SignRequest
 
 TIMEOUT = (10, 60)  # connect, read: seconds
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+# S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
+_CALLER_ERRORS = {
+    "NoSuchUpload": 404,
+    "InvalidRequest": 422,
+    "InvalidArgument": 422,
+    "InvalidPart": 422,
+    "InvalidPartOrder": 422,
+    "EntityTooSmall": 422,
+}
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,8 @@ class ObjectStore:
             raise StoreError(f"the object store is unreachable: {type(exc).__name__}") from None
         if response.status_code not in ok:
             code = _error_code(response.text) or f"HTTP {response.status_code}"
-            raise StoreError(f"the object store refused {method} ({code})", code=code)
+            status = _CALLER_ERRORS.get(code, 502)  # else: our credentials or the store failed
+            raise StoreError(f"the object store refused {method} ({code})", code, status)
         return response
 
     def create_multipart(self, key: str, content_type: str | None) -> str:

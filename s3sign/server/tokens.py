@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 
 from s3sign.errors import ConfigError
+from s3sign.protocol import ProtocolError
 
 SECRET_ENV = "S3SIGN_SERVER_SECRET"  # noqa: S105 - the variable's name
 MIN_SECRET_BYTES = 32
@@ -26,16 +26,8 @@ SCOPE = "upload"
 ALGORITHM = "HS256"
 
 
-@dataclass(frozen=True)
-class TokenError(Exception):
-    """A token the server refuses: HTTP status (401/403) and protocol error code."""
-
-    status: int
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+class TokenError(ProtocolError):
+    """A token the server refuses: 401 (no valid token) or 403 (not for this run)."""
 
 
 def server_secret(env: Mapping[str, str] | None = None) -> bytes:

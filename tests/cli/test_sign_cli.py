@@ -285,3 +285,24 @@ def test_traceback_only_with_vv(run: Run) -> None:
     assert loud.exit_code == 2
     assert "Traceback" in loud.stderr
     assert loud.stderr.rstrip().splitlines()[-2].startswith("s3sign: error:")
+
+
+def test_token_command(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json as json_module
+
+    from s3sign.server.tokens import verify_token
+
+    secret = "cli-test-secret-" + "k" * 32
+    monkeypatch.setenv("S3SIGN_SERVER_SECRET", secret)
+    plain = run("token", "run-7", "--ttl", "10m")
+    assert plain.exit_code == 0, plain.stderr
+    verify_token(plain.stdout.strip(), secret.encode(), "run-7")
+    env = run("token", "run-7", "-o", "env")
+    assert env.stdout.startswith("export S3SIGN_TOKEN=")
+    document = json_module.loads(run("token", "run-7", "-o", "json").stdout)
+    assert document["runId"] == "run-7"
+    assert set(document) == {"token", "runId", "expiresAt"}
+    _assert_fails(run, 2, "run id '../x'", "token", "../x")
+    _assert_fails(run, 2, "--ttl", "token", "run-7", "--ttl", "soon")
+    monkeypatch.setenv("S3SIGN_SERVER_SECRET", "short")
+    _assert_fails(run, 3, "at least 32", "token", "run-7")

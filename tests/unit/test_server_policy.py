@@ -1,0 +1,133 @@
+"""Key policy, tokens, part plans and the wire format, without any server running."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from s3sign.errors import ConfigError
+from s3sign.protocol import CreateUploadsRequest, FileResult, MultipartPlan
+from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
+from s3sign.server.signer import MAX_PARTS, plan_parts
+from s3sign.server.tokens import TokenError, mint_token, server_secret, verify_token
+
+SECRET = b"unit-test-secret-" + b"y" * 32
+
+
+def test_seed_request_parses_exactly_as_written() -> None:
+    seed = (
+        '{"files": [{"fileName": "log_12345.json", "fileSize": 1048576}, '
+        '{"fileName": "step_file_1.json", "fileSize": 2048000}]}'
+    )
+    request = CreateUploadsRequest.model_validate_json(seed)
+    assert [(f.file_name, f.file_size) for f in request.files] == [
+        ("log_12345.json", 1048576),
+        ("step_file_1.json", 2048000),
+    ]
+
+
+def test_wire_is_camel_case_without_empty_fields() -> None:
+    result = FileResult(
+        file_name="a",
+        status="ready",
+        key="runs/r/a",
+        multipart=MultipartPlan(upload_id="u", part_size=5, part_count=2),
+    )
+    assert result.wire() == {
+        "fileName": "a",
+        "status": "ready",
+        "key": "runs/r/a",
+        "multipart": {"uploadId": "u", "partSize": 5, "partCount": 2},
+    }
+
+
+@pytest.mark.parametrize("run_id", ["r", "run-1", "a.b_c-D", "x" * 128])
+def test_good_run_ids(run_id: str) -> None:
+    check_run_id(run_id)
+
+
+@pytest.mark.parametrize("run_id", ["", ".", "..", "a/b", "x" * 129, "ü", "a b", "a\nb"])
+def test_bad_run_ids(run_id: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        check_run_id(run_id)
+    assert info.value.code == "invalid_run_id"
+
+
+def test_keys_are_scoped_and_nfc() -> None:
+    assert object_key("runs", "r1", "logs/a.txt") == "runs/r1/logs/a.txt"
+    nfd = "cafe\u0301.txt"
+    assert object_key("runs", "r1", nfd) == "runs/r1/caf\u00e9.txt"
+    assert file_name_in_run("runs", "r1", "runs/r1/logs/a.txt") == "logs/a.txt"
+    with pytest.raises(PolicyError, match="not under runs/r1/"):
+        file_name_in_run("runs", "r1", "runs/r2/a")
+    with pytest.raises(PolicyError, match="NFC"):
+        file_name_in_run("runs", "r1", "runs/r1/" + nfd)
+
+
+@given(st.text(max_size=300))
+def test_every_accepted_name_stays_inside_its_run(name: str) -> None:
+    try:
+        key = object_key("runs", "r1", name)
+    except PolicyError as exc:
+        refused = exc.code
+    else:
+        refused = ""
+    if refused:
+        assert refused in ("invalid_name", "name_too_long")
+        return
+    assert key.startswith("runs/r1/")
+    rest = key[len("runs/r1/") :].split("/")
+    assert all(segment not in ("", ".", "..") for segment in rest)
+    assert "\\" not in key
+    assert len(key.encode()) <= 1024
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in key)
+
+
+@pytest.mark.parametrize(
+    ("size", "part_size", "count"),
+    [
+        (100 * 1024**2 + 1, 16 * 1024**2, 7),
+        (16 * 1024**2, 16 * 1024**2, 1),
+        (0, 16 * 1024**2, 1),
+    ],
+)
+def test_part_plans(size: int, part_size: int, count: int) -> None:
+    assert plan_parts(size, 16 * 1024**2) == (part_size, count)
+
+
+def test_part_size_doubles_to_stay_under_10000_parts() -> None:
+    size = 5 * 1024**4  # S3's largest object
+    part_size, count = plan_parts(size, 16 * 1024**2)
+    assert count <= MAX_PARTS
+    assert part_size == 1024**3
+    assert (count - 1) * part_size < size <= count * part_size
+
+
+def test_tokens_for_one_run_only() -> None:
+    token, expires = mint_token("run-1", 3600, SECRET)
+    verify_token(token, SECRET, "run-1")
+    assert expires > datetime.now(UTC)
+    with pytest.raises(TokenError) as other:
+        verify_token(token, SECRET, "run-2")
+    assert (other.value.status, other.value.code) == (403, "wrong_run")
+    with pytest.raises(TokenError) as wrong:
+        verify_token(token, SECRET + b"!", "run-1")
+    assert (wrong.value.status, wrong.value.code) == (401, "invalid_token")
+    old, _ = mint_token("run-1", 60, SECRET, datetime.now(UTC) - timedelta(hours=1))
+    with pytest.raises(TokenError) as expired:
+        verify_token(old, SECRET, "run-1")
+    assert expired.value.code == "token_expired"
+    with pytest.raises(TokenError) as missing:
+        verify_token(None, SECRET, "run-1")
+    assert missing.value.code == "missing_token"
+
+
+def test_server_secret_rules() -> None:
+    with pytest.raises(ConfigError, match="is not set"):
+        server_secret({})
+    with pytest.raises(ConfigError, match="at least 32"):
+        server_secret({"S3SIGN_SERVER_SECRET": "short"})
+    assert server_secret({"S3SIGN_SERVER_SECRET": "z" * 32}) == b"z" * 32
