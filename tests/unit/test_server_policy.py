@@ -131,3 +131,32 @@ def test_server_secret_rules() -> None:
     with pytest.raises(ConfigError, match="at least 32"):
         server_secret({"S3SIGN_SERVER_SECRET": "short"})
     assert server_secret({"S3SIGN_SERVER_SECRET": "z" * 32}) == b"z" * 32
+
+
+def test_upload_signer_as_embedded_in_another_app() -> None:
+    """What docs/protocol.md shows for a Flask app, minus Flask: no HTTP layer needed."""
+    from s3sign.config import Settings
+    from s3sign.credentials import Credentials
+    from s3sign.presign import Presigner
+    from s3sign.protocol import ProtocolError
+    from s3sign.server import UploadSigner
+
+    settings = Settings(region="eu-west-1", bucket="build-artifacts")
+    signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "secret"), "eu-west-1"))
+    body = CreateUploadsRequest.model_validate_json(
+        '{"files": [{"fileName": "report.json", "fileSize": 12}, {"fileName": "../x", "fileSize": 1}]}'
+    )
+    answer = signer.create_uploads("run-1", body).wire()
+    ready, rejected = answer["files"]  # type: ignore[misc]
+    assert ready["key"] == "runs/run-1/report.json"
+    assert ready["upload"]["url"].startswith(
+        "https://build-artifacts.s3.eu-west-1.amazonaws.com/runs/run-1/report.json?"
+    )
+    assert ready["upload"]["headers"] == {
+        "Content-Length": "12",
+        "Content-Type": "application/json",
+    }
+    assert rejected["error"]["code"] == "invalid_name"
+    with pytest.raises(ProtocolError) as refused:
+        signer.create_uploads("../evil", body)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_run_id")
