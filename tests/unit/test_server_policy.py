@@ -144,19 +144,18 @@ def test_upload_signer_as_embedded_in_another_app() -> None:
     settings = Settings(region="eu-west-1", bucket="build-artifacts")
     signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "secret"), "eu-west-1"))
     body = CreateUploadsRequest.model_validate_json(
-        '{"files": [{"fileName": "report.json", "fileSize": 12}, {"fileName": "../x", "fileSize": 1}]}'
+        '{"files": [{"fileName": "report.json", "fileSize": 12},'
+        ' {"fileName": "../x", "fileSize": 1}]}'
     )
-    answer = signer.create_uploads("run-1", body).wire()
-    ready, rejected = answer["files"]  # type: ignore[misc]
-    assert ready["key"] == "runs/run-1/report.json"
-    assert ready["upload"]["url"].startswith(
+    ready, rejected = signer.create_uploads("run-1", body).files
+    assert ready.key == "runs/run-1/report.json"
+    assert ready.upload is not None
+    assert ready.upload.url.startswith(
         "https://build-artifacts.s3.eu-west-1.amazonaws.com/runs/run-1/report.json?"
     )
-    assert ready["upload"]["headers"] == {
-        "Content-Length": "12",
-        "Content-Type": "application/json",
-    }
-    assert rejected["error"]["code"] == "invalid_name"
+    assert ready.upload.headers == {"Content-Length": "12", "Content-Type": "application/json"}
+    assert rejected.error is not None
+    assert rejected.error.code == "invalid_name"
     with pytest.raises(ProtocolError) as refused:
         signer.create_uploads("../evil", body)
     assert (refused.value.status, refused.value.code) == (400, "invalid_run_id")
