@@ -6,6 +6,7 @@ import base64
 import hashlib
 import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -28,9 +29,15 @@ class FileFacts:
 
 def guess_content_type(name: str) -> str:
     """The MIME type for a file name, ``application/octet-stream`` when unknown."""
+    dotted = name.rsplit("/", 1)[-1].lower().lstrip(".").split(".")[1:]
+    return _type_for_suffixes("".join(f".{suffix}" for suffix in dotted[-2:]))  # .json, .json.gz
+
+
+@lru_cache(maxsize=512)  # a server guesses for thousands of names with few suffixes
+def _type_for_suffixes(suffixes: str) -> str:
     import mimetypes  # reads the system's MIME tables: only when a file is involved
 
-    guessed, encoding = mimetypes.guess_type(name, strict=False)
+    guessed, encoding = mimetypes.guess_type("name" + suffixes, strict=False)
     if encoding is not None:  # report.json.gz is a gzip file, not JSON
         return {
             "gzip": "application/gzip",

@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 from datetime import datetime
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -15,6 +16,7 @@ Output = Literal["url", "json", "curl", "env"]
 OUTPUTS: tuple[Output, ...] = ("url", "json", "curl", "env")
 
 
+@lru_cache(maxsize=64)  # the server stamps every URL of a second with the same time
 def iso_utc(moment: datetime) -> str:
     """``2026-01-31T12:00:00Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

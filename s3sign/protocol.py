@@ -26,6 +26,10 @@ class WireModel(BaseModel):
         """The JSON-ready dict, camelCase, without fields that do not apply."""
         return self.model_dump(by_alias=True, exclude_none=True)
 
+    def wire_json(self) -> str:
+        """The same as JSON text (faster than ``json.dumps(wire())``)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
 
 class ProtocolError(Exception):
     """A refused request: the HTTP status and the protocol error code to answer with."""

@@ -15,7 +15,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s3sign import __version__
@@ -31,6 +32,7 @@ from s3sign.protocol import (
     PartsRequest,
     PartsResponse,
     ProtocolError,
+    WireModel,
 )
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import server_secret, verify_token
@@ -43,6 +45,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def reply(model: WireModel) -> Response:
+    return Response(model.wire_json(), media_type="application/json")
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -126,7 +132,7 @@ def create_app(
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, counters=counters)
 
-    def authorise(request: Request, run_id: str) -> None:
+    async def authorise(request: Request, run_id: str) -> None:
         """A dependency: FastAPI runs it before reading the body, so a caller
         without a valid token learns nothing about what the body should be."""
         header = request.headers.get("authorization", "")
@@ -174,8 +180,13 @@ def create_app(
         dependencies=[Depends(authorise)],
         summary="Create uploads, or sign them again",
     )
-    def create_uploads(run_id: str, body: CreateUploadsRequest) -> JSONResponse:
-        return JSONResponse(signer.create_uploads(run_id, body).wire())
+    async def create_uploads(run_id: str, body: CreateUploadsRequest) -> Response:
+        # Signing is quick CPU work: done on the event loop. Starting multipart uploads
+        # waits on S3, so a request with big files goes to the thread pool instead.
+        threshold = settings.multipart_threshold
+        if any(spec.file_size > threshold for spec in body.files):
+            return reply(await run_in_threadpool(signer.create_uploads, run_id, body))
+        return reply(signer.create_uploads(run_id, body))
 
     @app.post(
         "/v1/runs/{run_id}/uploads/parts",
@@ -184,8 +195,8 @@ def create_app(
         dependencies=[Depends(authorise)],
         summary="Sign part URLs of a multipart upload",
     )
-    def sign_parts(run_id: str, body: PartsRequest) -> JSONResponse:
-        return JSONResponse(signer.sign_parts(run_id, body).wire())
+    def sign_parts(run_id: str, body: PartsRequest) -> Response:
+        return reply(signer.sign_parts(run_id, body))
 
     @app.post(
         "/v1/runs/{run_id}/uploads/complete",
@@ -195,8 +206,8 @@ def create_app(
         dependencies=[Depends(authorise)],
         summary="Complete uploads and verify what was stored",
     )
-    def complete(run_id: str, body: CompleteRequest) -> JSONResponse:
-        return JSONResponse(signer.complete(run_id, body).wire())
+    def complete(run_id: str, body: CompleteRequest) -> Response:
+        return reply(signer.complete(run_id, body))
 
     @app.post(
         "/v1/runs/{run_id}/uploads/abort",
@@ -205,8 +216,8 @@ def create_app(
         dependencies=[Depends(authorise)],
         summary="Abort a multipart upload",
     )
-    def abort(run_id: str, body: AbortRequest) -> JSONResponse:
-        return JSONResponse(signer.abort(run_id, body).wire())
+    def abort(run_id: str, body: AbortRequest) -> Response:
+        return reply(signer.abort(run_id, body))
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

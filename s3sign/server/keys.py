@@ -44,7 +44,7 @@ def run_prefix(key_prefix: str, run_id: str) -> str:
 
 def object_key(key_prefix: str, run_id: str, file_name: str) -> str:
     """The key for a worker's file name, or ``PolicyError`` saying why not."""
-    name = unicodedata.normalize("NFC", file_name)
+    name = file_name if file_name.isascii() else unicodedata.normalize("NFC", file_name)
     check_file_name(name)
     key = run_prefix(key_prefix, run_id) + name
     size = len(key.encode("utf-8"))

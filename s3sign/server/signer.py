@@ -22,7 +22,6 @@ from s3sign.presign import (
     Presigner,
     SignedRequest,
     SignRequest,
-    check_request,
     is_base64_digest,
 )
 from s3sign.protocol import (
@@ -178,10 +177,9 @@ class UploadSigner:
 
     def _sign(self, request: SignRequest) -> SignedRequest:
         try:
-            check_request(request, strict_bucket=False)
+            return self._presigner().sign(request)  # checks the request first
         except UsageError as exc:
             raise PolicyError("invalid_file", exc.message) from None
-        return self._presigner().sign(request)
 
     # --- parts -----------------------------------------------------------------------
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from s3sign.units import format_duration, parse_duration, parse_size
+from s3sign.units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,17 @@ def test_parse_size_refuses(text: str) -> None:
 )
 def test_format_duration(seconds: int, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0B"),
+        (1023, "1023B"),
+        (5 * 1024**2, "5MiB"),
+        (int(1.5 * 1024**3), "1.5GiB"),
+        (5 * 1024**4, "5TiB"),
+    ],
+)
+def test_format_size(size: int, text: str) -> None:
+    assert format_size(size) == text

@@ -1,0 +1,178 @@
+"""Load on `s3sign serve`: concurrent workers asking for batches of upload URLs.
+
+    python bench/serve_bench.py [--quick] [--clients 50] [--files 30] [--seconds 30]
+
+Starts a local SeaweedFS and one `s3sign serve` process (one worker) on free
+127.0.0.1 ports, then runs the clients, each on its own kept-alive
+connection, for the given time (after a short warm-up). Prints requests/s,
+signed URLs/s, p50/p99 latency and the error count, with the machine and date.
+Goal (issue 3): >= 2,000 URLs/s per worker process, p99 < 200 ms, 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+from s3sign.local import LocalS3, free_ports
+
+SECRET = "bench-secret-" + "s" * 32
+RUN = "bench-run"
+
+
+def start_backend(store: LocalS3, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID=store.credentials.access_key,
+        AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
+        AWS_REGION=store.region,
+        AWS_EC2_METADATA_DISABLED="true",
+        S3SIGN_ENDPOINT_URL=store.endpoint_url,
+        S3SIGN_SERVER_SECRET=SECRET,
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "s3sign",
+            "-q",
+            "serve",
+            "--bucket",
+            store.bucket,
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("s3sign serve did not start")
+
+
+async def client(
+    port: int,
+    request: bytes,
+    stop_at: float,
+    record_from: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while (now := time.perf_counter()) < stop_at:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head.split(b" ", 2)[1]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            elapsed = time.perf_counter() - now
+            if status != b"200" or b'"rejected"' in body:
+                errors.append(status.decode())
+            elif now >= record_from:
+                latencies.append(elapsed)
+    finally:
+        writer.close()
+
+
+async def load(port: int, token: str, clients: int, files: int, seconds: float) -> dict[str, float]:
+    body = json.dumps(
+        {
+            "files": [
+                {"fileName": f"step_{i}/output.json", "fileSize": 2048000 + i} for i in range(files)
+            ]
+        }
+    ).encode()
+    request = (
+        f"POST /v1/runs/{RUN}/uploads HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    errors: list[str] = []
+    warmup = min(3.0, seconds / 5)
+    start = time.perf_counter()
+    await asyncio.gather(
+        *(
+            client(port, request, start + warmup + seconds, start + warmup, latencies, errors)
+            for _ in range(clients)
+        )
+    )
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / seconds,
+        "urls_per_s": len(latencies) * files / seconds,
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "errors": len(errors),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 seconds instead of 30")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--files", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    seconds = 5.0 if args.quick else args.seconds
+
+    from s3sign.server.tokens import mint_token
+
+    token, _ = mint_token(RUN, 3600, SECRET.encode())
+    with tempfile.TemporaryDirectory() as data, LocalS3(Path(data), bucket="bench") as store:
+        port = free_ports(1)[0]
+        backend = start_backend(store, port)
+        try:
+            result = asyncio.run(load(port, token, args.clients, args.files, seconds))
+        finally:
+            backend.send_signal(signal.SIGTERM)
+            backend.wait(20)
+
+    print(f"# s3sign serve load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"machine: {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"{platform.machine()}, Python {platform.python_version()}; "
+        "server, clients and SeaweedFS share these cores\n"
+    )
+    print(f"{args.clients} clients, {args.files} files per request, {seconds:.0f} s, 1 worker\n")
+    print("| requests/s | signed URLs/s | p50 | p99 | errors |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {result['requests_per_s']:,.0f} | {result['urls_per_s']:,.0f} | "
+        f"{result['p50_ms']:.1f} ms | {result['p99_ms']:.1f} ms | {result['errors']:.0f} |"
+    )
+    met = result["errors"] == 0 and result["urls_per_s"] >= 2000 and result["p99_ms"] < 200
+    print(f"\ngoal (>= 2,000 URLs/s, p99 < 200 ms, 0 errors): {'met' if met else 'NOT met'}")
+    return 0 if result["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
