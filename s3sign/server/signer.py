@@ -111,11 +111,7 @@ class UploadSigner:
     def create_uploads(self, run_id: str, request: CreateUploadsRequest) -> CreateUploadsResponse:
         """One result per file, in order: a signed PUT, a multipart plan, or a rejection."""
         _check_run(run_id)
-        limit = self.settings.max_files_per_request
-        if len(request.files) > limit:
-            raise ProtocolError(
-                422, "too_many_files", f"{len(request.files)} files in one request; at most {limit}"
-            )
+        self._check_count(len(request.files))
         seen: set[str] = set()
         results = []
         for spec in request.files:
@@ -165,6 +161,13 @@ class UploadSigner:
             expires_at=iso_utc(signed.expires_at),
         )
         return FileResult(file_name=spec.file_name, key=key, status="ready", upload=upload)
+
+    def _check_count(self, count: int) -> None:
+        limit = self.settings.max_files_per_request
+        if count > limit:
+            raise ProtocolError(
+                422, "too_many_files", f"{count} files in one request; at most {limit}"
+            )
 
     def _check_size(self, size: int) -> None:
         if size < 0:
@@ -233,9 +236,7 @@ class UploadSigner:
         is deleted and reported ``failed``: only what is verified counts.
         """
         _check_run(run_id)
-        limit = self.settings.max_files_per_request
-        if len(request.files) > limit:
-            raise ProtocolError(422, "too_many_files", f"at most {limit} files per request")
+        self._check_count(len(request.files))
         for item in request.files:
             self._check_key(run_id, item.key)
             self._check_upload_id(item.upload_id)
