@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
+import os
 import stat
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,3 +88,98 @@ def file_facts(path: Path, checksum: Checksum) -> FileFacts:
         sha256=digest_file(path, "sha256") if checksum == "sha256" else None,
         md5=digest_file(path, "md5") if checksum == "md5" else None,
     )
+
+
+# --- paths, directories and globs -> the files a push uploads ---------------------------
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One file to upload: where it is, the name the backend sees, and its state when listed."""
+
+    path: Path
+    name: str  # relative to the base directory, "/"-separated
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The files paths expanded to, and the paths that matched none."""
+
+    files: tuple[LocalFile, ...]
+    unmatched: tuple[str, ...]
+
+
+def expand_paths(paths: list[str], base: Path, *, literal: bool = False) -> Expansion:
+    """Files, directories (recursively) and globs (``*``, ``?``, ``[...]``, ``**``) -> files.
+
+    Globs are expanded here when the shell did not (quoted patterns); with
+    ``literal`` every path is taken as written. Symlinked directories are never
+    descended into (so nothing outside the tree is reached through them);
+    symlinks to regular files are followed; sockets, FIFOs and devices are
+    skipped. Names are relative to ``base``; a file outside it is a
+    ``UsageError``. A file named twice is listed once.
+    """
+    base_abs = Path(os.path.abspath(base))
+    if not base_abs.is_dir():
+        raise UsageError(f"--base {base} is not a directory", hint="give an existing directory")
+    found: dict[str, LocalFile] = {}
+    unmatched: list[str] = []
+    for raw in paths:
+        is_pattern = not literal and bool(_GLOB_CHARS & set(raw)) and not os.path.lexists(raw)
+        candidates = sorted(glob.glob(raw, recursive=True)) if is_pattern else [raw]
+        produced = 0
+        for candidate in candidates:
+            if is_pattern and _through_symlinked_dir(candidate, raw):
+                continue
+            for path in _walk(Path(candidate)):
+                produced += 1
+                absolute = os.path.abspath(path)
+                if absolute not in found:
+                    found[absolute] = _local_file(Path(absolute), base_abs)
+        if not produced:
+            unmatched.append(raw)
+    return Expansion(tuple(found.values()), tuple(unmatched))
+
+
+def _walk(path: Path) -> list[Path]:
+    """A file as itself; a directory as its regular files, recursively, in name order."""
+    if path.is_symlink() and path.is_dir():
+        return []  # never descend into a symlinked directory
+    if path.is_dir():
+        files: list[Path] = []
+        for root, dirs, names in os.walk(path, followlinks=False):
+            dirs.sort()
+            files.extend(Path(root) / name for name in sorted(names))
+        return [file for file in files if _is_regular(file)]
+    return [path] if _is_regular(path) else []
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)  # follows a symlink to its file
+    except OSError:
+        return False
+
+
+def _through_symlinked_dir(match: str, pattern: str) -> bool:
+    """True when a glob match was reached through a symlinked directory."""
+    fixed = pattern.split("/")
+    depth = next((i for i, part in enumerate(fixed) if _GLOB_CHARS & set(part)), len(fixed))
+    parts = match.split(os.sep)
+    prefixes = (os.sep.join(parts[:end]) for end in range(max(depth, 1), len(parts)))
+    return any(os.path.islink(prefix) for prefix in prefixes)
+
+
+def _local_file(path: Path, base: Path) -> LocalFile:
+    relative = os.path.relpath(path, base)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        raise UsageError(
+            f"{path} is outside the base directory {base}",
+            hint="run from a directory that contains it, or pass --base DIR",
+        )
+    info = path.stat()
+    return LocalFile(path, relative.replace(os.sep, "/"), info.st_size, info.st_mtime_ns)

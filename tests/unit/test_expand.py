@@ -1,0 +1,84 @@
+"""Which files a push uploads, and under which names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from s3sign.errors import UsageError
+from s3sign.files import expand_paths
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "logs" / "nested deep" / "ü").mkdir(parents=True)
+    (tmp_path / "logs" / "a.txt").write_text("a")
+    (tmp_path / "logs" / "b+c.json").write_text("{}")
+    (tmp_path / "logs" / "nested deep" / "x y.log").write_text("xy")
+    (tmp_path / "logs" / "nested deep" / "ü" / "z.txt").write_text("z")
+    (tmp_path / "logs" / "empty").write_bytes(b"")
+    (tmp_path / "logs" / ".hidden").write_text("h")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("s")
+    (tmp_path / "logs" / "link-out").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "logs" / "link-file").symlink_to(tmp_path / "logs" / "a.txt")
+    os.mkfifo(tmp_path / "logs" / "fifo")
+    return tmp_path
+
+
+def names(paths: list[str], base: Path, **kwargs: bool) -> list[str]:
+    return [f.name for f in expand_paths(paths, base, **kwargs).files]
+
+
+def test_directory_recursion_skips_symlinked_dirs_and_special_files(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tree)
+    assert names(["logs"], tree) == [
+        "logs/.hidden",
+        "logs/a.txt",
+        "logs/b+c.json",
+        "logs/empty",
+        "logs/link-file",
+        "logs/nested deep/x y.log",
+        "logs/nested deep/ü/z.txt",
+    ]
+
+
+def test_globs_expanded_when_the_shell_did_not(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tree)
+    assert names(["logs/*.txt"], tree) == ["logs/a.txt"]
+    assert names(["logs/**/*.txt"], tree) == ["logs/a.txt", "logs/nested deep/ü/z.txt"]
+    assert names(["logs/?.txt", "logs/[ab]*"], tree) == ["logs/a.txt", "logs/b+c.json"]
+    assert "logs/link-out/secret.txt" not in names(["logs/**"], tree)
+
+
+def test_sizes_duplicates_and_unmatched(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tree)
+    expansion = expand_paths(["logs/a.txt", "./logs/a.txt", "logs/*.txt", "nope/*", "gone"], tree)
+    assert [(f.name, f.size) for f in expansion.files] == [("logs/a.txt", 1)]
+    assert expansion.unmatched == ("nope/*", "gone")
+
+
+def test_literal_names_with_glob_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "[weird]*.txt").write_text("w")
+    (tmp_path / "w.txt").write_text("w")
+    assert names(["[weird]*.txt"], tmp_path, literal=True) == ["[weird]*.txt"]
+    assert names(["[weird]*.txt"], tmp_path) == ["[weird]*.txt"]  # exists: taken as written
+    assert names(["*.txt"], tmp_path) == ["[weird]*.txt", "w.txt"]
+    assert expand_paths(["*.txt"], tmp_path, literal=True).unmatched == ("*.txt",)
+
+
+def test_names_are_relative_to_base(tree: Path) -> None:
+    assert names([str(tree / "logs" / "a.txt")], tree / "logs") == ["a.txt"]
+    with pytest.raises(UsageError, match="outside the base directory") as info:
+        expand_paths([str(tree / "logs" / "a.txt")], tree / "logs" / "nested deep")
+    assert "--base" in info.value.hint
+    with pytest.raises(UsageError, match="not a directory"):
+        expand_paths(["x"], tree / "logs" / "a.txt")
