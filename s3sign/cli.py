@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from typer import _click as click
@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from s3sign import __version__
 from s3sign.config import Checksum, load_settings
 from s3sign.console import Console
-from s3sign.errors import ExitCode, S3SignError, UsageError
+from s3sign.errors import ConfigError, CredentialsError, ExitCode, S3SignError, UsageError
 from s3sign.formats import iso_utc, render
 from s3sign.presign import (
     Method,
@@ -34,6 +34,10 @@ from s3sign.presign import (
     resolve_endpoint_url,
 )
 from s3sign.units import format_duration, parse_size
+
+if TYPE_CHECKING:  # imported where used: `sign` must start without them
+    from s3sign.files import LocalFile
+    from s3sign.transfer import PushOptions
 
 
 @dataclass
@@ -354,14 +358,10 @@ def token(
     """Mint a bearer token that lets a worker upload into one run (S3SIGN_SERVER_SECRET)."""
     import json
 
-    from s3sign.server.keys import PolicyError, check_run_id
     from s3sign.server.tokens import mint_token, server_secret
 
     state = _state(ctx, verbose, quiet)
-    try:
-        check_run_id(run_id)
-    except PolicyError as exc:
-        raise UsageError(f"run id {run_id!r}: {exc.message}") from None
+    _check_run_id(run_id)
     settings = load_settings(
         {"token_ttl": ttl}, config_path=state.config, flag_names={"token_ttl": "--ttl"}
     )
@@ -453,6 +453,217 @@ def serve(
     uvicorn.run(
         "s3sign.server.app:app_from_environment", factory=True, workers=settings.workers, **common
     )
+
+
+class NoFilesPolicy(StrEnum):
+    error = "error"
+    warn = "warn"
+    ignore = "ignore"
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to upload into.")],
+    paths: Annotated[
+        list[str], typer.Argument(metavar="PATHS...", help="Files, directories, globs.")
+    ],
+    backend: Annotated[
+        str | None, typer.Option(metavar="URL", help="The signing backend (S3SIGN_BACKEND).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TOKEN",
+            help="Run token from 's3sign token' (S3SIGN_TOKEN).",
+            show_default=False,
+        ),
+    ] = None,
+    base: Annotated[
+        Path, typer.Option(metavar="DIR", help="Names are relative to this directory.")
+    ] = Path("."),
+    concurrency: Annotated[
+        int | None, typer.Option(metavar="N", help="Uploads in flight.  [default: 8]")
+    ] = None,
+    checksum: Annotated[
+        ChecksumChoice | None,
+        typer.Option(
+            case_sensitive=False,
+            help="Checksum bound into each upload.  [default: sha256]",
+            show_default=False,
+        ),
+    ] = None,
+    content_type: Annotated[
+        str | None, typer.Option(metavar="TYPE", help="Content type for every file (else guessed).")
+    ] = None,
+    if_no_files_found: Annotated[
+        NoFilesPolicy, typer.Option(case_sensitive=False, help="When no path matches a file.")
+    ] = NoFilesPolicy.error,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Skip files already stored, same size and hash.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be uploaded; sign nothing.")
+    ] = False,
+    json_report: Annotated[
+        bool, typer.Option("--json", help="Print the JSON report on stdout.")
+    ] = False,
+    manifest: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Also write the JSON report to FILE.")
+    ] = None,
+    literal: Annotated[
+        bool, typer.Option("--literal", help="Take paths as written: no glob expansion.")
+    ] = False,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Upload files into a run through the backend, straight to S3."""
+    from s3sign.transfer import PushOptions
+
+    state = _state(ctx, verbose, quiet)
+    _check_run_id(run_id)
+    settings = load_settings(
+        {
+            "backend": backend,
+            "concurrency": concurrency,
+            "checksum": checksum.value if checksum else None,
+        },
+        config_path=state.config,
+    )
+    if content_type is not None and not _is_content_type(content_type):
+        raise UsageError(f"--content-type {content_type!r} is not a content type")
+    files = _files_to_push(paths, base, literal, if_no_files_found, state.console)
+    if dry_run:
+        for local in files:
+            typer.echo(f"{local.size:>14,}  {local.name}")
+        total = sum(local.size for local in files)
+        state.console.note(f"{len(files)} files, {total:,} bytes: nothing was signed")
+        return
+    options = PushOptions(
+        run_id=run_id,
+        concurrency=settings.concurrency,
+        checksum=settings.checksum,
+        content_type=content_type,
+        skip_existing=skip_existing,
+    )
+    failed = _run_push(
+        _backend_url(settings.backend),
+        _run_token(token, run_id),
+        options,
+        files,
+        state.console,
+        json_report=json_report,
+        manifest=manifest,
+    )
+    if failed:
+        raise typer.Exit(ExitCode.UPLOADS_FAILED)
+
+
+def _check_run_id(run_id: str) -> None:
+    from s3sign.server.keys import PolicyError, check_run_id
+
+    try:
+        check_run_id(run_id)
+    except PolicyError as exc:
+        raise UsageError(f"run id {run_id!r}: {exc.message}") from None
+
+
+def _files_to_push(
+    paths: list[str], base: Path, literal: bool, policy: NoFilesPolicy, console: Console
+) -> "list[LocalFile]":
+    """The files PATHS name, with ``--if-no-files-found`` applied."""
+    from s3sign.files import expand_paths
+
+    expansion = expand_paths(paths, base, literal=literal)
+    nothing = not expansion.files
+    if policy is NoFilesPolicy.warn or (policy is NoFilesPolicy.error and not nothing):
+        for unmatched in expansion.unmatched:
+            console.warning(f"{unmatched}: no file matched")
+    if nothing and policy is NoFilesPolicy.error:
+        raise UsageError(
+            "no files matched " + " ".join(repr(p) for p in paths),
+            hint="check the paths (quote globs to let s3sign expand them), "
+            "or pass --if-no-files-found warn|ignore",
+        )
+    return list(expansion.files)
+
+
+def _backend_url(configured: str | None) -> str:
+    if not configured:
+        raise ConfigError(
+            "no backend to ask for upload URLs",
+            hint="pass --backend URL, set S3SIGN_BACKEND, or backend: in s3sign.yaml",
+        )
+    return configured
+
+
+def _run_token(flag: str | None, run_id: str) -> str:
+    import os
+
+    token = flag or os.environ.get("S3SIGN_TOKEN")
+    if not token:
+        raise CredentialsError(
+            "no run token",
+            hint=f"mint one with 's3sign token {run_id}' where S3SIGN_SERVER_SECRET is set, "
+            "then pass --token or set S3SIGN_TOKEN",
+        )
+    return token
+
+
+def _run_push(
+    backend: str,
+    token: str,
+    options: "PushOptions",
+    files: "list[LocalFile]",
+    console: Console,
+    *,
+    json_report: bool,
+    manifest: Path | None,
+) -> int:
+    """Push, then report (summary, ``--json``, ``--manifest``) even when the push was cut short.
+
+    Returns how many files failed.
+    """
+    import json
+    import os
+
+    from s3sign.client import BackendClient
+    from s3sign.console import LiveReporter, PlainReporter, summary
+    from s3sign.progress import PushReport, Reporter, SilentReporter
+    from s3sign.transfer import Pusher
+
+    reporter: Reporter
+    if json_report or console.verbosity < 0:
+        reporter = SilentReporter()
+    elif console.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        reporter = LiveReporter(console, options.concurrency)
+    else:
+        reporter = PlainReporter(console)
+    client = BackendClient(backend, token)
+    pusher = Pusher(client, options, reporter)
+    try:
+        pusher.push(files)
+    finally:
+        client.close()
+        report = pusher.report or PushReport(options.run_id)
+        document = json.dumps(report.wire(), ensure_ascii=False)
+        if manifest is not None:
+            manifest.write_text(document + "\n", encoding="utf-8")
+        if json_report:
+            typer.echo(document)
+        elif files:
+            summary(console, report)
+    return report.count("failed")
+
+
+def _is_content_type(text: str) -> bool:
+    from s3sign.presign import SignRequest, check_request
+
+    try:
+        check_request(SignRequest("b-1", "k", size=0, content_type=text))
+    except UsageError:
+        return False
+    return True
 
 
 def split_target(target: str, key: str | None) -> tuple[str, str]:

@@ -42,6 +42,9 @@ class Settings:
     expires: int = 900
     checksum: Checksum = "sha256"
     strict_expiry: bool = False
+    # the worker side (`s3sign push`)
+    backend: str | None = None
+    concurrency: int = 8
     # the signing backend (`s3sign serve`) and its tokens
     bucket: str | None = None
     key_prefix: str = "runs"
@@ -180,6 +183,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "expires": _expires,
     "checksum": _choice("sha256", "md5", "none"),
     "strict_expiry": _bool,
+    "backend": _endpoint_url,
+    "concurrency": _int_between(1, 64),
     "bucket": _text,
     "key_prefix": _key_prefix,
     "max_file_size": _size_between(0, MAX_OBJECT_SIZE),

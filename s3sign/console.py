@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
+
+from s3sign.progress import FileOutcome, PushReport
+from s3sign.units import format_size
 
 _RED, _YELLOW, _DIM, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
@@ -52,3 +55,159 @@ class Console:
 
     def _write(self, line: str) -> None:
         print(line, file=self.stderr, flush=True)
+
+
+# --- push progress: a live display on a terminal, plain lines elsewhere ----------------
+
+
+class PlainReporter:
+    """For CI logs: no control characters, a status line every ``every`` seconds."""
+
+    def __init__(self, console: Console, every: float = 10.0) -> None:
+        import threading
+        import time
+
+        self._console, self._every, self._clock = console, every, time.monotonic
+        self._lock = threading.Lock()
+        self._files = self._done = self._total = self._sent = 0
+        self._started = self._last = self._clock()
+
+    def start(self, files: int, total_bytes: int) -> None:
+        with self._lock:
+            self._files, self._total = files, total_bytes
+            self._started = self._last = self._clock()
+        self._console.note(f"pushing {files} files, {format_size(total_bytes)}")
+
+    def file_started(self, name: str, size: int) -> None:
+        self._console.info(f"uploading {name} ({format_size(size)})", level=2)
+
+    def advanced(self, name: str, delta: int) -> None:
+        with self._lock:
+            self._sent += delta
+        self._maybe_status()
+
+    def retrying(self, name: str, attempt: int, reason: str) -> None:
+        self._console.info(f"retrying {name} after attempt {attempt}: {reason}")
+
+    def file_finished(self, outcome: FileOutcome) -> None:
+        with self._lock:
+            self._done += 1
+        if outcome.status == "failed":
+            self._console.warning(f"failed {outcome.file_name}: {outcome.error}")
+        else:
+            self._console.info(
+                f"{outcome.status} {outcome.file_name} ({format_size(outcome.size)})"
+            )
+        self._maybe_status()
+
+    def finish(self, report: PushReport) -> None:
+        pass
+
+    def _maybe_status(self) -> None:
+        now = self._clock()
+        with self._lock:
+            if now - self._last < self._every:
+                return
+            self._last = now
+            speed = self._sent / max(now - self._started, 1e-9)
+            line = (
+                f"{self._done}/{self._files} files, {format_size(max(self._sent, 0))}/"
+                f"{format_size(self._total)}, {format_size(speed)}/s"
+            )
+        self._console.note(line)
+
+
+class LiveReporter:
+    """For a terminal: an overall bar and one bar per upload in flight (rich, on stderr)."""
+
+    def __init__(self, console: Console, concurrency: int) -> None:
+        import threading
+
+        from rich.console import Console as RichConsole
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._console = console
+        self._lock = threading.Lock()
+        self._progress = Progress(
+            TextColumn("{task.description}", table_column=None),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=RichConsole(file=console.stderr, no_color=not console.color),
+            transient=False,
+        )
+        self._overall = self._progress.add_task("total", total=0)
+        self._tasks: dict[str, Any] = {}
+        self._files = self._done = 0
+        self._limit = concurrency
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._files = files
+        self._progress.update(self._overall, total=total_bytes, description=self._title())
+        self._progress.start()
+
+    def _title(self) -> str:
+        return f"[bold]{self._done}/{self._files} files"
+
+    def file_started(self, name: str, size: int) -> None:
+        with self._lock:
+            if name not in self._tasks and len(self._tasks) < self._limit:
+                self._tasks[name] = self._progress.add_task(_short(name), total=size)
+
+    def advanced(self, name: str, delta: int) -> None:
+        self._progress.advance(self._overall, delta)
+        task = self._tasks.get(name)
+        if task is not None:
+            self._progress.advance(task, delta)
+
+    def retrying(self, name: str, attempt: int, reason: str) -> None:
+        task = self._tasks.get(name)
+        if task is not None:
+            self._progress.update(task, description=f"{_short(name)} [yellow](retry {attempt})")
+
+    def file_finished(self, outcome: FileOutcome) -> None:
+        with self._lock:
+            self._done += 1
+            task = self._tasks.pop(outcome.file_name, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        if outcome.status == "failed":
+            self._progress.console.print(f"[red]failed[/red] {outcome.file_name}: {outcome.error}")
+        self._progress.update(self._overall, description=self._title())
+
+    def finish(self, report: PushReport) -> None:
+        self._progress.stop()
+
+
+def _short(name: str, width: int = 40) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def summary(console: Console, report: PushReport) -> None:
+    """The final lines on stderr: counts, bytes, time, speed, and every failure's reason."""
+    seconds = max(report.seconds, 1e-9)
+    uploaded = report.bytes("uploaded")
+    console.note(
+        f"run {report.run_id}: {report.count('uploaded')} uploaded ({format_size(uploaded)}), "
+        f"{report.count('skipped')} skipped, {report.count('failed')} failed, "
+        f"in {seconds:.1f}s ({format_size(uploaded / seconds)}/s)"
+        + (f", {report.retries} retries" if report.retries else "")
+    )
+    by_reason: dict[str, list[str]] = {}
+    for outcome in report.files:
+        if outcome.status == "failed":
+            by_reason.setdefault(outcome.error or "failed", []).append(outcome.file_name)
+    for reason, names in by_reason.items():
+        if len(names) <= 3:
+            for name in names:
+                console.error(f"{name}: {reason}")
+        else:
+            console.error(f"{len(names)} files ({names[0]}, {names[1]}, ...): {reason}")

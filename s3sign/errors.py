@@ -58,6 +58,13 @@ class CredentialsError(S3SignError):
     )
 
 
+class BackendError(S3SignError):
+    """The backend refused a request for a reason other than credentials (exit 1)."""
+
+    exit_code = ExitCode.UPLOADS_FAILED
+    default_hint = "see the backend's message; the files of that request were not uploaded"
+
+
 class UnreachableError(S3SignError):
     """The backend or the storage could not be reached after retries (exit 5)."""
 

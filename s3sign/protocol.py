@@ -141,11 +141,25 @@ class CompleteResult(WireModel):
     status: Literal["complete", "failed"]
     size: int | None = None
     etag: str | None = None
+    sha256: str | None = None  # the stored whole-object SHA-256, where the store reports one
     error: ErrorInfo | None = None
 
 
 class CompleteResponse(WireModel):
     files: list[CompleteResult]
+
+
+# --- GET /v1/info ------------------------------------------------------------------------
+
+
+class ServerInfo(WireModel):
+    """What a client may plan with: where keys go and the limits (no auth needed)."""
+
+    protocol: int
+    key_prefix: str
+    max_file_size: int
+    max_files_per_request: int
+    multipart_threshold: int
 
 
 # --- POST /v1/runs/{runId}/uploads/abort -------------------------------------------------

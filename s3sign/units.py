@@ -59,7 +59,7 @@ def format_duration(seconds: float) -> str:
     return "".join(shown[:2]) or "0s"
 
 
-def format_size(size: int) -> str:
+def format_size(size: float) -> str:
     """``512B``, ``5MiB``, ``1.5GiB``: binary units, at most one decimal."""
     value, unit = float(size), "B"
     for bigger in ("KiB", "MiB", "GiB", "TiB"):

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from s3sign import __version__
 from s3sign.config import Settings, load_settings
 from s3sign.protocol import (
+    PROTOCOL_VERSION,
     AbortRequest,
     AbortResponse,
     CompleteRequest,
@@ -32,6 +33,7 @@ from s3sign.protocol import (
     PartsRequest,
     PartsResponse,
     ProtocolError,
+    ServerInfo,
     WireModel,
 )
 from s3sign.server.signer import UploadSigner
@@ -218,6 +220,18 @@ def create_app(
     )
     def abort(run_id: str, body: AbortRequest) -> Response:
         return reply(signer.abort(run_id, body))
+
+    @app.get("/v1/info", response_model=ServerInfo, summary="Key prefix and limits, for planning")
+    async def info() -> Response:
+        return reply(
+            ServerInfo(
+                protocol=PROTOCOL_VERSION,
+                key_prefix=settings.key_prefix,
+                max_file_size=settings.max_file_size,
+                max_files_per_request=settings.max_files_per_request,
+                multipart_threshold=settings.multipart_threshold,
+            )
+        )
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

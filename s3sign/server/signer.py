@@ -253,7 +253,11 @@ class UploadSigner:
                 parts = sorted((p.part_number, p.etag) for p in item.parts or ())
                 if not parts:
                     return failed("invalid_parts", "a multipart upload needs its parts")
-                self.store.complete_multipart(item.key, item.upload_id, parts)
+                try:
+                    self.store.complete_multipart(item.key, item.upload_id, parts)
+                except StoreError as exc:
+                    if exc.code != "NoSuchUpload":  # else: completed by an earlier call
+                        raise
             info = self.store.head(item.key)
             if info is None:
                 return failed("not_found", "no object was stored under this key")
@@ -270,7 +274,9 @@ class UploadSigner:
                 )
         except StoreError as exc:
             return failed(exc.code, str(exc))
-        return CompleteResult(key=item.key, status="complete", size=info.size, etag=info.etag)
+        return CompleteResult(
+            key=item.key, status="complete", size=info.size, etag=info.etag, sha256=info.sha256
+        )
 
     # --- abort -----------------------------------------------------------------------
 

@@ -1,0 +1,152 @@
+"""The backend client: protocol v1 calls with the run's bearer token, retried.
+
+Connection errors, timeouts, 429 and 5xx are retried with exponential backoff
+and jitter; 401/403 are a credentials error (exit 4); a backend still
+unreachable after the retries is exit 5. The token is sent in the
+Authorization header only and never logged.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import requests
+from pydantic import ValidationError
+
+from s3sign.errors import BackendError, CredentialsError, UnreachableError
+from s3sign.protocol import (
+    AbortRequest,
+    CompleteFile,
+    CompleteRequest,
+    CompleteResponse,
+    CreateUploadsRequest,
+    CreateUploadsResponse,
+    ErrorResponse,
+    FileSpec,
+    PartsRequest,
+    PartsResponse,
+    ServerInfo,
+    WireModel,
+)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 120.0
+Response = TypeVar("Response", bound=WireModel)
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
+    """Seconds to wait before retry ``attempt`` (1-based): exponential, full jitter."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311 - not crypto
+
+
+class BackendClient:
+    """Protocol v1 for one backend URL and one run token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.attempts = attempts
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+        self._session.headers["User-Agent"] = "s3sign"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def info(self) -> ServerInfo:
+        """The backend's key prefix and limits."""
+        return self._call("GET", "/v1/info", None, ServerInfo)
+
+    def create_uploads(self, run_id: str, files: Sequence[FileSpec]) -> CreateUploadsResponse:
+        body = CreateUploadsRequest(files=list(files))
+        return self._call("POST", f"/v1/runs/{run_id}/uploads", body, CreateUploadsResponse)
+
+    def sign_parts(
+        self, run_id: str, key: str, upload_id: str, file_size: int, part_numbers: Sequence[int]
+    ) -> PartsResponse:
+        body = PartsRequest(
+            key=key, upload_id=upload_id, file_size=file_size, part_numbers=list(part_numbers)
+        )
+        return self._call("POST", f"/v1/runs/{run_id}/uploads/parts", body, PartsResponse)
+
+    def complete(self, run_id: str, files: Sequence[CompleteFile]) -> CompleteResponse:
+        body = CompleteRequest(files=list(files))
+        return self._call("POST", f"/v1/runs/{run_id}/uploads/complete", body, CompleteResponse)
+
+    def abort(self, run_id: str, key: str, upload_id: str) -> None:
+        body = AbortRequest(key=key, upload_id=upload_id)
+        self._call("POST", f"/v1/runs/{run_id}/uploads/abort", body, None)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: WireModel | None,
+        response_type: type[Response] | None,
+    ) -> Response:
+        url = self.base_url + path
+        data = body.wire_json().encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        problem = ""
+        for attempt in range(1, self.attempts + 1):
+            if attempt > 1:
+                self._sleep(backoff(attempt - 1))
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                )
+            except requests.RequestException as exc:
+                problem = f"{type(exc).__name__} reaching {self.base_url}"
+                continue
+            if response.status_code in RETRY_STATUSES:
+                problem = f"the backend answered {response.status_code} {_message(response)}"
+                continue
+            return _parse(response, response_type)
+        raise UnreachableError(
+            f"{problem} ({self.attempts} attempts)",
+            hint="check --backend / S3SIGN_BACKEND and that the backend is running",
+        )
+
+
+def _parse(response: requests.Response, response_type: type[Response] | None) -> Response:
+    if response.status_code in (401, 403):
+        raise CredentialsError(
+            f"the backend refused the token: {_message(response)}",
+            hint="mint a token for this run with 's3sign token RUN_ID' and pass --token "
+            "or S3SIGN_TOKEN",
+        )
+    if response.status_code >= 400:
+        raise BackendError(f"the backend refused the request: {_message(response)}")
+    if response_type is None:
+        return None  # type: ignore[return-value]  # the caller asked for no body
+    try:
+        return response_type.model_validate_json(response.content)
+    except ValidationError:
+        raise BackendError(
+            "the backend's answer is not protocol v1",
+            hint="check that --backend points at an s3sign backend",
+        ) from None
+
+
+def _message(response: requests.Response) -> str:
+    """``code: message`` from a protocol error body, else the status line."""
+    try:
+        error = ErrorResponse.model_validate_json(response.content).error
+    except ValidationError:
+        return f"(HTTP {response.status_code})"
+    return f"{error.code}: {error.message}"

@@ -1,0 +1,548 @@
+"""The push engine: plan, hash, sign in batches, upload in one pool, retry, complete.
+
+No printing here: progress goes to a ``Reporter``, the result is a
+``PushReport``, and errors that end the whole push are ``S3SignError``.
+
+- Files go to the backend in batches (up to 500), each asked for just before
+  its uploads start; a URL that expires anyway is signed again and retried.
+- One pool of ``concurrency`` daemon threads uploads whole files and parts
+  alike, each body streamed from disk in 1 MiB reads: memory does not grow
+  with file size or count.
+- The SHA-256 of a single-PUT file is computed before it is signed (the next
+  batch is hashed while this one uploads), so S3 itself refuses a corrupted
+  body. Multipart files are hashed alongside their upload and declared at
+  completion.
+- Connection errors, 408, 429 and 5xx are retried with backoff; a checksum or
+  size mismatch is not. A file that changed since it was listed fails with a
+  clear message instead of becoming a mismatched object.
+- Only what the backend's ``complete`` verified counts as uploaded. On a
+  fatal error or Ctrl-C, open multipart uploads are aborted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import queue
+import threading
+import time
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, BinaryIO, TypeVar
+
+import urllib3
+
+from s3sign.client import RETRY_STATUSES, BackendClient, backoff
+from s3sign.config import Checksum
+from s3sign.errors import BackendError, S3SignError
+from s3sign.files import LocalFile, guess_content_type
+from s3sign.progress import FileOutcome, PushReport, Reporter
+from s3sign.protocol import CompletedPart, CompleteFile, FileSpec, MultipartPlan
+
+DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
+READ_SIZE = 1024 * 1024
+PARTS_PER_SIGNING = 1000
+RESIGN_MARGIN = timedelta(seconds=30)
+_CHECKSUM_ERRORS = frozenset({"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest"})
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    run_id: str
+    concurrency: int = 8
+    checksum: Checksum = "sha256"
+    content_type: str | None = None
+    skip_existing: bool = False
+    batch_size: int = 500
+    attempts: int = 5
+    connect_timeout: float = 10.0
+    stall_timeout: float = 120.0
+
+
+class _Fatal(Exception):
+    """This file cannot be uploaded; retrying will not help."""
+
+
+class _Retryable(Exception):
+    """A transient failure: back off and try again."""
+
+
+class _Expired(Exception):
+    """The URL expired: sign it again and retry."""
+
+
+class _FileShrank(Exception):  # not an OSError: urllib3 must not take it for a network error
+    pass
+
+
+@dataclass(frozen=True)
+class _Signed:
+    method: str
+    url: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+@dataclass
+class _Job:
+    """One file on its way: what was listed, signed and sent."""
+
+    local: LocalFile
+    outcome: FileOutcome
+    spec: FileSpec
+    sha256: Future[str | None] | None = None
+    upload: _Signed | None = None
+    plan: MultipartPlan | None = None
+    parts: dict[int, _Signed] = field(default_factory=dict)
+    etags: dict[int, str] = field(default_factory=dict)
+    retries: int = 0
+    started: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _DaemonPool:
+    """A fixed pool of daemon threads: Ctrl-C never waits for a stuck upload to end."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        for index in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True).start()
+
+    def submit(self, function: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._tasks.put((future, function))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, function = self._tasks.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+class _RangeReader:
+    """``length`` bytes of a file from its current position, counted as they are read."""
+
+    def __init__(self, handle: BinaryIO, length: int, on_read: Callable[[int], None]) -> None:
+        self._handle, self._left, self._on_read = handle, length, on_read
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        want = self._left if size < 0 else min(size, self._left)
+        data = self._handle.read(want)
+        if not data:
+            raise _FileShrank
+        self._left -= len(data)
+        self._on_read(len(data))
+        return data
+
+
+def digest(path: os.PathLike[str] | str) -> str:
+    """Base64 SHA-256 of a file, read in chunks."""
+    with open(path, "rb") as handle:
+        return base64.b64encode(hashlib.file_digest(handle, "sha256").digest()).decode()
+
+
+class Pusher:
+    """Uploads a run's files through a backend. One instance per push."""
+
+    def __init__(self, client: BackendClient, options: PushOptions, reporter: Reporter) -> None:
+        self.client = client
+        self.options = options
+        self.reporter = reporter
+        self._http = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=options.concurrency,
+            block=True,
+            blocksize=READ_SIZE,
+            retries=False,
+            timeout=urllib3.Timeout(connect=options.connect_timeout, read=options.stall_timeout),
+        )
+        self._uploads = _DaemonPool(options.concurrency, "s3sign-upload")
+        self._hashing = _DaemonPool(1, "s3sign-hash")
+        self._client_lock = threading.Lock()
+        self._open_multipart: dict[str, _Job] = {}
+        self.multipart_threshold = DEFAULT_MULTIPART_THRESHOLD
+        self.key_prefix: str | None = None
+        self.max_files_per_request = options.batch_size
+        self.report: PushReport | None = None
+
+    # --- the whole push ------------------------------------------------------------------
+
+    def push(self, files: Sequence[LocalFile]) -> PushReport:
+        """Upload ``files``; the report says what happened to each (never raises for one file)."""
+        started = time.monotonic()
+        report = self.report = PushReport(self.options.run_id)
+        jobs = [self._job(local) for local in files]
+        report.files = [job.outcome for job in jobs]
+        self.reporter.start(len(jobs), sum(local.size for local in files))
+        try:
+            self._learn_limits()
+            batches = list(_chunks(jobs, min(self.options.batch_size, self.max_files_per_request)))
+            # Each batch is hashed in the background while the one before it uploads.
+            prepared = [self._hashing.submit(partial(self._prepare, batch)) for batch in batches]
+            for batch in prepared:
+                self._run_batch(_wait_one(batch))
+        except (S3SignError, KeyboardInterrupt) as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else exc.message
+            self._abort_open_uploads()
+            for job in jobs:
+                if job.outcome.status == "failed" and job.outcome.error is None:
+                    job.outcome.error = reason
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            self.reporter.finish(report)
+        return report
+
+    def _job(self, local: LocalFile) -> _Job:
+        outcome = FileOutcome(file_name=local.name, size=local.size)
+        content_type = self.options.content_type or guess_content_type(local.name)
+        spec = FileSpec(file_name=local.name, file_size=local.size, content_type=content_type)
+        return _Job(local=local, outcome=outcome, spec=spec)
+
+    def _learn_limits(self) -> None:
+        """Key prefix and limits from ``/v1/info``; defaults for a backend without it."""
+        try:
+            info = self.client.info()
+        except BackendError:
+            return
+        self.key_prefix = info.key_prefix
+        self.multipart_threshold = info.multipart_threshold
+        self.max_files_per_request = info.max_files_per_request
+
+    def _prepare(self, batch: list[_Job]) -> list[_Job]:
+        """Hash (in the hashing thread, ahead of use) what the signature will bind."""
+        ready = []
+        for job in batch:
+            if self.options.checksum == "sha256":
+                if job.local.size > self.multipart_threshold:
+                    job.sha256 = self._hashing_soon(job)
+                else:
+                    try:
+                        job.outcome.sha256 = digest(job.local.path)
+                    except OSError as exc:
+                        self._fail(job, f"cannot read it: {exc.strerror}")
+                        continue
+                    job.spec = job.spec.model_copy(update={"sha256": job.outcome.sha256})
+            ready.append(job)
+        return ready
+
+    def _hashing_soon(self, job: _Job) -> Future[str | None]:
+        """A multipart file's SHA-256, computed while its parts upload."""
+        future: Future[str | None] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(digest(job.local.path))
+            except OSError:
+                future.set_result(None)
+
+        threading.Thread(target=run, name="s3sign-hash-big", daemon=True).start()
+        return future
+
+    # --- one batch -----------------------------------------------------------------------
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        if self.options.skip_existing:
+            jobs = self._skip_existing(jobs)
+        if not jobs:
+            return
+        try:
+            answer = self.client.create_uploads(self.options.run_id, [job.spec for job in jobs])
+        except BackendError as exc:
+            for job in jobs:
+                self._fail(job, exc.message)
+            return
+        tasks: list[Future[None]] = []
+        for job, result in zip(jobs, answer.files, strict=True):
+            job.outcome.key = result.key
+            if result.status != "ready" or result.key is None:
+                reason = result.error.message if result.error else "rejected by the backend"
+                code = f" ({result.error.code})" if result.error else ""
+                self._fail(job, f"{reason}{code}")
+            elif result.upload is not None:
+                job.upload = _signed(result.upload)
+                tasks.append(self._uploads.submit(partial(self._upload_file, job)))
+            elif result.multipart is not None:
+                job.plan = result.multipart
+                self._open_multipart[result.key] = job
+                tasks.extend(self._start_parts(job))
+        for task in tasks:  # each task fills in its file's outcome itself
+            _wait_one(task)
+        self._complete([job for job in jobs if job.outcome.error is None and job.outcome.key])
+
+    def _skip_existing(self, jobs: list[_Job]) -> list[_Job]:
+        """Files already stored with the same size (and SHA-256, when known) are skipped."""
+        if self.key_prefix is None:
+            return jobs
+        prefix = f"{self.key_prefix}/{self.options.run_id}/"
+        keyed = {prefix + unicodedata.normalize("NFC", job.local.name): job for job in jobs}
+        files = [CompleteFile(key=key, file_size=job.local.size) for key, job in keyed.items()]
+        answer = self.client.complete(self.options.run_id, files)
+        remaining = []
+        for result in answer.files:
+            job = keyed[result.key]
+            if job.sha256 is not None:
+                job.outcome.sha256 = _wait_one(job.sha256)
+            wanted = job.outcome.sha256 if self.options.checksum == "sha256" else None
+            same = result.status == "complete" and result.size == job.local.size
+            if same and (wanted is None or result.sha256 == wanted):
+                job.outcome.key, job.outcome.etag = result.key, result.etag
+                job.outcome.status, job.outcome.attempts = "skipped", 0
+                self.reporter.file_finished(job.outcome)
+            else:
+                remaining.append(job)
+        return remaining
+
+    def _complete(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        files = []
+        for job in jobs:
+            sha256 = job.outcome.sha256
+            if job.sha256 is not None:
+                sha256 = job.outcome.sha256 = _wait_one(job.sha256)
+            parts = None
+            if job.plan is not None:
+                parts = [CompletedPart(part_number=n, etag=e) for n, e in sorted(job.etags.items())]
+            files.append(
+                CompleteFile(
+                    key=job.outcome.key or "",
+                    file_size=job.local.size,
+                    sha256=sha256,
+                    upload_id=job.plan.upload_id if job.plan else None,
+                    parts=parts,
+                )
+            )
+        try:
+            answer = self.client.complete(self.options.run_id, files)
+        except BackendError as exc:
+            for job in jobs:
+                self._fail(job, f"not verified: {exc.message}")
+            return
+        for job, result in zip(jobs, answer.files, strict=True):
+            self._open_multipart.pop(result.key, None)
+            if result.status == "complete":
+                job.outcome.status, job.outcome.etag = "uploaded", result.etag
+                job.outcome.attempts = 1 + job.retries
+                self.reporter.file_finished(job.outcome)
+            else:
+                message = result.error.message if result.error else "not verified"
+                self._fail(job, f"not verified by the backend: {message}")
+
+    def _fail(self, job: _Job, reason: str) -> None:
+        with job.lock:
+            if job.outcome.error is not None:
+                return
+            job.outcome.status, job.outcome.error = "failed", reason
+            job.outcome.attempts = 1 + job.retries
+        self.reporter.file_finished(job.outcome)
+        if job.plan is not None and job.outcome.key in self._open_multipart:
+            self._abort(job)
+
+    # --- multipart -----------------------------------------------------------------------
+
+    def _start_parts(self, job: _Job) -> list[Future[None]]:
+        assert job.plan is not None
+        assert job.outcome.key is not None
+        numbers = list(range(1, job.plan.part_count + 1))
+        tasks: list[Future[None]] = []
+        for chunk in _chunks(numbers, PARTS_PER_SIGNING):
+            try:
+                signed = self.client.sign_parts(
+                    self.options.run_id, job.outcome.key, job.plan.upload_id, job.local.size, chunk
+                )
+            except BackendError as exc:
+                self._fail(job, exc.message)
+                return tasks
+            for part in signed.parts:
+                job.parts[part.part_number] = _signed(part)
+                tasks.append(self._uploads.submit(partial(self._part, job, part.part_number)))
+        return tasks
+
+    def _part(self, job: _Job, number: int) -> None:
+        if job.outcome.error is not None:
+            return  # another part already failed the file
+        assert job.plan is not None
+        offset = (number - 1) * job.plan.part_size
+        length = min(job.plan.part_size, job.local.size - offset)
+        try:
+            job.etags[number] = self._with_retries(job, offset, length, number)
+        except _Fatal as exc:
+            self._fail(job, str(exc))
+
+    def _abort(self, job: _Job) -> None:
+        key = job.outcome.key
+        if job.plan is None or key is None or self._open_multipart.pop(key, None) is None:
+            return
+        try:
+            with self._client_lock:
+                self.client.abort(self.options.run_id, key, job.plan.upload_id)
+        except S3SignError:
+            pass  # best effort: a lifecycle rule on the bucket cleans up the rest
+
+    def _abort_open_uploads(self) -> None:
+        for job in list(self._open_multipart.values()):
+            self._abort(job)
+
+    # --- one PUT, with retries -----------------------------------------------------------
+
+    def _upload_file(self, job: _Job) -> None:
+        try:
+            job.outcome.etag = self._with_retries(job, 0, job.local.size, None)
+        except _Fatal as exc:
+            self._fail(job, str(exc))
+
+    def _with_retries(self, job: _Job, offset: int, length: int, part: int | None) -> str:
+        with job.lock:
+            first, job.started = not job.started, True
+        if first:  # now, not when queued: a live display shows what is really moving
+            self.reporter.file_started(job.local.name, job.local.size)
+        attempt, resigned = 0, 0
+        while True:
+            attempt += 1
+            signed = job.parts[part] if part is not None else job.upload
+            assert signed is not None
+            try:
+                if signed.expires_at - datetime.now(UTC) < RESIGN_MARGIN:
+                    raise _Expired
+                return self._put(job, signed, offset, length)
+            except _Expired:
+                resigned += 1
+                if resigned > self.options.attempts:
+                    raise _Fatal("the URL kept expiring; check this machine's clock") from None
+                self._resign(job, part)
+                attempt -= 1  # a fresh URL is not a failed attempt
+            except _Retryable as exc:
+                if attempt >= self.options.attempts:
+                    raise _Fatal(f"{exc} (after {attempt} attempts)") from None
+                with job.lock:
+                    job.retries += 1
+                self.reporter.retrying(job.local.name, attempt, str(exc))
+                time.sleep(backoff(attempt))
+
+    def _resign(self, job: _Job, part: int | None) -> None:
+        run = self.options.run_id
+        try:
+            with self._client_lock:
+                if part is None:
+                    result = self.client.create_uploads(run, [job.spec]).files[0]
+                    if result.upload is None:
+                        raise _Fatal("the backend would not sign it again")
+                    job.upload = _signed(result.upload)
+                else:
+                    assert job.plan is not None
+                    assert job.outcome.key is not None
+                    signed = self.client.sign_parts(
+                        run, job.outcome.key, job.plan.upload_id, job.local.size, [part]
+                    )
+                    job.parts[part] = _signed(signed.parts[0])
+        except S3SignError as exc:
+            raise _Fatal(f"signing it again failed: {exc.message}") from None
+
+    def _put(self, job: _Job, signed: _Signed, offset: int, length: int) -> str:
+        local = job.local
+        _check_unchanged(local, "since it was listed")
+        sent = 0
+
+        def counted(size: int) -> None:
+            nonlocal sent
+            sent += size
+            self.reporter.advanced(local.name, size)
+
+        try:
+            with open(local.path, "rb") as handle:
+                handle.seek(offset)
+                response = self._http.urlopen(
+                    signed.method,
+                    signed.url,
+                    body=_RangeReader(handle, length, counted),
+                    headers=signed.headers,
+                    redirect=False,
+                    preload_content=True,
+                    chunked=False,
+                )
+        except _FileShrank:
+            self.reporter.advanced(local.name, -sent)
+            raise _Fatal("the file got shorter while it was being uploaded") from None
+        except FileNotFoundError:
+            raise _Fatal("the file disappeared before it could be uploaded") from None
+        except PermissionError:
+            raise _Fatal("the file cannot be read: permission denied") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self.reporter.advanced(local.name, -sent)
+            raise _Retryable(_describe(exc)) from None
+        if 200 <= response.status < 300:
+            _check_unchanged(local, "while it was being uploaded")
+            return str(response.headers.get("ETag", "")).strip('"')
+        self.reporter.advanced(local.name, -sent)
+        code, message = _s3_error(response.data)
+        if response.status == 403 and "expired" in message.lower():
+            raise _Expired
+        if response.status in RETRY_STATUSES:
+            raise _Retryable(f"S3 answered {response.status} {code}".rstrip())
+        if code in _CHECKSUM_ERRORS:
+            raise _Fatal("S3 refused the body: it does not match the SHA-256 the file had")
+        if code == "SignatureDoesNotMatch":
+            _check_unchanged(local, "while it was being uploaded")
+        raise _Fatal(f"S3 refused the upload: {response.status} {code} {message}".rstrip())
+
+
+def _check_unchanged(local: LocalFile, when: str) -> None:
+    try:
+        info = os.stat(local.path)
+    except FileNotFoundError:
+        raise _Fatal("the file disappeared before it could be uploaded") from None
+    except OSError as exc:
+        raise _Fatal(f"cannot read it: {exc.strerror}") from None
+    if info.st_size != local.size or info.st_mtime_ns != local.mtime_ns:
+        raise _Fatal(
+            f"the file changed {when} (size or modification time); not uploaded as it is "
+            "still being written?"
+        )
+
+
+def _signed(upload: Any) -> _Signed:
+    expires = datetime.fromisoformat(upload.expires_at.replace("Z", "+00:00"))
+    return _Signed(upload.method, upload.url, dict(upload.headers), expires)
+
+
+def _s3_error(body: bytes) -> tuple[str, str]:
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - S3's own error document
+    except ET.ParseError:
+        return "", ""
+    return root.findtext("Code") or "", root.findtext("Message") or ""
+
+
+def _describe(exc: BaseException) -> str:
+    """A network error without its URL (which carries the signature)."""
+    reason = getattr(exc, "reason", None)
+    name = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
+    return f"network error ({name})"
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _wait_one(future: Future[T]) -> T:
+    """``future.result()``, waking up regularly so that Ctrl-C is seen at once."""
+    while True:
+        done, _ = wait([future], timeout=0.25)
+        if done:
+            return future.result()
