@@ -8,6 +8,7 @@ talk to older servers. Responses leave out fields that do not apply.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -15,6 +16,19 @@ from pydantic.alias_generators import to_camel
 
 PROTOCOL_VERSION = 1
 MAX_PARTS_PER_REQUEST = 1000
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+STORAGE_UNAVAILABLE = "storage_unavailable"  # complete failed for now: asking again may work
+
+
+def plan_parts(file_size: int, part_size: int) -> tuple[int, int]:
+    """(part size, part count): ``part_size`` doubled until at most 10,000 parts.
+
+    A pure function of its inputs, so every replica (and a client that knows
+    the server's ``partSize``) plans the same parts.
+    """
+    while math.ceil(file_size / part_size) > MAX_PARTS:
+        part_size *= 2
+    return part_size, max(1, math.ceil(file_size / part_size))
 
 
 class WireModel(BaseModel):
@@ -160,6 +174,7 @@ class ServerInfo(WireModel):
     max_file_size: int
     max_files_per_request: int
     multipart_threshold: int
+    part_size: int
 
 
 # --- POST /v1/runs/{runId}/uploads/abort -------------------------------------------------

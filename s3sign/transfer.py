@@ -43,12 +43,21 @@ from s3sign.config import Checksum
 from s3sign.errors import BackendError, S3SignError
 from s3sign.files import LocalFile, guess_content_type
 from s3sign.progress import FileOutcome, PushReport, Reporter
-from s3sign.protocol import CompletedPart, CompleteFile, FileSpec, MultipartPlan
+from s3sign.protocol import (
+    STORAGE_UNAVAILABLE,
+    CompletedPart,
+    CompleteFile,
+    CompleteResult,
+    FileSpec,
+    MultipartPlan,
+    plan_parts,
+)
 
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 READ_SIZE = 1024 * 1024
 PARTS_PER_SIGNING = 1000
 RESIGN_MARGIN = timedelta(seconds=30)
+DISAPPEARED = "the file disappeared after it was listed"
 _CHECKSUM_ERRORS = frozenset({"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest"})
 T = TypeVar("T")
 
@@ -87,7 +96,7 @@ class _Signed:
     method: str
     url: str
     headers: dict[str, str]
-    expires_at: datetime
+    refresh_at: datetime  # sign again from here on: the URL is about to expire
 
 
 @dataclass
@@ -175,6 +184,7 @@ class Pusher:
         self._client_lock = threading.Lock()
         self._open_multipart: dict[str, _Job] = {}
         self.multipart_threshold = DEFAULT_MULTIPART_THRESHOLD
+        self.part_size: int | None = None
         self.key_prefix: str | None = None
         self.max_files_per_request = options.batch_size
         self.report: PushReport | None = None
@@ -221,6 +231,7 @@ class Pusher:
             return
         self.key_prefix = info.key_prefix
         self.multipart_threshold = info.multipart_threshold
+        self.part_size = info.part_size
         self.max_files_per_request = info.max_files_per_request
 
     def _prepare(self, batch: list[_Job]) -> list[_Job]:
@@ -233,6 +244,9 @@ class Pusher:
                 else:
                     try:
                         job.outcome.sha256 = digest(job.local.path)
+                    except FileNotFoundError:
+                        self._fail(job, DISAPPEARED)
+                        continue
                     except OSError as exc:
                         self._fail(job, f"cannot read it: {exc.strerror}")
                         continue
@@ -297,15 +311,26 @@ class Pusher:
             job = keyed[result.key]
             if job.sha256 is not None:
                 job.outcome.sha256 = _wait_one(job.sha256)
-            wanted = job.outcome.sha256 if self.options.checksum == "sha256" else None
-            same = result.status == "complete" and result.size == job.local.size
-            if same and (wanted is None or result.sha256 == wanted):
+            if self._same_content(job, result):
                 job.outcome.key, job.outcome.etag = result.key, result.etag
                 job.outcome.status, job.outcome.attempts = "skipped", 0
                 self.reporter.file_finished(job.outcome)
             else:
                 remaining.append(job)
         return remaining
+
+    def _same_content(self, job: _Job, stored: CompleteResult) -> bool:
+        """Is the stored object this file? Same size, and same SHA-256 or multipart ETag."""
+        if stored.status != "complete" or stored.size != job.local.size:
+            return False
+        if self.options.checksum != "sha256":
+            return True  # asked not to hash: size alone decides
+        if stored.sha256 is not None:
+            return stored.sha256 == job.outcome.sha256
+        if stored.etag and "-" in stored.etag and self.part_size:  # a multipart object
+            part_size, _ = plan_parts(job.local.size, self.part_size)
+            return stored.etag == multipart_etag(job.local.path, part_size)
+        return False
 
     def _complete(self, jobs: list[_Job]) -> None:
         if not jobs:
@@ -327,21 +352,37 @@ class Pusher:
                     parts=parts,
                 )
             )
-        try:
-            answer = self.client.complete(self.options.run_id, files)
-        except BackendError as exc:
-            for job in jobs:
-                self._fail(job, f"not verified: {exc.message}")
-            return
-        for job, result in zip(jobs, answer.files, strict=True):
-            self._open_multipart.pop(result.key, None)
-            if result.status == "complete":
-                job.outcome.status, job.outcome.etag = "uploaded", result.etag
-                job.outcome.attempts = 1 + job.retries
-                self.reporter.file_finished(job.outcome)
-            else:
-                message = result.error.message if result.error else "not verified"
-                self._fail(job, f"not verified by the backend: {message}")
+        for round_ in range(1, self.options.attempts + 1):
+            try:
+                answer = self.client.complete(self.options.run_id, files)
+            except BackendError as exc:
+                for job in jobs:
+                    self._fail(job, f"not verified: {exc.message}")
+                return
+            unsure = {
+                index
+                for index, result in enumerate(answer.files)
+                if result.error is not None and result.error.code == STORAGE_UNAVAILABLE
+            }
+            last = round_ == self.options.attempts
+            for index, (job, result) in enumerate(zip(jobs, answer.files, strict=True)):
+                if last or index not in unsure:
+                    self._record_completion(job, result)
+            if last or not unsure:
+                return
+            jobs = [jobs[i] for i in sorted(unsure)]
+            files = [files[i] for i in sorted(unsure)]
+            time.sleep(backoff(round_))
+
+    def _record_completion(self, job: _Job, result: CompleteResult) -> None:
+        self._open_multipart.pop(result.key, None)
+        if result.status == "complete":
+            job.outcome.status, job.outcome.etag = "uploaded", result.etag
+            job.outcome.attempts = 1 + job.retries
+            self.reporter.file_finished(job.outcome)
+        else:
+            message = result.error.message if result.error else "not verified"
+            self._fail(job, f"not verified by the backend: {message}")
 
     def _fail(self, job: _Job, reason: str) -> None:
         with job.lock:
@@ -417,7 +458,7 @@ class Pusher:
             signed = job.parts[part] if part is not None else job.upload
             assert signed is not None
             try:
-                if signed.expires_at - datetime.now(UTC) < RESIGN_MARGIN:
+                if datetime.now(UTC) >= signed.refresh_at:
                     raise _Expired
                 return self._put(job, signed, offset, length)
             except _Expired:
@@ -479,7 +520,7 @@ class Pusher:
             self.reporter.advanced(local.name, -sent)
             raise _Fatal("the file got shorter while it was being uploaded") from None
         except FileNotFoundError:
-            raise _Fatal("the file disappeared before it could be uploaded") from None
+            raise _Fatal(DISAPPEARED) from None
         except PermissionError:
             raise _Fatal("the file cannot be read: permission denied") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -501,11 +542,20 @@ class Pusher:
         raise _Fatal(f"S3 refused the upload: {response.status} {code} {message}".rstrip())
 
 
+def multipart_etag(path: os.PathLike[str] | str, part_size: int) -> str:
+    """The ETag S3 gives a multipart object: MD5 of the parts' MD5s, then ``-COUNT``."""
+    digests = []
+    with open(path, "rb") as handle:
+        while chunk := handle.read(part_size):
+            digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
 def _check_unchanged(local: LocalFile, when: str) -> None:
     try:
         info = os.stat(local.path)
     except FileNotFoundError:
-        raise _Fatal("the file disappeared before it could be uploaded") from None
+        raise _Fatal(DISAPPEARED) from None
     except OSError as exc:
         raise _Fatal(f"cannot read it: {exc.strerror}") from None
     if info.st_size != local.size or info.st_mtime_ns != local.mtime_ns:
@@ -516,8 +566,10 @@ def _check_unchanged(local: LocalFile, when: str) -> None:
 
 
 def _signed(upload: Any) -> _Signed:
+    """A URL from the backend, to be signed again 30 s (or a quarter of its life) before expiry."""
     expires = datetime.fromisoformat(upload.expires_at.replace("Z", "+00:00"))
-    return _Signed(upload.method, upload.url, dict(upload.headers), expires)
+    margin = min(RESIGN_MARGIN, (expires - datetime.now(UTC)) / 4)
+    return _Signed(upload.method, upload.url, dict(upload.headers), expires - margin)
 
 
 def _s3_error(body: bytes) -> tuple[str, str]:

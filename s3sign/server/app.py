@@ -230,6 +230,7 @@ def create_app(
                 max_file_size=settings.max_file_size,
                 max_files_per_request=settings.max_files_per_request,
                 multipart_threshold=settings.multipart_threshold,
+                part_size=settings.part_size,
             )
         )
 

@@ -8,7 +8,6 @@ own can call the same methods after its own authentication.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from s3sign.presign import (
     is_base64_digest,
 )
 from s3sign.protocol import (
+    STORAGE_UNAVAILABLE,
     AbortRequest,
     AbortResponse,
     CompleteFile,
@@ -42,23 +42,13 @@ from s3sign.protocol import (
     ProtocolError,
     SignedPart,
     SignedUpload,
+    plan_parts,
 )
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.server.store import ObjectStore, StoreError
 
-MAX_PARTS = 10_000  # S3's limit per multipart upload
 REFRESH_BEFORE = timedelta(minutes=5)
 _UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no spaces
-
-
-def plan_parts(file_size: int, part_size: int) -> tuple[int, int]:
-    """(part size, part count): ``part_size`` doubled until at most 10,000 parts.
-
-    A pure function of its inputs, so every replica plans the same parts.
-    """
-    while math.ceil(file_size / part_size) > MAX_PARTS:
-        part_size *= 2
-    return part_size, max(1, math.ceil(file_size / part_size))
 
 
 class RefreshingPresigner:
@@ -273,7 +263,7 @@ class UploadSigner:
                     "checksum_mismatch", "the stored SHA-256 differs: the object was deleted"
                 )
         except StoreError as exc:
-            return failed(exc.code, str(exc))
+            return failed(STORAGE_UNAVAILABLE if exc.transient else exc.code, str(exc))
         return CompleteResult(
             key=item.key, status="complete", size=info.size, etag=info.etag, sha256=info.sha256
         )

@@ -8,6 +8,7 @@ server never sends or receives an object's bytes: only these small requests.
 from __future__ import annotations
 
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,9 +16,12 @@ from xml.sax.saxutils import escape
 
 import requests
 
+from s3sign.client import backoff
 from s3sign.presign import Method, Presigner, SignRequest
 
 TIMEOUT = (10, 60)  # connect, read: seconds
+ATTEMPTS = 4  # a worker waits on these calls: retry briefly, then report
+_TRANSIENT = frozenset({500, 502, 503, 504})
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 # S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
 _CALLER_ERRORS = {
@@ -42,10 +46,13 @@ class ObjectInfo:
 class StoreError(Exception):
     """S3 answered with an error or could not be reached."""
 
-    def __init__(self, message: str, code: str = "storage_error", status: int = 502) -> None:
+    def __init__(
+        self, message: str, code: str = "storage_error", status: int = 502, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.transient = transient  # the store was down or overloaded: asking again may work
 
 
 class ObjectStore:
@@ -81,17 +88,26 @@ class ObjectStore:
             query=tuple(query),
             headers=tuple((headers or {}).items()),
         )
-        signed = self._presigner().sign(request)
-        try:
-            response = self._session().request(
-                method, signed.url, data=body, headers=dict(signed.headers), timeout=TIMEOUT
-            )
-        except requests.RequestException as exc:
-            raise StoreError(f"the object store is unreachable: {type(exc).__name__}") from None
+        for attempt in range(1, ATTEMPTS + 1):
+            signed = self._presigner().sign(request)
+            try:
+                response = self._session().request(
+                    method, signed.url, data=body, headers=dict(signed.headers), timeout=TIMEOUT
+                )
+            except requests.RequestException as exc:
+                if attempt == ATTEMPTS:
+                    raise StoreError(
+                        f"the object store is unreachable: {type(exc).__name__}", transient=True
+                    ) from None
+            else:
+                if response.status_code not in _TRANSIENT or attempt == ATTEMPTS:
+                    break
+            time.sleep(backoff(attempt, base=0.1, cap=2.0))
         if response.status_code not in ok:
             code = _error_code(response.text) or f"HTTP {response.status_code}"
             status = _CALLER_ERRORS.get(code, 502)  # else: our credentials or the store failed
-            raise StoreError(f"the object store refused {method} ({code})", code, status)
+            transient = response.status_code in _TRANSIENT
+            raise StoreError(f"the object store refused {method} ({code})", code, status, transient)
         return response
 
     def create_multipart(self, key: str, content_type: str | None) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,23 +71,24 @@ class Backend:
         return int(text.split("\ns3sign_request_body_bytes_total ")[1].split()[0])
 
 
-@pytest.fixture(scope="session")
-def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    """The real ``s3sign serve`` process on a free 127.0.0.1 port, against the local store."""
+@contextmanager
+def running_backend(
+    store: LocalS3, log: Path, endpoint_url: str | None = None, **settings: str
+) -> Iterator[Backend]:
+    """``s3sign serve`` as a real process on a free port; ``settings`` become S3SIGN_* vars."""
     port = free_ports(1)[0]
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
     }
     env.update(
-        AWS_ACCESS_KEY_ID=local_s3.credentials.access_key,
-        AWS_SECRET_ACCESS_KEY=local_s3.credentials.secret_key,
-        AWS_REGION=local_s3.region,
+        AWS_ACCESS_KEY_ID=store.credentials.access_key,
+        AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
+        AWS_REGION=store.region,
         AWS_EC2_METADATA_DISABLED="true",
-        S3SIGN_ENDPOINT_URL=local_s3.endpoint_url,
+        S3SIGN_ENDPOINT_URL=endpoint_url or store.endpoint_url,
         S3SIGN_SERVER_SECRET=SECRET,
-        S3SIGN_MAX_FILE_SIZE="1GiB",
     )
+    env.update({f"S3SIGN_{key.upper()}": value for key, value in settings.items()})
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [
@@ -95,7 +97,7 @@ def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 "s3sign",
                 "serve",
                 "--bucket",
-                local_s3.bucket,
+                store.bucket,
                 "--port",
                 str(port),
             ],
@@ -115,9 +117,8 @@ def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iter
             process.kill()
             raise RuntimeError(f"s3sign serve did not start: {log.read_text()}")
         time.sleep(0.1)
-    running = Backend(url, local_s3, process, log)
     try:
-        yield running
+        yield Backend(url, store, process, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -125,3 +126,11 @@ def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The real ``s3sign serve`` process on a free 127.0.0.1 port, against the local store."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with running_backend(local_s3, log, max_file_size="1GiB") as running:
+        yield running

@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3sign.errors import ConfigError
-from s3sign.protocol import CreateUploadsRequest, FileResult, MultipartPlan
+from s3sign.protocol import MAX_PARTS, CreateUploadsRequest, FileResult, MultipartPlan, plan_parts
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
-from s3sign.server.signer import MAX_PARTS, plan_parts
 from s3sign.server.tokens import TokenError, mint_token, server_secret, verify_token
 
 SECRET = b"unit-test-secret-" + b"y" * 32

@@ -1,0 +1,127 @@
+"""A fault-injecting HTTP proxy to put in front of S3 in tests.
+
+It forwards each request as it came (the Host header too, so signatures still
+verify). A new connection may be dropped at its first request (``drop``);
+any request may be answered 503 (``unavailable``) or stalled first.
+Decisions come from a seeded random generator.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from s3sign.local import free_ports
+
+
+@dataclass
+class Faults:
+    drop: float = 0.0  # of connections: closed at their first request, without an answer
+    unavailable: float = 0.0  # answer 503 SlowDown without forwarding
+    stall: float = 0.0  # wait stall_seconds, then forward
+    stall_seconds: float = 1.0
+    latency: float = 0.0  # added to every request
+    seed: int = 1234
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"drop": 0, "503": 0, "stall": 0, "ok": 0}
+    )
+
+
+class FaultyProxy:
+    """``with FaultyProxy(upstream, Faults(...)) as proxy:`` then use ``proxy.url``."""
+
+    def __init__(self, upstream: str, faults: Faults) -> None:
+        self.faults = faults
+        self.port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        target = urlsplit(upstream)
+        random_source = random.Random(faults.seed)
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            first_request = True
+
+            def _roll(self) -> str:
+                with lock:
+                    drop, roll = random_source.random(), random_source.random()
+                first, self.first_request = self.first_request, False
+                if first and drop < faults.drop:
+                    return "drop"
+                for name, chance in (("503", faults.unavailable), ("stall", faults.stall)):
+                    if roll < chance:
+                        return name
+                    roll -= chance
+                return "ok"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = self._roll()
+                with lock:
+                    faults.counts[fault] += 1
+                if faults.latency:
+                    time.sleep(faults.latency)
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault == "503":
+                    payload = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                if fault == "stall":
+                    time.sleep(faults.stall_seconds)
+                upstream_conn = http.client.HTTPConnection(target.netloc, timeout=60)
+                try:
+                    upstream_conn.putrequest(
+                        self.command, self.path, skip_host=True, skip_accept_encoding=True
+                    )
+                    for name, value in self.headers.items():
+                        upstream_conn.putheader(name, value)
+                    upstream_conn.endheaders(body)
+                    answer = upstream_conn.getresponse()
+                    payload = answer.read()
+                finally:
+                    upstream_conn.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                declared = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", declared or str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()

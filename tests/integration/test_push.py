@@ -1,0 +1,363 @@
+"""``s3sign push`` as a worker runs it: the real CLI process, the real backend, a real S3."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from s3sign.client import BackendClient
+from s3sign.files import expand_paths
+from s3sign.local import LocalS3, free_ports
+from s3sign.progress import SilentReporter
+from s3sign.sigv4 import amz_date, presign_query
+from s3sign.transfer import Pusher, PushOptions
+from tests.integration.conftest import Backend, running_backend
+from tests.integration.faults import Faults, FaultyProxy
+from tests.integration.test_backend import read_back
+
+pytestmark = pytest.mark.integration
+MiB = 1024 * 1024
+SECRETS_PATTERN = re.compile(r"X-Amz-Signature=|X-Amz-Credential=|Bearer ")
+
+
+def run_id() -> str:
+    return f"run-{uuid.uuid4().hex[:10]}"
+
+
+def push(
+    backend: Backend,
+    run: str,
+    *args: str,
+    cwd: Path,
+    token: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
+    }
+    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=token or backend.token(run))
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "s3sign", "push", run, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_no_secrets(text: str, *secrets: str) -> None:
+    assert not SECRETS_PATTERN.search(text), text
+    for secret in secrets:
+        assert secret not in text
+
+
+def make_tree(root: Path, big: int = 0) -> dict[str, bytes]:
+    """logs/ with nested dirs, unicode, spaces and '+', an empty file, and maybe a big one."""
+    contents = {
+        "logs/build.log": os.urandom(10_000),
+        "logs/steps/step 1+2.json": b'{"ok": true}',
+        "logs/steps/ü/naïve résumé.txt": "ünïcödé".encode(),
+        "logs/empty.txt": b"",
+        "logs/deep/a/b/c/d.bin": os.urandom(70_000),
+    }
+    for name, data in contents.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    if big:
+        path = root / "logs" / "big.bin"
+        with path.open("wb") as handle:
+            for _ in range(big // MiB):
+                handle.write(os.urandom(MiB))
+        contents["logs/big.bin"] = b""  # compared by hash below
+    return contents
+
+
+def assert_stored(backend: Backend, run: str, root: Path, names: list[str]) -> None:
+    for name in names:
+        fetched = read_back(backend, f"runs/{run}/{name}")
+        assert fetched.status_code == 200, name
+        expected = (root / name).read_bytes()
+        assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(expected).digest(), name
+
+
+def test_push_a_tree_with_a_multipart_file(backend: Backend, tmp_path: Path) -> None:
+    run = run_id()
+    contents = make_tree(tmp_path, big=150 * MiB)
+    shell_expanded = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "logs").iterdir())
+    token = backend.token(run)
+    done = push(backend, run, *shell_expanded, "--json", cwd=tmp_path, token=token)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["version"] == 1
+    assert report["status"] == "success"
+    assert sorted(f["fileName"] for f in report["files"]) == sorted(contents)
+    assert all(f["status"] == "uploaded" for f in report["files"])
+    assert all(f["key"] == f"runs/{run}/{f['fileName']}" for f in report["files"])
+    assert_stored(backend, run, tmp_path, list(contents))
+    assert_no_secrets(done.stdout + done.stderr, token)
+    again = push(backend, run, "logs", "--skip-existing", cwd=tmp_path, token=token)
+    assert again.returncode == 0, again.stderr
+    assert f"0 uploaded (0B), {len(contents)} skipped, 0 failed" in again.stderr
+
+
+def test_summary_dry_run_and_manifest(backend: Backend, tmp_path: Path) -> None:
+    run = run_id()
+    make_tree(tmp_path)
+    dry = push(backend, run, "logs", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0
+    assert "logs/steps/step 1+2.json" in dry.stdout
+    assert "nothing was signed" in dry.stderr
+    assert read_back(backend, f"runs/{run}/logs/build.log").status_code == 404
+    manifest = tmp_path / "manifest.json"
+    done = push(
+        backend, run, "logs/**/*.json", "logs/build.log", "--manifest", str(manifest), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert re.search(r"run run-\w+: 2 uploaded \(9\.8KiB\), 0 skipped, 0 failed", done.stderr)
+    written = json.loads(manifest.read_text())
+    assert [f["fileName"] for f in written["files"]] == [
+        "logs/steps/step 1+2.json",
+        "logs/build.log",
+    ]
+    assert "\r" not in done.stderr
+    assert "\x1b" not in done.stderr
+
+
+def test_no_files_matched(backend: Backend, tmp_path: Path) -> None:
+    done = push(backend, run_id(), "nothing/*", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no files matched 'nothing/*'" in done.stderr
+    assert "--if-no-files-found" in done.stderr
+    warned = push(backend, run_id(), "nothing/*", "--if-no-files-found", "warn", cwd=tmp_path)
+    assert warned.returncode == 0
+    assert "nothing/*: no file matched" in warned.stderr
+
+
+def test_bad_token_and_unreachable_backend(backend: Backend, tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    refused = push(backend, run_id(), "logs", cwd=tmp_path, token=backend.token("other-run"))
+    assert refused.returncode == 4, refused.stderr
+    assert "wrong_run" in refused.stderr
+    missing = push(backend, run_id(), "logs", cwd=tmp_path, extra_env={"S3SIGN_TOKEN": ""})
+    assert missing.returncode == 4
+    assert "s3sign token" in missing.stderr
+    down = push(
+        backend,
+        run_id(),
+        "logs",
+        cwd=tmp_path,
+        extra_env={"S3SIGN_BACKEND": f"http://127.0.0.1:{free_ports(1)[0]}"},
+    )
+    assert down.returncode == 5, down.stderr
+    assert "attempts" in down.stderr
+
+
+def test_rejected_file_is_exit_1_and_the_others_upload(local_s3: LocalS3, tmp_path: Path) -> None:
+    with running_backend(local_s3, tmp_path / "serve.log", max_file_size="50KiB") as small:
+        run = run_id()
+        make_tree(tmp_path)
+        done = push(small, run, "logs", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "logs/deep/a/b/c/d.bin" in done.stderr
+        assert "too_large" in done.stderr
+        assert_stored(small, run, tmp_path, ["logs/build.log", "logs/empty.txt"])
+
+
+def test_file_deleted_or_changed_after_listing(backend: Backend, tmp_path: Path) -> None:
+    run = run_id()
+    make_tree(tmp_path)
+    files = list(expand_paths([str(tmp_path / "logs")], tmp_path).files)
+    assert len(files) == 5
+    (tmp_path / "logs" / "build.log").unlink()
+    (tmp_path / "logs" / "empty.txt").write_text("still being written")
+    client = BackendClient(backend.url, backend.token(run))
+    report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
+    outcomes = {f.file_name: f for f in report.files}
+    assert outcomes["logs/build.log"].status == "failed"
+    assert "disappeared" in (outcomes["logs/build.log"].error or "")
+    assert outcomes["logs/empty.txt"].status == "failed"
+    assert "changed" in (outcomes["logs/empty.txt"].error or "")
+    assert outcomes["logs/deep/a/b/c/d.bin"].status == "uploaded"
+    assert report.status == "partial"
+
+
+def test_push_through_faults(local_s3: LocalS3, tmp_path: Path) -> None:
+    """Drops, 503s and stalls between push and S3: every file arrives, retries are counted."""
+    faults = Faults(drop=0.2, unavailable=0.1, stall=0.05, stall_seconds=0.5)
+    root = tmp_path / "src"
+    names = []
+    for index in range(200):
+        name = f"many/{index % 7}/file-{index}.bin"
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(index * 97 % 20_000))
+        names.append(name)
+    with (
+        FaultyProxy(local_s3.endpoint_url, faults) as proxy,
+        running_backend(local_s3, tmp_path / "serve.log", endpoint_url=proxy.url) as faulty,
+    ):
+        run = run_id()
+        done = push(faulty, run, "many", "--json", cwd=root)
+        report = json.loads(done.stdout)
+        failed = [f for f in report["files"] if f["status"] != "uploaded"]
+        assert done.returncode == 0, (
+            done.stderr,
+            [(f["fileName"], f.get("error")) for f in failed],
+        )
+        assert report["status"] == "success"
+        assert sum(f["attempts"] - 1 for f in report["files"]) > 0
+        assert faults.counts["drop"] > 0
+        assert faults.counts["503"] > 0
+    assert_stored(faulty, run, root, names)
+
+
+def test_expired_urls_are_signed_again(local_s3: LocalS3, tmp_path: Path) -> None:
+    """URLs live 2 s; a slow link makes later files wait longer than that."""
+    root = tmp_path / "src"
+    names = []
+    for index in range(12):
+        path = root / "slow" / f"f{index}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"file {index}\n")
+        names.append(f"slow/f{index}.txt")
+    with (
+        FaultyProxy(local_s3.endpoint_url, Faults(latency=0.4)) as proxy,
+        running_backend(
+            local_s3, tmp_path / "serve.log", endpoint_url=proxy.url, expires="2"
+        ) as short,
+    ):
+        run = run_id()
+        before = _requests_served(short)
+        done = push(short, run, "slow", "--concurrency", "1", "--json", cwd=root)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"] == "success"
+        # info + create + complete, plus at least one create to sign again
+        assert _requests_served(short) - before > 3
+    assert_stored(short, run, root, names)
+
+
+def _requests_served(backend: Backend) -> int:
+    text = requests.get(f"{backend.url}/metrics", timeout=10).text
+    return int(text.split("\ns3sign_requests_total ")[1].split()[0])
+
+
+def _open_uploads(store: LocalS3) -> str:
+    query = presign_query(
+        method="GET",
+        host=store.endpoint_url.split("//")[1],
+        canonical_uri=f"/{store.bucket}",
+        headers=[],
+        access_key=store.credentials.access_key,
+        secret_key=store.credentials.secret_key,
+        token=None,
+        region=store.region,
+        service="s3",
+        timestamp=amz_date(__import__("datetime").datetime.now(__import__("datetime").UTC)),
+        expires=60,
+        query=[("uploads", "")],
+    )
+    return requests.get(
+        f"{store.endpoint_url}/{store.bucket}?uploads=&{query.split('&', 1)[1]}", timeout=30
+    ).text
+
+
+def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    root.mkdir()
+    with (root / "huge.bin").open("wb") as handle:
+        for _ in range(120):
+            handle.write(os.urandom(MiB))
+    with (
+        FaultyProxy(local_s3.endpoint_url, Faults(latency=1.0)) as proxy,
+        running_backend(local_s3, tmp_path / "serve.log", endpoint_url=proxy.url) as slow,
+    ):
+        run = run_id()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+        env.update(S3SIGN_BACKEND=slow.url, S3SIGN_TOKEN=slow.token(run))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "s3sign", "push", run, "huge.bin", "-v"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(4)  # the multipart upload is open, parts are in flight
+        assert f"runs/{run}/huge.bin" in _open_uploads(local_s3)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr
+        assert f"runs/{run}/huge.bin" not in _open_uploads(local_s3)
+
+
+def test_no_secrets_at_vv(backend: Backend, tmp_path: Path) -> None:
+    run = run_id()
+    make_tree(tmp_path)
+    token = backend.token(run)
+    done = push(backend, run, "logs", "-vv", cwd=tmp_path, token=token)
+    assert done.returncode == 0, done.stderr
+    assert "uploaded logs/build.log" in done.stderr
+    assert_no_secrets(done.stdout + done.stderr, token, backend.store.credentials.secret_key)
+
+
+def test_live_progress_on_a_terminal(backend: Backend, tmp_path: Path) -> None:
+    run = run_id()
+    make_tree(tmp_path, big=20 * MiB)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+    env.update(
+        S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run), TERM="xterm", COLUMNS="100"
+    )
+    env.pop("NO_COLOR", None)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3sign", "push", run, "logs"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    screen = b"".join(_drain(controller, process))
+    assert process.wait(60) == 0, screen.decode(errors="replace")
+    text = screen.decode(errors="replace")
+    assert "\x1b[" in text  # a live display draws with escape codes
+    assert "files" in text
+    assert "uploaded" in text  # and the summary follows it
+
+
+def _drain(fd: int, process: subprocess.Popen[Any]) -> Iterator[bytes]:
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            yield chunk
+        elif process.poll() is not None:
+            return
