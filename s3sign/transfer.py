@@ -181,6 +181,7 @@ class Pusher:
         )
         self._uploads = _DaemonPool(options.concurrency, "s3sign-upload")
         self._hashing = _DaemonPool(1, "s3sign-hash")
+        self._completing = _DaemonPool(1, "s3sign-complete")
         self._client_lock = threading.Lock()
         self._open_multipart: dict[str, _Job] = {}
         self.multipart_threshold = DEFAULT_MULTIPART_THRESHOLD
@@ -203,8 +204,16 @@ class Pusher:
             batches = list(_chunks(jobs, min(self.options.batch_size, self.max_files_per_request)))
             # Each batch is hashed in the background while the one before it uploads.
             prepared = [self._hashing.submit(partial(self._prepare, batch)) for batch in batches]
+            # ... and is completed (verified) in the background while the next one uploads.
+            completions: list[Future[None]] = []
             for batch in prepared:
-                self._run_batch(_wait_one(batch))
+                uploaded = self._run_batch(_wait_one(batch))
+                for done in completions:
+                    if done.done():
+                        done.result()  # a fatal error there (backend gone) ends the push now
+                completions.append(self._completing.submit(partial(self._complete, uploaded)))
+            for done in completions:
+                _wait_one(done)
         except (S3SignError, KeyboardInterrupt) as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else exc.message
             self._abort_open_uploads()
@@ -269,17 +278,18 @@ class Pusher:
 
     # --- one batch -----------------------------------------------------------------------
 
-    def _run_batch(self, jobs: list[_Job]) -> None:
+    def _run_batch(self, jobs: list[_Job]) -> list[_Job]:
+        """Sign and upload one batch; the jobs that are ready to be completed."""
         if self.options.skip_existing:
             jobs = self._skip_existing(jobs)
         if not jobs:
-            return
+            return []
         try:
             answer = self.client.create_uploads(self.options.run_id, [job.spec for job in jobs])
         except BackendError as exc:
             for job in jobs:
                 self._fail(job, exc.message)
-            return
+            return []
         tasks: list[Future[None]] = []
         for job, result in zip(jobs, answer.files, strict=True):
             job.outcome.key = result.key
@@ -296,7 +306,7 @@ class Pusher:
                 tasks.extend(self._start_parts(job))
         for task in tasks:  # each task fills in its file's outcome itself
             _wait_one(task)
-        self._complete([job for job in jobs if job.outcome.error is None and job.outcome.key])
+        return [job for job in jobs if job.outcome.error is None and job.outcome.key]
 
     def _skip_existing(self, jobs: list[_Job]) -> list[_Job]:
         """Files already stored with the same size (and SHA-256, when known) are skipped."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from s3sign.config import Settings
@@ -48,6 +49,7 @@ from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, obje
 from s3sign.server.store import ObjectStore, StoreError
 
 REFRESH_BEFORE = timedelta(minutes=5)
+STORE_CONCURRENCY = 32  # HEADs in flight while completing one request
 _UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no spaces
 
 
@@ -95,6 +97,7 @@ class UploadSigner:
             (lambda: presigner) if isinstance(presigner, Presigner) else presigner
         )
         self.store = store or ObjectStore(self._presigner, self.bucket)
+        self._checks = ThreadPoolExecutor(STORE_CONCURRENCY, thread_name_prefix="s3sign-store")
 
     # --- create / re-sign ------------------------------------------------------------
 
@@ -230,7 +233,8 @@ class UploadSigner:
         for item in request.files:
             self._check_key(run_id, item.key)
             self._check_upload_id(item.upload_id)
-        return CompleteResponse(files=[self._complete_one(item) for item in request.files])
+        # One HEAD (and maybe a DELETE) per file: waiting on the store, so many at once.
+        return CompleteResponse(files=list(self._checks.map(self._complete_one, request.files)))
 
     def _complete_one(self, item: CompleteFile) -> CompleteResult:
         def failed(code: str, message: str) -> CompleteResult:
