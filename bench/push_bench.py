@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from proc import measure_process
 
 from s3sign.local import LocalS3, free_ports
 from s3sign.server.tokens import mint_token
@@ -75,18 +76,6 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, int, str | None]:
-    """(wall, peak RSS KiB, error) of one process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = process.stderr.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss, None if code == 0 else f"exit {code}: {stderr.strip()[-200:]}"
-
-
 def measure(name: str, make_argv: object, env: dict[str, str], runs: int) -> Case:
     case = Case(name, [])
     for index in range(runs):
@@ -94,12 +83,12 @@ def measure(name: str, make_argv: object, env: dict[str, str], runs: int) -> Cas
         if argv is None:
             case.error = "not installed (pip install '.[bench]')"
             return case
-        wall, peak, error = run(argv, env)
-        if error:
-            case.error = error
+        result = measure_process(argv, env)
+        if result.exit_code:
+            case.error = f"exit {result.exit_code}: {result.stderr_tail}"
             return case
-        case.walls.append(wall)
-        case.peak_kib = max(case.peak_kib, peak)
+        case.walls.append(result.wall)
+        case.peak_kib = max(case.peak_kib, result.peak_kib)
     return case
 
 

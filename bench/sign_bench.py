@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
+
+from proc import measure_process
 
 from s3sign.credentials import Credentials
 from s3sign.presign import Presigner, SignRequest
@@ -64,16 +65,6 @@ def _bin(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def run_process(argv: list[str]) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS KiB, exit code) of one process, measured with wait4."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss, process.returncode
-
-
 def cold_starts(commands: dict[str, list[str] | None], runs: int) -> list[ColdStart]:
     """Run the commands round-robin, so that load on the machine hits them all alike."""
     walls: dict[str, list[float]] = {name: [] for name in commands}
@@ -87,12 +78,12 @@ def cold_starts(commands: dict[str, list[str] | None], runs: int) -> list[ColdSt
         for name, argv in commands.items():
             if argv is None or name in errors:
                 continue
-            wall, peak, code = run_process(argv)
-            if code != 0:
-                errors[name] = f"exited with {code}"
+            result = measure_process(argv, ENV)
+            if result.exit_code:
+                errors[name] = f"exited with {result.exit_code}"
             elif round_:
-                walls[name].append(wall)
-                peaks[name] = max(peaks[name], peak)
+                walls[name].append(result.wall)
+                peaks[name] = max(peaks[name], result.peak_kib)
     return [ColdStart(name, walls[name], peaks[name], errors.get(name)) for name in commands]
 
 

@@ -125,6 +125,13 @@ def locate(endpoint: Endpoint, bucket: str, key: str, addressing: Addressing) ->
     return ObjectLocation(host, path, url_prefix + path)
 
 
+def locate_bucket(endpoint: Endpoint, bucket: str, addressing: Addressing) -> ObjectLocation:
+    """The bucket itself (for ListObjectsV2): ``/bucket`` in path style, ``/`` virtual."""
+    host, path_prefix, url_prefix = _bucket_root(endpoint, bucket, addressing)
+    path = path_prefix.rstrip("/") or "/"
+    return ObjectLocation(host, path, url_prefix + path)
+
+
 @lru_cache(maxsize=256)  # the same for every object of a bucket
 def _bucket_root(endpoint: Endpoint, bucket: str, addressing: Addressing) -> tuple[str, str, str]:
     """(Host header, path prefix ending in "/", scheme://host[:port]) for a bucket."""

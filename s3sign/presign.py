@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
-from s3sign.addressing import Addressing, Endpoint, check_bucket, check_key, locate
+from s3sign.addressing import (
+    Addressing,
+    Endpoint,
+    check_bucket,
+    check_key,
+    locate,
+    locate_bucket,
+)
 from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
 from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, resolve_credentials
 from s3sign.errors import ConfigError, CredentialsError, UsageError
@@ -94,6 +101,28 @@ class Presigner:
             resolve_endpoint_url(settings, env),
             settings.addressing,
         )
+
+    def sign_bucket_get(
+        self, bucket: str, query: tuple[tuple[str, str], ...], expires: int = 60
+    ) -> str:
+        """A pre-signed GET of the bucket itself (ListObjectsV2 and the like): its URL."""
+        location = locate_bucket(self.endpoint, bucket, self.addressing)
+        timestamp, _, _ = _clock(int(time.time()), expires)
+        signed_query = presign_query(
+            method="GET",
+            host=location.host,
+            canonical_uri=location.path,
+            headers=(),
+            access_key=self.credentials.access_key,
+            secret_key=self.credentials.secret_key,
+            token=self.credentials.token,
+            region=self.region,
+            service="s3",
+            timestamp=timestamp,
+            expires=expires,
+            query=query,
+        )
+        return f"{location.url}?{signed_query}"
 
     def sign(self, request: SignRequest, now: datetime | None = None) -> SignedRequest:
         """Check ``request`` (``UsageError`` if it cannot be signed) and sign it."""

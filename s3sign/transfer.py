@@ -314,13 +314,18 @@ class Pusher:
             return jobs
         prefix = f"{self.key_prefix}/{self.options.run_id}/"
         keyed = {prefix + unicodedata.normalize("NFC", job.local.name): job for job in jobs}
-        files = [CompleteFile(key=key, file_size=job.local.size) for key, job in keyed.items()]
+        for job in keyed.values():
+            if job.sha256 is not None:
+                job.outcome.sha256 = _wait_one(job.sha256)
+        # Declaring the SHA-256 makes the backend HEAD the object and show its stored one.
+        files = [
+            CompleteFile(key=key, file_size=job.local.size, sha256=job.outcome.sha256)
+            for key, job in keyed.items()
+        ]
         answer = self.client.complete(self.options.run_id, files)
         remaining = []
         for result in answer.files:
             job = keyed[result.key]
-            if job.sha256 is not None:
-                job.outcome.sha256 = _wait_one(job.sha256)
             if self._same_content(job, result):
                 job.outcome.key, job.outcome.etag = result.key, result.etag
                 job.outcome.status, job.outcome.attempts = "skipped", 0
@@ -347,7 +352,9 @@ class Pusher:
             return
         files = []
         for job in jobs:
-            sha256 = job.outcome.sha256
+            # A single PUT had its SHA-256 bound into the URL: S3 checked it. Only a
+            # multipart upload's hash (computed alongside) is declared for the backend to check.
+            sha256 = None
             if job.sha256 is not None:
                 sha256 = job.outcome.sha256 = _wait_one(job.sha256)
             parts = None

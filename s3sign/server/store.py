@@ -80,6 +80,7 @@ class ObjectStore:
         headers: dict[str, str] | None = None,
         ok: Sequence[int] = (200,),
     ) -> requests.Response:
+        """One object-level call, signed afresh for each attempt."""
         request = SignRequest(
             self.bucket,
             key,
@@ -88,11 +89,26 @@ class ObjectStore:
             query=tuple(query),
             headers=tuple((headers or {}).items()),
         )
+
+        def signed() -> tuple[str, dict[str, str]]:
+            answer = self._presigner().sign(request)
+            return answer.url, dict(answer.headers)
+
+        return self._send(method, signed, body, ok)
+
+    def _send(
+        self,
+        method: str,
+        sign: Callable[[], tuple[str, dict[str, str]]],
+        body: bytes,
+        ok: Sequence[int],
+    ) -> requests.Response:
+        """Send with a few quick retries when the store is down or overloaded."""
         for attempt in range(1, ATTEMPTS + 1):
-            signed = self._presigner().sign(request)
+            url, headers = sign()
             try:
                 response = self._session().request(
-                    method, signed.url, data=body, headers=dict(signed.headers), timeout=TIMEOUT
+                    method, url, data=body, headers=headers, timeout=TIMEOUT
                 )
             except requests.RequestException as exc:
                 if attempt == ATTEMPTS:
@@ -151,6 +167,28 @@ class ObjectStore:
 
     def delete(self, key: str) -> None:
         self._call("DELETE", key, ok=(204, 200))
+
+    def list_objects(
+        self, prefix: str, start_after: str, token: str | None = None
+    ) -> tuple[list[tuple[str, ObjectInfo]], str | None]:
+        """One ListObjectsV2 page: up to 1000 (key, size and etag), and the next page's token."""
+        query = [("list-type", "2"), ("max-keys", "1000"), ("prefix", prefix)]
+        query += [("continuation-token", token)] if token else [("start-after", start_after)]
+        response = self._send(
+            "GET",
+            lambda: (self._presigner().sign_bucket_get(self.bucket, tuple(query)), {}),
+            b"",
+            (200,),
+        )
+        root = ET.fromstring(response.content)  # noqa: S314 - the store's own response
+        objects = []
+        for item in root.iter(_S3_NS + "Contents"):
+            key = item.findtext(_S3_NS + "Key") or ""
+            size = int(item.findtext(_S3_NS + "Size") or -1)
+            etag = (item.findtext(_S3_NS + "ETag") or "").strip('"')
+            objects.append((key, ObjectInfo(size=size, etag=etag, sha256=None)))
+        truncated = root.findtext(_S3_NS + "IsTruncated") == "true"
+        return objects, root.findtext(_S3_NS + "NextContinuationToken") if truncated else None
 
     def reachable(self) -> bool:
         """True when the bucket answers a signed request (for ``/readyz``)."""

@@ -421,3 +421,26 @@ def test_serve_without_secret_or_bucket_is_a_clear_error(local_s3: Any) -> None:
     )
     assert no_bucket.returncode == 3
     assert "needs a bucket" in no_bucket.stderr
+
+
+def test_complete_of_many_files_uses_a_listing_and_still_checks_each(backend: Backend) -> None:
+    """25 files: one never uploaded, one with a wrong declared size; the rest verified."""
+    run = run_id()
+    token = backend.token(run)
+    names = [f"many/{i:02}.txt" for i in range(25)]
+    created = backend.post(
+        f"/v1/runs/{run}/uploads",
+        {"files": [{"fileName": name, "fileSize": 3} for name in names]},
+        token,
+    ).json()["files"]
+    for result in created[1:]:
+        assert put(result["upload"], b"abc").status_code == 200
+    declared = [{"key": f["key"], "fileSize": 3} for f in created]
+    declared[5]["fileSize"] = 4
+    answer = backend.post(f"/v1/runs/{run}/uploads/complete", {"files": declared}, token).json()
+    statuses = [(f["status"], f.get("error", {}).get("code")) for f in answer["files"]]
+    assert statuses[0] == ("failed", "not_found")
+    assert statuses[5] == ("failed", "size_mismatch")
+    assert statuses.count(("complete", None)) == 23
+    assert all(f["size"] == 3 for f in answer["files"] if f["status"] == "complete")
+    assert read_back(backend, created[5]["key"]).status_code == 404
