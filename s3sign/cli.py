@@ -37,6 +37,7 @@ from s3sign.units import format_duration, parse_size
 
 if TYPE_CHECKING:  # imported where used: `sign` must start without them
     from s3sign.files import LocalFile
+    from s3sign.progress import Reporter
     from s3sign.transfer import PushOptions
 
 
@@ -398,6 +399,13 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(metavar="N", help="Worker processes.  [default: 1]")
     ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Also run an embedded S3 (SeaweedFS), kept on disk.")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="With --local: where objects and secrets are kept."),
+    ] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -407,7 +415,7 @@ def serve(
     import uvicorn
 
     from s3sign.config import describe, env_name
-    from s3sign.server.app import create_app, log_config
+    from s3sign.server.app import create_app
     from s3sign.server.signer import UploadSigner
     from s3sign.server.tokens import server_secret
 
@@ -425,6 +433,13 @@ def serve(
         },
         config_path=state.config,
     )
+    if local:
+        if settings.workers > 1:
+            raise UsageError("--local runs one worker", hint="drop --workers with --local")
+        _serve_local(settings, data_dir, bucket or "s3sign", state.console)
+        return
+    if data_dir is not None:
+        raise UsageError("--data-dir only applies with --local")
     secret = server_secret()
     signer = UploadSigner(settings)  # fails here, before listening, on bad config or credentials
     state.console.note(
@@ -432,15 +447,7 @@ def serve(
         f"(bucket {settings.bucket}, keys {settings.key_prefix}/RUN/FILE, "
         f"{settings.workers} worker{'s' if settings.workers > 1 else ''})"
     )
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": log_config(),
-        "log_level": "warning" if state.console.verbosity < 0 else "info",
-        "access_log": state.console.verbosity >= 0,
-        "server_header": False,
-        "timeout_graceful_shutdown": 10,
-    }
+    common = _uvicorn_options(settings, state.console)
     if settings.workers == 1:
         uvicorn.run(create_app(settings, secret=secret, signer=signer), **common)
         return
@@ -559,6 +566,107 @@ def push(
         raise typer.Exit(ExitCode.UPLOADS_FAILED)
 
 
+@app.command()
+def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None:
+    """See it work on this machine: local S3, the backend, a push, and a check."""
+    import tempfile
+
+    from s3sign.console import summary
+    from s3sign.demo import run_demo
+    from s3sign.units import format_size
+
+    console = _state(ctx, verbose, quiet).console
+    with tempfile.TemporaryDirectory(prefix="s3sign-demo-") as workdir:
+        report = run_demo(Path(workdir), _push_reporter(console, False, 8), console.note)
+    summary(console, report.push)
+    for name, size, same in report.verified:
+        mark = "identical" if same else "DIFFERENT"
+        console.note(f"  {mark}  {format_size(size):>8}  {name}")
+    uploaded = report.push.bytes("uploaded")
+    console.note(
+        f"the backend received {report.backend_body_bytes:,} bytes of JSON requests and "
+        f"none of the {uploaded:,} bytes of artifacts: they went straight to S3"
+    )
+    if not report.ok:
+        raise typer.Exit(ExitCode.UPLOADS_FAILED)
+    console.note(
+        "all objects verified. Next: 's3sign serve --local' to keep a local stack running, "
+        "see the README's quick start"
+    )
+
+
+def _push_reporter(console: Console, silent: bool, concurrency: int) -> "Reporter":
+    """A live display on a terminal, plain lines elsewhere, nothing when ``silent``."""
+    import os
+
+    from s3sign.console import LiveReporter, PlainReporter
+    from s3sign.progress import SilentReporter
+
+    if silent or console.verbosity < 0:
+        return SilentReporter()
+    if console.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        return LiveReporter(console, concurrency)
+    return PlainReporter(console)
+
+
+def _uvicorn_options(settings: Any, console: Console) -> dict[str, Any]:
+    from s3sign.server.app import log_config
+
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(),
+        "log_level": "warning" if console.verbosity < 0 else "info",
+        "access_log": console.verbosity >= 0,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Console) -> None:
+    """The backend and an embedded S3 together; objects and secrets persist in ``data_dir``."""
+    import os
+    from dataclasses import replace as replace_settings
+
+    import uvicorn
+
+    from s3sign.demo import local_presigner, local_settings
+    from s3sign.local import default_data_dir, persistent_store, server_secret_file
+    from s3sign.server.app import create_app
+    from s3sign.server.signer import UploadSigner
+
+    directory = data_dir or default_data_dir()
+    secret_path = server_secret_file(directory)
+    secret = os.environ.get("S3SIGN_SERVER_SECRET") or secret_path.read_text().strip()
+    store = persistent_store(directory, bucket)
+    console.note(f"starting an embedded S3 (SeaweedFS), data in {directory} ...")
+    with store:
+        base = local_settings(store)
+        settings = replace_settings(
+            settings,
+            bucket=bucket,
+            endpoint_url=base.endpoint_url,
+            region=base.region,
+            addressing="path",
+        )
+        signer = UploadSigner(settings, local_presigner(store))
+        backend = f"http://{settings.host}:{settings.port}"
+        console.note(f"S3 at {store.endpoint_url} (bucket {bucket}); backend at {backend}")
+        console.note("for workers on this machine:")
+        secret_hint = (
+            ""
+            if os.environ.get("S3SIGN_SERVER_SECRET")
+            else f'  export S3SIGN_SERVER_SECRET="$(cat {secret_path})"\n'
+        )
+        console.stderr.write(
+            f"  export S3SIGN_BACKEND={backend}\n{secret_hint}"
+            "  export S3SIGN_TOKEN=$(s3sign token my-run)\n"
+            "  s3sign push my-run ./logs\n"
+        )
+        app = create_app(settings, secret=secret.encode(), signer=signer)
+        uvicorn.run(app, **_uvicorn_options(settings, console))
+
+
 def _check_run_id(run_id: str) -> None:
     from s3sign.server.keys import PolicyError, check_run_id
 
@@ -625,22 +733,14 @@ def _run_push(
     Returns how many files failed.
     """
     import json
-    import os
 
     from s3sign.client import BackendClient
-    from s3sign.console import LiveReporter, PlainReporter, summary
-    from s3sign.progress import PushReport, Reporter, SilentReporter
+    from s3sign.console import summary
+    from s3sign.progress import PushReport
     from s3sign.transfer import Pusher
 
-    reporter: Reporter
-    if json_report or console.verbosity < 0:
-        reporter = SilentReporter()
-    elif console.stderr.isatty() and os.environ.get("TERM") != "dumb":
-        reporter = LiveReporter(console, options.concurrency)
-    else:
-        reporter = PlainReporter(console)
     client = BackendClient(backend, token)
-    pusher = Pusher(client, options, reporter)
+    pusher = Pusher(client, options, _push_reporter(console, json_report, options.concurrency))
     try:
         pusher.push(files)
     finally:

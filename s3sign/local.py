@@ -21,6 +21,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,3 +248,40 @@ class LocalS3:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def default_data_dir() -> Path:
+    """Where ``serve --local`` keeps objects and generated secrets between runs."""
+    from platformdirs import user_data_path
+
+    return user_data_path("s3sign", appauthor=False) / "local"
+
+
+def _secret_file(path: Path, make: Callable[[], str]) -> str:
+    """Read a generated secret, or make it (mode 0600) the first time."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(make() + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def persistent_store(data_dir: Path, bucket: str) -> LocalS3:
+    """A LocalS3 whose objects and credentials survive a restart, under ``data_dir``."""
+    stored = json.loads(
+        _secret_file(
+            data_dir / "s3-credentials.json",
+            lambda: json.dumps(LocalCredentials.generate().__dict__),
+        )
+    )
+    credentials = LocalCredentials(stored["access_key"], stored["secret_key"])
+    return LocalS3(data_dir, bucket=bucket, credentials=credentials)
+
+
+def server_secret_file(data_dir: Path) -> Path:
+    """The generated token secret of a local backend (mode 0600)."""
+    path = data_dir / "server-secret"
+    _secret_file(path, lambda: secrets.token_urlsafe(48))
+    return path

@@ -133,6 +133,7 @@ def create_app(
         strict_content_type=False,  # a body sent without Content-Type is read as JSON
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, counters=counters)
+    app.state.counters = counters
 
     async def authorise(request: Request, run_id: str) -> None:
         """A dependency: FastAPI runs it before reading the body, so a caller

@@ -1,0 +1,146 @@
+"""`s3sign demo` and `s3sign serve --local`: the newcomer's first commands, for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from s3sign.credentials import Credentials
+from s3sign.local import free_ports
+from s3sign.presign import Presigner, SignRequest
+
+pytestmark = pytest.mark.integration
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+    env.update(AWS_EC2_METADATA_DISABLED="true", **extra)
+    return env
+
+
+def test_demo_round_trip() -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "s3sign", "demo"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 60
+    assert "6 uploaded" in done.stderr
+    assert done.stderr.count("identical") == 6
+    assert "DIFFERENT" not in done.stderr
+    assert "none of the" in done.stderr
+    assert "all objects verified" in done.stderr
+    assert done.stdout == ""
+    assert "X-Amz-Signature" not in done.stderr
+
+
+def _start_local(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "s3sign",
+            "serve",
+            "--local",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok:
+                return process
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(process.communicate()[1])
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    return stderr
+
+
+def test_serve_local_persists_objects_and_secrets(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_ports(1)[0]
+    backend = f"http://127.0.0.1:{port}"
+    server = _start_local(data_dir, port)
+    try:
+        for name in ("server-secret", "s3-credentials.json"):
+            assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600
+        secret = (data_dir / "server-secret").read_text().strip()
+        artifacts = tmp_path / "src"
+        (artifacts / "logs").mkdir(parents=True)
+        (artifacts / "logs" / "build.log").write_text("kept across restarts\n")
+        env = clean_env(S3SIGN_BACKEND=backend, S3SIGN_SERVER_SECRET=secret)
+        token = subprocess.run(
+            [sys.executable, "-m", "s3sign", "token", "my-run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        pushed = subprocess.run(
+            [sys.executable, "-m", "s3sign", "push", "my-run", "logs"],
+            cwd=artifacts,
+            env={**env, "S3SIGN_TOKEN": token},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert pushed.returncode == 0, pushed.stderr
+    finally:
+        stderr = _stop(server)
+    assert "export S3SIGN_BACKEND=" in stderr
+    assert secret not in stderr  # the secret is read from its file, never printed
+
+    server = _start_local(data_dir, port)  # the same data, after a restart
+    try:
+        stored = json.loads((data_dir / "s3-credentials.json").read_text())
+        endpoint = next(
+            line.split("S3 at ")[1].split()[0] for line in _wait_for_line(server, "S3 at ")
+        )
+        presigner = Presigner(
+            Credentials(stored["access_key"], stored["secret_key"]), "us-east-1", endpoint, "path"
+        )
+        url = presigner.sign(SignRequest("s3sign", "runs/my-run/logs/build.log", method="GET")).url
+        assert requests.get(url, timeout=30).text == "kept across restarts\n"
+    finally:
+        _stop(server)
+
+
+def _wait_for_line(process: subprocess.Popen[str], text: str) -> list[str]:
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if text in line:
+            return [line]
+    return lines
