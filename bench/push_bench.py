@@ -21,25 +21,20 @@ import argparse
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
-from proc import measure_process
+from harness import SECRET, backend, measure_process, metric
 
-from s3sign.local import LocalS3, free_ports
+from s3sign.local import LocalS3
 from s3sign.server.tokens import mint_token
 
-SECRET = "bench-secret-" + "s" * 32
 MiB = 1024 * 1024
 SEED_PATTERN = r"""
 import sys, boto3, requests
@@ -90,54 +85,6 @@ def measure(name: str, make_argv: object, env: dict[str, str], runs: int) -> Cas
         case.walls.append(result.wall)
         case.peak_kib = max(case.peak_kib, result.peak_kib)
     return case
-
-
-@contextmanager
-def backend(store: LocalS3, **settings: str) -> Iterator[str]:
-    port = free_ports(1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID=store.credentials.access_key,
-        AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
-        AWS_REGION=store.region,
-        AWS_EC2_METADATA_DISABLED="true",
-        S3SIGN_ENDPOINT_URL=store.endpoint_url,
-        S3SIGN_SERVER_SECRET=SECRET,
-        **{f"S3SIGN_{key.upper()}": value for key, value in settings.items()},
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "s3sign",
-            "-q",
-            "serve",
-            "--bucket",
-            store.bucket,
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(20)
-
-
-def body_bytes(url: str) -> int:
-    text = requests.get(f"{url}/metrics", timeout=10).text
-    return int(text.split("\ns3sign_request_body_bytes_total ")[1].split()[0])
 
 
 def small_files(root: Path, count: int, size: int) -> Path:
@@ -291,11 +238,11 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                     block = os.urandom(MiB)
                     for _ in range(big_size // MiB):
                         handle.write(block)
-                before = body_bytes(url)
+                before = metric(url, "s3sign_request_body_bytes_total")
                 multipart = measure(
                     "s3sign push (multipart, sha256)", push_argv(url, big), env, runs
                 )
-                received = body_bytes(url) - before
+                received = metric(url, "s3sign_request_body_bytes_total") - before
                 many_root = small_files(scratch / "many", many, 512)
                 many_case = measure(
                     f"s3sign push {many:,} × 512 B", push_argv(url, many_root), env, 1

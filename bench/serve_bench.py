@@ -16,60 +16,18 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import requests
+from harness import SECRET, backend
 
-from s3sign.local import LocalS3, free_ports
+from s3sign.local import LocalS3
 
-SECRET = "bench-secret-" + "s" * 32
 RUN = "bench-run"
-
-
-def start_backend(store: LocalS3, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
-    }
-    env.update(
-        AWS_ACCESS_KEY_ID=store.credentials.access_key,
-        AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
-        AWS_REGION=store.region,
-        AWS_EC2_METADATA_DISABLED="true",
-        S3SIGN_ENDPOINT_URL=store.endpoint_url,
-        S3SIGN_SERVER_SECRET=SECRET,
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "s3sign",
-            "-q",
-            "serve",
-            "--bucket",
-            store.bucket,
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return process
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("s3sign serve did not start")
 
 
 async def client(
@@ -146,14 +104,13 @@ def main() -> int:
     from s3sign.server.tokens import mint_token
 
     token, _ = mint_token(RUN, 3600, SECRET.encode())
-    with tempfile.TemporaryDirectory() as data, LocalS3(Path(data), bucket="bench") as store:
-        port = free_ports(1)[0]
-        backend = start_backend(store, port)
-        try:
-            result = asyncio.run(load(port, token, args.clients, args.files, seconds))
-        finally:
-            backend.send_signal(signal.SIGTERM)
-            backend.wait(20)
+    with (
+        tempfile.TemporaryDirectory() as data,
+        LocalS3(Path(data), bucket="bench") as store,
+        backend(store) as url,
+    ):
+        port = int(url.rsplit(":", 1)[1])
+        result = asyncio.run(load(port, token, args.clients, args.files, seconds))
 
     print(f"# s3sign serve load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
-from proc import measure_process
+from harness import measure_process
 
 from s3sign.credentials import Credentials
 from s3sign.presign import Presigner, SignRequest

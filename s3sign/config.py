@@ -129,43 +129,35 @@ def _bool(value: object) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
-def _size_between(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a size")
-        size = value if isinstance(value, int) else parse_size(_text(value))
-        if not low <= size <= high:
-            raise ValueError(f"{value!r} is outside {format_size(low)}..{format_size(high)}")
-        return size
+def _between(
+    kind: str, parse_text: Callable[[str], int], show: Callable[[int], str]
+) -> Callable[[int, int], Callable[[object], int]]:
+    """A parser factory: a YAML integer or a text form, within ``low..high``."""
 
-    return parse
+    def bounded(low: int, high: int) -> Callable[[object], int]:
+        def parse(value: object) -> int:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError(f"{value!r} is not {kind}")
+            number = value if isinstance(value, int) else parse_text(_text(value))
+            if not low <= number <= high:
+                raise ValueError(f"{value!r} is outside {show(low)}..{show(high)}")
+            return number
 
+        return parse
 
-def _int_between(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"{value!r} is not a whole number")
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a whole number") from None
-        if not low <= number <= high:
-            raise ValueError(f"{value!r} is outside {low}..{high}")
-        return number
-
-    return parse
+    return bounded
 
 
-def _duration_between(low: int, high: int) -> Callable[[object], int]:
-    def parse(value: object) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a duration")
-        seconds = value if isinstance(value, int) else parse_duration(_text(value))
-        if not low <= seconds <= high:
-            raise ValueError(f"{value!r} is outside {low}s..{high}s")
-        return seconds
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
 
-    return parse
+
+_size_between = _between("a size", parse_size, format_size)
+_int_between = _between("a whole number", _whole_number, str)
+_duration_between = _between("a duration", parse_duration, lambda seconds: f"{seconds}s")
 
 
 def _key_prefix(value: object) -> str:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,6 +20,7 @@ from typing import Literal, NamedTuple
 from s3sign.addressing import (
     Addressing,
     Endpoint,
+    ObjectLocation,
     check_bucket,
     check_key,
     locate,
@@ -102,17 +103,20 @@ class Presigner:
             settings.addressing,
         )
 
-    def sign_bucket_get(
-        self, bucket: str, query: tuple[tuple[str, str], ...], expires: int = 60
+    def _query(
+        self,
+        method: str,
+        location: ObjectLocation,
+        headers: Iterable[tuple[str, str]],
+        timestamp: str,
+        expires: int,
+        query: Iterable[tuple[str, str]],
     ) -> str:
-        """A pre-signed GET of the bucket itself (ListObjectsV2 and the like): its URL."""
-        location = locate_bucket(self.endpoint, bucket, self.addressing)
-        timestamp, _, _ = _clock(int(time.time()), expires)
-        signed_query = presign_query(
-            method="GET",
+        return presign_query(
+            method=method,
             host=location.host,
             canonical_uri=location.path,
-            headers=(),
+            headers=headers,
             access_key=self.credentials.access_key,
             secret_key=self.credentials.secret_key,
             token=self.credentials.token,
@@ -122,7 +126,14 @@ class Presigner:
             expires=expires,
             query=query,
         )
-        return f"{location.url}?{signed_query}"
+
+    def sign_bucket_get(
+        self, bucket: str, query: tuple[tuple[str, str], ...], expires: int = 60
+    ) -> str:
+        """A pre-signed GET of the bucket itself (ListObjectsV2 and the like): its URL."""
+        location = locate_bucket(self.endpoint, bucket, self.addressing)
+        timestamp, _, _ = _clock(int(time.time()), expires)
+        return f"{location.url}?{self._query('GET', location, (), timestamp, expires, query)}"
 
     def sign(self, request: SignRequest, now: datetime | None = None) -> SignedRequest:
         """Check ``request`` (``UsageError`` if it cannot be signed) and sign it."""
@@ -131,19 +142,8 @@ class Presigner:
         timestamp, moment, expires_at = _clock(epoch, request.expires)
         location = locate(self.endpoint, request.bucket, request.key, self.addressing)
         headers = headers_to_send(request)
-        query = presign_query(
-            method=request.method,
-            host=location.host,
-            canonical_uri=location.path,
-            headers=headers.items(),
-            access_key=self.credentials.access_key,
-            secret_key=self.credentials.secret_key,
-            token=self.credentials.token,
-            region=self.region,
-            service="s3",
-            timestamp=timestamp,
-            expires=request.expires,
-            query=request.query,
+        query = self._query(
+            request.method, location, headers.items(), timestamp, request.expires, request.query
         )
         return SignedRequest(
             method=request.method,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,36 @@ def test_every_commented_example_value_is_valid(tmp_path: Path) -> None:
     path.write_text("\n".join(uncommented) + "\n")
     settings = load_settings(config_path=path, env={}, cwd=tmp_path)
     assert {key for key, _, source in describe(settings) if source == "file"} == set(KEYS)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"S3SIGN_PORT": "abc"}, "S3SIGN_PORT: 'abc' is not a whole number"),
+        ({"S3SIGN_PORT": "70000"}, "outside 0..65535"),
+        ({"S3SIGN_MAX_FILE_SIZE": "6TiB"}, "outside 0B..5TiB"),
+        ({"S3SIGN_PART_SIZE": "1MiB"}, "outside 5MiB..5GiB"),
+        ({"S3SIGN_TOKEN_TTL": "1s"}, "outside 60s..2592000s"),
+        ({"S3SIGN_CONCURRENCY": "0"}, "outside 1..64"),
+        ({"S3SIGN_KEY_PREFIX": "a/../b"}, "not a key prefix"),
+        ({"S3SIGN_BACKEND": "localhost:8080"}, "not an http(s) URL"),
+    ],
+)
+def test_server_and_push_keys_are_checked(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env=env, cwd=tmp_path)
+
+
+def test_yaml_numbers_and_sizes(tmp_path: Path) -> None:
+    (tmp_path / "s3sign.yaml").write_text(
+        "port: 9000\nmax_file_size: 1048576\npart_size: 8MiB\nkey_prefix: /ci/art/\n"
+    )
+    settings = load_settings(env={}, cwd=tmp_path)
+    assert (settings.port, settings.max_file_size) == (9000, 1024**2)
+    assert settings.part_size == 8 * 1024**2
+    assert settings.key_prefix == "ci/art"
+    (tmp_path / "s3sign.yaml").write_text("port: true\n")
+    with pytest.raises(ConfigError, match="is not a whole number"):
+        load_settings(env={}, cwd=tmp_path)
