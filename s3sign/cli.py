@@ -667,6 +667,42 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
         uvicorn.run(app, **_uvicorn_options(settings, console))
 
 
+config_app = typer.Typer(
+    help="Inspect s3sign's configuration.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the effective configuration and where each value came from (secrets masked)."""
+    import json
+    import os
+
+    from s3sign.config import describe, env_name
+
+    state = ctx.ensure_object(CliState)
+    settings = load_settings(config_path=state.config)
+    rows: list[tuple[str, str, str]] = []
+    for key, value, source in describe(settings):
+        origin: str = {"env": env_name(key), "file": str(settings.config_file)}.get(source, source)
+        rows.append((key, "" if value is None else str(value), origin))
+    for name in ("S3SIGN_TOKEN", "S3SIGN_SERVER_SECRET", "AWS_SECRET_ACCESS_KEY"):
+        if os.environ.get(name):  # secrets: only that they are set, never a character of them
+            rows.append((name.lower(), f"(set, {len(os.environ[name])} characters)", name))
+    if json_output:
+        document = {key: {"value": value, "source": origin} for key, value, origin in rows}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    width = max(len(key) for key, _, _ in rows)
+    value_width = min(48, max(len(value) for _, value, _ in rows))
+    for key, value, origin in rows:
+        typer.echo(f"{key:<{width}}  {value:<{value_width}}  {origin}")
+
+
 def _check_run_id(run_id: str) -> None:
     from s3sign.server.keys import PolicyError, check_run_id
 

@@ -306,3 +306,21 @@ def test_token_command(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     _assert_fails(run, 2, "--ttl", "token", "run-7", "--ttl", "soon")
     monkeypatch.setenv("S3SIGN_SERVER_SECRET", "short")
     _assert_fails(run, 3, "at least 32", "token", "run-7")
+
+
+def test_config_show_names_sources_and_hides_secrets(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as json_module
+
+    (Path.cwd() / "s3sign.yaml").write_text("expires: 30m\n")
+    monkeypatch.setenv("S3SIGN_CONCURRENCY", "4")
+    monkeypatch.setenv("S3SIGN_TOKEN", "header.payload.signature-value")
+    result = run("config", "show", "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json_module.loads(result.stdout)
+    assert document["expires"] == {"value": "1800", "source": str(Path.cwd() / "s3sign.yaml")}
+    assert document["concurrency"] == {"value": "4", "source": "S3SIGN_CONCURRENCY"}
+    assert document["region"]["source"] == "default"
+    assert "signature-value" not in result.stdout
+    assert EXAMPLE_SECRET_KEY not in run("config", "show").stdout
