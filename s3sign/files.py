@@ -68,14 +68,18 @@ def regular_file_size(path: Path) -> int:
     return info.st_size
 
 
-def digest_file(path: Path, algorithm: Literal["sha256", "md5"]) -> str:
+def file_digest(path: Path, algorithm: Literal["sha256", "md5"]) -> str:
     """The base64 digest of a file, read in chunks (memory does not grow with its size)."""
+    with path.open("rb") as handle:
+        return base64.b64encode(hashlib.file_digest(handle, algorithm).digest()).decode()
+
+
+def digest_file(path: Path, algorithm: Literal["sha256", "md5"]) -> str:
+    """``file_digest``, with an unreadable file as a ``UsageError`` (exit 2)."""
     try:
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, algorithm)
+        return file_digest(path, algorithm)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
-    return base64.b64encode(digest.digest()).decode()
 
 
 def file_facts(path: Path, checksum: Checksum) -> FileFacts:

@@ -74,6 +74,7 @@ class FileSpec(WireModel):
     file_size: StrictInt
     content_type: StrictStr | None = None
     sha256: StrictStr | None = None  # base64 of the SHA-256 of the whole file
+    md5: StrictStr | None = None  # base64 of the MD5, for stores without SHA-256 checks
 
 
 class CreateUploadsRequest(WireModel):

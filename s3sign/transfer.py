@@ -41,7 +41,7 @@ import urllib3
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
 from s3sign.errors import BackendError, S3SignError
-from s3sign.files import LocalFile, guess_content_type
+from s3sign.files import LocalFile, file_digest, guess_content_type
 from s3sign.progress import FileOutcome, PushReport, Reporter
 from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
@@ -158,12 +158,6 @@ class _RangeReader:
         return data
 
 
-def digest(path: os.PathLike[str] | str) -> str:
-    """Base64 SHA-256 of a file, read in chunks."""
-    with open(path, "rb") as handle:
-        return base64.b64encode(hashlib.file_digest(handle, "sha256").digest()).decode()
-
-
 class Pusher:
     """Uploads a run's files through a backend. One instance per push."""
 
@@ -246,20 +240,25 @@ class Pusher:
     def _prepare(self, batch: list[_Job]) -> list[_Job]:
         """Hash (in the hashing thread, ahead of use) what the signature will bind."""
         ready = []
+        algorithm = self.options.checksum
         for job in batch:
-            if self.options.checksum == "sha256":
-                if job.local.size > self.multipart_threshold:
+            if algorithm == "none":
+                pass
+            elif job.local.size > self.multipart_threshold:
+                if algorithm == "sha256":  # parts are not bound: the hash is for the report
                     job.sha256 = self._hashing_soon(job)
-                else:
-                    try:
-                        job.outcome.sha256 = digest(job.local.path)
-                    except FileNotFoundError:
-                        self._fail(job, DISAPPEARED)
-                        continue
-                    except OSError as exc:
-                        self._fail(job, f"cannot read it: {exc.strerror}")
-                        continue
-                    job.spec = job.spec.model_copy(update={"sha256": job.outcome.sha256})
+            else:
+                try:
+                    value = file_digest(job.local.path, algorithm)
+                except FileNotFoundError:
+                    self._fail(job, DISAPPEARED)
+                    continue
+                except OSError as exc:
+                    self._fail(job, f"cannot read it: {exc.strerror}")
+                    continue
+                if algorithm == "sha256":
+                    job.outcome.sha256 = value
+                job.spec = job.spec.model_copy(update={algorithm: value})
             ready.append(job)
         return ready
 
@@ -269,7 +268,7 @@ class Pusher:
 
         def run() -> None:
             try:
-                future.set_result(digest(job.local.path))
+                future.set_result(file_digest(job.local.path, "sha256"))
             except OSError:
                 future.set_result(None)
 
@@ -335,16 +334,18 @@ class Pusher:
         return remaining
 
     def _same_content(self, job: _Job, stored: CompleteResult) -> bool:
-        """Is the stored object this file? Same size, and same SHA-256 or multipart ETag."""
+        """Is the stored object this file? Same size, and same SHA-256, MD5 or multipart ETag."""
         if stored.status != "complete" or stored.size != job.local.size:
             return False
-        if self.options.checksum != "sha256":
+        if self.options.checksum == "none":
             return True  # asked not to hash: size alone decides
-        if stored.sha256 is not None:
+        if stored.sha256 is not None and job.outcome.sha256 is not None:
             return stored.sha256 == job.outcome.sha256
         if stored.etag and "-" in stored.etag and self.part_size:  # a multipart object
             part_size, _ = plan_parts(job.local.size, self.part_size)
             return stored.etag == multipart_etag(job.local.path, part_size)
+        if stored.etag and job.spec.md5:  # a single PUT's ETag is its MD5 (without SSE-KMS)
+            return stored.etag == base64.b64decode(job.spec.md5).hex()
         return False
 
     def _complete(self, jobs: list[_Job]) -> None:

@@ -131,6 +131,10 @@ class UploadSigner:
         self._check_size(spec.file_size)
         if spec.sha256 is not None and not is_base64_digest(spec.sha256, 32):
             raise PolicyError("invalid_checksum", "sha256 must be the base64 of 32 bytes")
+        if spec.md5 is not None and not is_base64_digest(spec.md5, 16):
+            raise PolicyError("invalid_checksum", "md5 must be the base64 of 16 bytes")
+        if spec.sha256 is not None and spec.md5 is not None:
+            raise PolicyError("invalid_checksum", "give sha256 or md5, not both")
         content_type = spec.content_type or guess_content_type(spec.file_name)
         if spec.file_size > self.settings.multipart_threshold:
             try:
@@ -147,6 +151,7 @@ class UploadSigner:
                 size=spec.file_size,
                 content_type=content_type,
                 sha256=spec.sha256,
+                md5=spec.md5,
                 expires=self.settings.expires,
             ),
         )

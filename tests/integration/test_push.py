@@ -361,3 +361,32 @@ def _drain(fd: int, process: subprocess.Popen[Any]) -> Iterator[bytes]:
             yield chunk
         elif process.poll() is not None:
             return
+
+
+def test_md5_checksum_and_skip_existing(backend: Backend, tmp_path: Path) -> None:
+    run = run_id()
+    contents = make_tree(tmp_path)
+    token = backend.token(run)
+    first = push(backend, run, "logs", "--checksum", "md5", cwd=tmp_path, token=token)
+    assert first.returncode == 0, first.stderr
+    assert_stored(backend, run, tmp_path, list(contents))
+    again = push(
+        backend, run, "logs", "--checksum", "md5", "--skip-existing", cwd=tmp_path, token=token
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"0 uploaded (0B), {len(contents)} skipped" in again.stderr
+    (tmp_path / "logs" / "build.log").write_bytes(os.urandom(10_000))  # same size, new bytes
+    changed = push(
+        backend,
+        run,
+        "logs",
+        "--checksum",
+        "md5",
+        "--skip-existing",
+        "--json",
+        cwd=tmp_path,
+        token=token,
+    )
+    statuses = {f["fileName"]: f["status"] for f in json.loads(changed.stdout)["files"]}
+    assert statuses["logs/build.log"] == "uploaded"
+    assert list(statuses.values()).count("skipped") == len(contents) - 1
