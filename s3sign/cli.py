@@ -703,6 +703,27 @@ def config_show(
         typer.echo(f"{key:<{width}}  {value:<{value_width}}  {origin}")
 
 
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+COMPLETE_VAR = "_S3SIGN_COMPLETE"
+
+
+@app.command()
+def completion(
+    shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
+) -> None:
+    """Print a shell completion script (see completions/ and the README)."""
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(
+        get_completion_script(prog_name="s3sign", complete_var=COMPLETE_VAR, shell=shell.value)
+    )
+
+
 def _check_run_id(run_id: str) -> None:
     from s3sign.server.keys import PolicyError, check_run_id
 
@@ -872,4 +893,10 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
 
 def main() -> None:
     """Console-script entry point."""
+    import os
+
+    if COMPLETE_VAR in os.environ:  # a shell asks for completions: only then load that code
+        from typer._completion_classes import completion_init
+
+        completion_init()
     app()

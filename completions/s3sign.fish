@@ -1,0 +1,1 @@
+complete --command s3sign --no-files --arguments "(env _S3SIGN_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) s3sign)" --condition "env _S3SIGN_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) s3sign"
