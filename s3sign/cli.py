@@ -703,6 +703,42 @@ def config_show(
         typer.echo(f"{key:<{width}}  {value:<{value_width}}  {origin}")
 
 
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    bucket: Annotated[
+        str | None, typer.Option(metavar="BUCKET", help="Also check access to this bucket.")
+    ] = None,
+    region: RegionOption = None,
+    endpoint_url: EndpointOption = None,
+    profile: ProfileOption = None,
+    backend: Annotated[
+        str | None, typer.Option(metavar="URL", help="Also check this backend.")
+    ] = None,
+) -> None:
+    """Check credentials, region, clock, endpoint, bucket and backend, one line each."""
+    from s3sign.doctor import run_checks
+
+    state = ctx.ensure_object(CliState)
+    settings = load_settings(
+        {
+            "region": region,
+            "endpoint_url": endpoint_url,
+            "profile": profile,
+            "backend": backend,
+            "bucket": bucket,
+        },
+        config_path=state.config,
+    )
+    checks = run_checks(settings, settings.bucket)
+    for check in checks:
+        typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<12} {check.detail}")
+        if not check.ok and check.hint:
+            typer.echo(f"      {'':<12} hint: {check.hint}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(ExitCode.UPLOADS_FAILED)
+
+
 class Shell(StrEnum):
     bash = "bash"
     zsh = "zsh"

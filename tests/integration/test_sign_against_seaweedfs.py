@@ -209,3 +209,25 @@ def test_real_process_and_env_output(local_s3: LocalS3, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     fetched = requests.get(sign(local_s3.bucket, name, "--method", "get")["url"], timeout=30)
     assert fetched.text == "from the shell\n"
+
+
+def test_doctor_passes_and_names_what_fails(
+    local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = CliRunner().invoke(app, ["doctor", "--bucket", local_s3.bucket])
+    assert good.exit_code == 0, good.stdout
+    assert [line.split()[1] for line in good.stdout.splitlines() if not line.startswith(" ")] == [
+        "credentials",
+        "region",
+        "endpoint",
+        "bucket",
+    ]
+    assert all(line.startswith("ok") for line in good.stdout.splitlines())
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    bad = CliRunner().invoke(app, ["doctor", "--bucket", local_s3.bucket])
+    assert bad.exit_code == 1
+    assert "FAIL  bucket" in bad.stdout
+    assert "SignatureDoesNotMatch" in bad.stdout
+    assert "not-the-secret" not in bad.stdout
+    missing = CliRunner().invoke(app, ["doctor", "--bucket", "no-such-bucket-here"])
+    assert "FAIL" in missing.stdout

@@ -1,0 +1,160 @@
+"""``s3sign doctor``: check, one line each, what a signed URL depends on.
+
+Credentials, region, the endpoint's reachability and clock (SigV4 refuses
+requests more than 15 minutes off), access to the bucket, and the backend.
+Each check says what it found and, when it fails, what to do.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from s3sign.config import Settings
+from s3sign.credentials import Credentials, resolve_credentials
+from s3sign.errors import S3SignError
+from s3sign.presign import Presigner, resolve_endpoint_url, resolve_region
+from s3sign.units import format_duration
+
+SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str = ""
+
+
+def run_checks(settings: Settings, bucket: str | None) -> list[Check]:
+    """Every check that applies to these settings, in order; later ones need earlier ones."""
+    checks: list[Check] = []
+    credentials: Credentials | None = None
+    try:
+        credentials = resolve_credentials(settings.profile)
+        expiry = ""
+        if credentials.expires_at is not None:
+            left = (credentials.expires_at - datetime.now(UTC)).total_seconds()
+            expiry = f", expire in {format_duration(left)}" if left > 0 else ", EXPIRED"
+        checks.append(
+            Check(
+                "credentials",
+                credentials.expires_at is None or expiry != ", EXPIRED",
+                f"{credentials.source} ({credentials.masked_access_key}){expiry}",
+            )
+        )
+    except S3SignError as exc:
+        checks.append(Check("credentials", False, exc.message, exc.hint))
+    region = None
+    try:
+        region = resolve_region(settings)
+        checks.append(Check("region", True, region))
+    except S3SignError as exc:
+        checks.append(Check("region", False, exc.message, exc.hint))
+    if region is None:
+        return checks
+    try:
+        endpoint = resolve_endpoint_url(settings)
+    except S3SignError as exc:
+        return [*checks, Check("endpoint", False, exc.message, exc.hint)]
+    presigner = Presigner(
+        credentials or Credentials("-", "-"), region, endpoint, settings.addressing
+    )
+    root = f"{presigner.endpoint.scheme}://{presigner.endpoint.host}/"
+    checks.append(_clock_and_reachability(root))
+    if bucket and credentials is not None and checks[-1].ok:
+        checks.append(_bucket_access(presigner, bucket))
+    if settings.backend:
+        checks.append(_backend(settings.backend))
+    return checks
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, method="GET")  # noqa: S310 - http(s) URLs we built
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, dict(response.headers), response.read(65536)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read(65536)
+
+
+def _clock_and_reachability(root: str) -> Check:
+    try:
+        _, headers, _ = _get(root)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check(
+            "endpoint",
+            False,
+            f"{root} is unreachable: {reason}",
+            "check --endpoint-url, the network and any proxy",
+        )
+    date = headers.get("Date")
+    if not date:
+        return Check("endpoint", True, f"{root} answers (no Date header to compare clocks)")
+    skew = (datetime.now(UTC) - parsedate_to_datetime(date)).total_seconds()
+    if abs(skew) < 2:  # the Date header has whole seconds
+        return Check("endpoint", True, f"{root} answers; the clocks agree")
+    detail = f"{root} answers; this clock is {format_duration(abs(skew))} " + (
+        "ahead" if skew > 0 else "behind"
+    )
+    if abs(skew) > SKEW_LIMIT:
+        return Check(
+            "endpoint",
+            False,
+            detail,
+            "fix this machine's clock (NTP): SigV4 refuses requests 15 minutes off",
+        )
+    return Check("endpoint", True, detail)
+
+
+def _bucket_access(presigner: Presigner, bucket: str) -> Check:
+    url = presigner.sign_bucket_get(bucket, (("list-type", "2"), ("max-keys", "1")))
+    try:
+        status, _, body = _get(url)
+    except (urllib.error.URLError, OSError) as exc:
+        return Check("bucket", False, f"{bucket}: {exc}")
+    if status == 200:
+        return Check("bucket", True, f"{bucket}: listing allowed with these credentials")
+    code = _error_code(body) or f"HTTP {status}"
+    hints = {
+        "NoSuchBucket": "check the bucket name",
+        "AccessDenied": "the credentials may not read this bucket (s3:ListBucket)",
+        "SignatureDoesNotMatch": "the secret key does not match the access key",
+        "InvalidAccessKeyId": "the access key is unknown to this endpoint",
+        "PermanentRedirect": "the bucket is in another region: pass --region",
+        "AuthorizationHeaderMalformed": "the bucket is in another region: pass --region",
+    }
+    return Check("bucket", False, f"{bucket}: {code}", hints.get(code, ""))
+
+
+def _backend(url: str) -> Check:
+    try:
+        status, _, body = _get(url.rstrip("/") + "/v1/info")
+    except (urllib.error.URLError, OSError) as exc:
+        return Check(
+            "backend",
+            False,
+            f"{url} is unreachable: {getattr(exc, 'reason', exc)}",
+            "check --backend / S3SIGN_BACKEND and that it runs",
+        )
+    if status != 200:
+        return Check(
+            "backend",
+            False,
+            f"{url} answered {status} to /v1/info",
+            "is this an s3sign backend (protocol v1)?",
+        )
+    return Check("backend", True, f"{url}: protocol v1, {body.decode(errors='replace')[:80]}")
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        return ET.fromstring(body).findtext("Code")  # noqa: S314 - the store's error document
+    except ET.ParseError:
+        return None
