@@ -448,6 +448,7 @@ def serve(
         f"{settings.workers} worker{'s' if settings.workers > 1 else ''})"
     )
     common = _uvicorn_options(settings, state.console)
+    _sigterm_exits()
     if settings.workers == 1:
         uvicorn.run(create_app(settings, secret=secret, signer=signer), **common)
         return
@@ -609,6 +610,21 @@ def _push_reporter(console: Console, silent: bool, concurrency: int) -> "Reporte
     return PlainReporter(console)
 
 
+def _sigterm_exits() -> None:
+    """Let SIGTERM end the process by ``SystemExit(0)`` once uvicorn has shut down.
+
+    uvicorn shuts down gracefully, restores the previous handler and raises the
+    signal again; with this handler that becomes an exception, so ``with``
+    blocks (the embedded store) still clean up, and the exit code is 0.
+    """
+    import signal
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def _uvicorn_options(settings: Any, console: Console) -> dict[str, Any]:
     from s3sign.server.app import log_config
 
@@ -664,6 +680,7 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
             "  s3sign push my-run ./logs\n"
         )
         app = create_app(settings, secret=secret.encode(), signer=signer)
+        _sigterm_exits()
         uvicorn.run(app, **_uvicorn_options(settings, console))
 
 
