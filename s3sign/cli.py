@@ -129,7 +129,14 @@ app = typer.Typer(
 )
 
 Verbose = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="More detail on stderr (-vv: debug).",
+    ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 
@@ -284,7 +291,7 @@ def sign(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Print a pre-signed URL for one object, made from local AWS credentials."""
+    """Pre-sign one object's URL with local AWS credentials."""
     state = _state(ctx, verbose, quiet)
     console = state.console
     bucket, object_key = split_target(target, key)
@@ -356,7 +363,7 @@ def token(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Mint a bearer token that lets a worker upload into one run (S3SIGN_SERVER_SECRET)."""
+    """Mint a token that lets a worker upload into one run."""
     import json
 
     from s3sign.server.tokens import mint_token, server_secret
@@ -409,7 +416,7 @@ def serve(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Run the signing backend (protocol v1) that hands workers upload URLs."""
+    """Run the signing backend that hands workers upload URLs."""
     import os
 
     import uvicorn
@@ -525,7 +532,7 @@ def push(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Upload files into a run through the backend, straight to S3."""
+    """Upload files into a run, straight to S3."""
     from s3sign.transfer import PushOptions
 
     state = _state(ctx, verbose, quiet)
@@ -569,7 +576,7 @@ def push(
 
 @app.command()
 def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None:
-    """See it work on this machine: local S3, the backend, a push, and a check."""
+    """See the whole round trip work on this machine."""
     import tempfile
 
     from s3sign.console import summary
@@ -685,7 +692,7 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
 
 
 config_app = typer.Typer(
-    help="Inspect s3sign's configuration.", no_args_is_help=True, add_completion=False
+    help="Inspect the configuration.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(config_app, name="config")
 
@@ -733,7 +740,7 @@ def doctor(
         str | None, typer.Option(metavar="URL", help="Also check this backend.")
     ] = None,
 ) -> None:
-    """Check credentials, region, clock, endpoint, bucket and backend, one line each."""
+    """Check credentials, region, clock, bucket and backend."""
     from s3sign.doctor import run_checks
 
     state = ctx.ensure_object(CliState)
@@ -769,7 +776,7 @@ COMPLETE_VAR = "_S3SIGN_COMPLETE"
 def completion(
     shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
 ) -> None:
-    """Print a shell completion script (see completions/ and the README)."""
+    """Print a shell completion script."""
     from typer._completion_shared import get_completion_script
 
     typer.echo(

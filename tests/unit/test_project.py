@@ -24,3 +24,16 @@ def test_readme_shows_the_test_command_ci_runs() -> None:
 def test_readme_exit_code_table_matches_the_code() -> None:
     table = dict(re.findall(r"^\| (\d+) \| (.+) \|$", README, re.MULTILINE))
     assert {int(code) for code in table} == {int(code) for code in ExitCode}
+
+
+def test_readme_help_excerpts_match_the_cli() -> None:
+    from typer.testing import CliRunner
+
+    from s3sign.cli import app
+
+    excerpts = re.findall(r"```text\n\$ s3sign ([^\n]*--help)\n(.*?)```", README, re.DOTALL)
+    assert excerpts, "the README shows at least one --help"
+    for command, shown in excerpts:
+        result = CliRunner().invoke(app, command.split(), env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        assert result.stdout.rstrip() == shown.rstrip(), f"README's 's3sign {command}' is stale"
