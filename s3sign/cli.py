@@ -653,7 +653,7 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
 
     import uvicorn
 
-    from s3sign.demo import local_presigner, local_settings
+    from s3sign.demo import local_settings
     from s3sign.local import default_data_dir, persistent_store, server_secret_file
     from s3sign.server.app import create_app
     from s3sign.server.signer import UploadSigner
@@ -672,7 +672,7 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
             region=base.region,
             addressing="path",
         )
-        signer = UploadSigner(settings, local_presigner(store))
+        signer = UploadSigner(settings, store.presigner())
         backend = f"http://{settings.host}:{settings.port}"
         console.note(f"S3 at {store.endpoint_url} (bucket {bucket}); backend at {backend}")
         console.note("for workers on this machine:")

@@ -24,7 +24,6 @@ import requests
 
 from s3sign.client import BackendClient
 from s3sign.config import Settings
-from s3sign.credentials import Credentials
 from s3sign.errors import UnreachableError
 from s3sign.files import expand_paths
 from s3sign.local import LocalS3, free_ports
@@ -65,12 +64,6 @@ def local_settings(store: LocalS3, **overrides: Any) -> Settings:
         addressing="path",
         **overrides,
     )
-
-
-def local_presigner(store: LocalS3) -> Presigner:
-    """A presigner holding the embedded store's own credentials."""
-    credentials = Credentials(store.credentials.access_key, store.credentials.secret_key)
-    return Presigner(credentials, store.region, store.endpoint_url, "path")
 
 
 @contextmanager
@@ -127,7 +120,7 @@ def run_demo(workdir: Path, reporter: Reporter, say: Callable[[str], None]) -> D
     with store:
         # A small multipart threshold, so that the 24 MiB trace goes up in parts.
         settings = local_settings(store, multipart_threshold=8 * MiB, part_size=5 * MiB)
-        signer = UploadSigner(settings, local_presigner(store))
+        signer = UploadSigner(settings, store.presigner())
         secret = secrets.token_bytes(48)
         app = create_app(settings, secret=secret, signer=signer)
         with background_backend(app) as backend_url:
@@ -147,7 +140,7 @@ def run_demo(workdir: Path, reporter: Reporter, say: Callable[[str], None]) -> D
             )
             report.backend_body_bytes = app.state.counters.body_bytes
             say("downloading every object through a pre-signed GET to compare SHA-256 ...")
-            presigner = local_presigner(store)
+            presigner = store.presigner()
             for outcome in pushed.files:
                 if outcome.key is None:
                     continue

@@ -23,12 +23,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from s3sign.credentials import Credentials
 from s3sign.errors import ConfigError, UnreachableError
-from s3sign.sigv4 import amz_date, presign_query
+from s3sign.presign import Presigner
 
 _PORT_FLAGS = (
     "s3.port",
@@ -195,23 +195,15 @@ class LocalS3:
             hint=f"see {self.log_path}: {self._log_tail()}",
         )
 
+    def presigner(self) -> Presigner:
+        """A presigner holding this store's own credentials (path-style addressing)."""
+        credentials = Credentials(self.credentials.access_key, self.credentials.secret_key)
+        return Presigner(credentials, self.region, self.endpoint_url, "path")
+
     def bucket_ready(self) -> bool:
-        """True when a signed HEAD of the bucket answers 200."""
-        query = presign_query(
-            method="HEAD",
-            host=f"127.0.0.1:{self._ports['s3.port']}",
-            canonical_uri=f"/{self.bucket}",
-            headers=[],
-            access_key=self.credentials.access_key,
-            secret_key=self.credentials.secret_key,
-            token=None,
-            region=self.region,
-            service="s3",
-            timestamp=amz_date(datetime.now(UTC)),
-            expires=60,
-        )
-        url = f"{self.endpoint_url}/{self.bucket}?{query}"
-        request = urllib.request.Request(url, method="HEAD")  # noqa: S310 - http on 127.0.0.1
+        """True when a signed listing of the bucket answers 200."""
+        url = self.presigner().sign_bucket_get(self.bucket, (("list-type", "2"), ("max-keys", "0")))
+        request = urllib.request.Request(url)  # noqa: S310 - http on 127.0.0.1
         try:
             with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
                 return bool(response.status == 200)

@@ -39,16 +39,10 @@ def put(upload: dict[str, Any], body: bytes) -> requests.Response:
 
 def read_back(backend: Backend, key: str) -> requests.Response:
     """GET an object with the store's own credentials (not through the backend)."""
-    from s3sign.credentials import Credentials
-    from s3sign.presign import Presigner, SignRequest
+    from s3sign.presign import SignRequest
 
     store = backend.store
-    presigner = Presigner(
-        Credentials(store.credentials.access_key, store.credentials.secret_key),
-        store.region,
-        store.endpoint_url,
-    )
-    signed = presigner.sign(SignRequest(store.bucket, key, method="GET"))
+    signed = store.presigner().sign(SignRequest(store.bucket, key, method="GET"))
     return requests.get(signed.url, timeout=60)
 
 

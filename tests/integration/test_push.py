@@ -24,7 +24,6 @@ from s3sign.client import BackendClient
 from s3sign.files import expand_paths
 from s3sign.local import LocalS3, free_ports
 from s3sign.progress import SilentReporter
-from s3sign.sigv4 import amz_date, presign_query
 from s3sign.transfer import Pusher, PushOptions
 from tests.integration.conftest import Backend, running_backend
 from tests.integration.faults import Faults, FaultyProxy
@@ -263,23 +262,9 @@ def _requests_served(backend: Backend) -> int:
 
 
 def _open_uploads(store: LocalS3) -> str:
-    query = presign_query(
-        method="GET",
-        host=store.endpoint_url.split("//")[1],
-        canonical_uri=f"/{store.bucket}",
-        headers=[],
-        access_key=store.credentials.access_key,
-        secret_key=store.credentials.secret_key,
-        token=None,
-        region=store.region,
-        service="s3",
-        timestamp=amz_date(__import__("datetime").datetime.now(__import__("datetime").UTC)),
-        expires=60,
-        query=[("uploads", "")],
-    )
-    return requests.get(
-        f"{store.endpoint_url}/{store.bucket}?uploads=&{query.split('&', 1)[1]}", timeout=30
-    ).text
+    """ListMultipartUploads of the bucket, as XML."""
+    url = store.presigner().sign_bucket_get(store.bucket, (("uploads", ""),))
+    return requests.get(url, timeout=30).text
 
 
 def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path) -> None:
