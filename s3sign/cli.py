@@ -554,6 +554,14 @@ def push(
         total = sum(local.size for local in files)
         state.console.note(f"{len(files)} files, {total:,} bytes: nothing was signed")
         return
+    if not files:  # allowed by --if-no-files-found warn|ignore: no backend call at all
+        if json_report:
+            import json
+
+            from s3sign.progress import PushReport
+
+            typer.echo(json.dumps(PushReport(run_id).wire()))
+        return
     options = PushOptions(
         run_id=run_id,
         concurrency=settings.concurrency,

@@ -151,6 +151,19 @@ def test_no_files_matched(backend: Backend, tmp_path: Path) -> None:
     warned = push(backend, run_id(), "nothing/*", "--if-no-files-found", "warn", cwd=tmp_path)
     assert warned.returncode == 0
     assert "nothing/*: no file matched" in warned.stderr
+    quiet = push(
+        backend,
+        run_id(),
+        "nothing/*",
+        "--if-no-files-found",
+        "ignore",
+        "--json",
+        cwd=tmp_path,
+        extra_env={"S3SIGN_BACKEND": "", "S3SIGN_TOKEN": ""},
+    )
+    assert quiet.returncode == 0, quiet.stderr  # nothing to upload: no backend or token needed
+    assert quiet.stderr == ""
+    assert json.loads(quiet.stdout)["files"] == []
 
 
 def test_bad_token_and_unreachable_backend(backend: Backend, tmp_path: Path) -> None:
