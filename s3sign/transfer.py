@@ -321,7 +321,10 @@ class Pusher:
             CompleteFile(key=key, file_size=job.local.size, sha256=job.outcome.sha256)
             for key, job in keyed.items()
         ]
-        answer = self.client.complete(self.options.run_id, files)
+        try:
+            answer = self.client.complete(self.options.run_id, files)
+        except BackendError:
+            return jobs  # cannot tell what is stored (a name the backend refuses?): upload all
         remaining = []
         for result in answer.files:
             job = keyed[result.key]

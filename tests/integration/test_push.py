@@ -388,3 +388,16 @@ def test_md5_checksum_and_skip_existing(backend: Backend, tmp_path: Path) -> Non
     statuses = {f["fileName"]: f["status"] for f in json.loads(changed.stdout)["files"]}
     assert statuses["logs/build.log"] == "uploaded"
     assert list(statuses.values()).count("skipped") == len(contents) - 1
+
+
+def test_a_name_the_backend_refuses_fails_alone(backend: Backend, tmp_path: Path) -> None:
+    """With --skip-existing too: the check for stored objects falls back, the file is named."""
+    run = run_id()
+    make_tree(tmp_path)
+    (tmp_path / "logs" / "bad\x01name.txt").write_text("control character in the name")
+    done = push(backend, run, "logs", "--skip-existing", "--json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    outcomes = {f["fileName"]: f for f in json.loads(done.stdout)["files"]}
+    assert outcomes["logs/bad\x01name.txt"]["status"] == "failed"
+    assert "invalid_name" in outcomes["logs/bad\x01name.txt"]["error"]
+    assert outcomes["logs/build.log"]["status"] == "uploaded"
