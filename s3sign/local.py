@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from s3sign.addressing import check_bucket
 from s3sign.credentials import Credentials
 from s3sign.errors import ConfigError, UnreachableError
 from s3sign.presign import Presigner
@@ -108,6 +109,7 @@ class LocalS3:
         bucket: str = "s3sign",
         credentials: LocalCredentials | None = None,
     ) -> None:
+        check_bucket(bucket, strict=True)  # SeaweedFS would ignore a bad name and never be ready
         self.data_dir = data_dir
         self.bucket = bucket
         self.credentials = credentials or LocalCredentials.generate()
