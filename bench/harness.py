@@ -29,6 +29,20 @@ from s3sign.local import LocalS3, free_ports
 
 SECRET = "bench-secret-" + "s" * 32
 
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without AWS_*/S3SIGN_* variables, and with bytecode caching.
+
+    A user's ``pip install`` compiles s3sign to .pyc; PYTHONDONTWRITEBYTECODE
+    (set on some CI machines) would make every measured run compile it again.
+    """
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "S3SIGN_")) and key != "PYTHONDONTWRITEBYTECODE"
+    }
+
+
 _LAUNCHER = (
     "import os, sys\n"
     "pid = os.fork()\n"
@@ -68,7 +82,7 @@ def measure_process(argv: Sequence[str], env: Mapping[str, str]) -> Measured:
 def backend(store: LocalS3, **settings: str) -> Iterator[str]:
     """``s3sign serve`` (quiet, one worker) for ``store`` on a free port; its URL."""
     port = free_ports(1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+    env = clean_environment()
     env.update(
         AWS_ACCESS_KEY_ID=store.credentials.access_key,
         AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,

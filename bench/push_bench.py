@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import SECRET, backend, measure_process, metric
+from harness import SECRET, backend, clean_environment, measure_process, metric
 
 from s3sign.local import LocalS3
 from s3sign.server.tokens import mint_token
@@ -135,7 +135,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
         store = LocalS3(scratch / "store", bucket="bench")
         store.start()
         try:
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+            env = clean_environment()
             env.update(
                 AWS_ACCESS_KEY_ID=store.credentials.access_key,
                 AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,

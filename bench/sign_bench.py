@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
-from harness import measure_process
+from harness import clean_environment, measure_process
 
 from s3sign.credentials import Credentials
 from s3sign.presign import Presigner, SignRequest
@@ -34,7 +34,7 @@ ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 REGION = "eu-west-1"
 ENV = {
-    **os.environ,
+    **clean_environment(),
     "AWS_ACCESS_KEY_ID": ACCESS_KEY,
     "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
     "AWS_REGION": REGION,
