@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +17,7 @@ from s3sign.config import Settings
 from s3sign.credentials import Credentials, resolve_credentials
 from s3sign.errors import S3SignError
 from s3sign.presign import Presigner, resolve_endpoint_url, resolve_region
+from s3sign.s3xml import s3_error
 from s3sign.units import format_duration
 
 SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
@@ -121,7 +121,8 @@ def _bucket_access(presigner: Presigner, bucket: str) -> Check:
         return Check("bucket", False, f"{bucket}: {exc}")
     if status == 200:
         return Check("bucket", True, f"{bucket}: listing allowed with these credentials")
-    code = _error_code(body) or f"HTTP {status}"
+    error = s3_error(body)
+    code = error[0] if error else f"HTTP {status}"
     hints = {
         "NoSuchBucket": "check the bucket name",
         "AccessDenied": "the credentials may not read this bucket (s3:ListBucket)",
@@ -151,10 +152,3 @@ def _backend(url: str) -> Check:
             "is this an s3sign backend (protocol v1)?",
         )
     return Check("backend", True, f"{url}: protocol v1, {body.decode(errors='replace')[:80]}")
-
-
-def _error_code(body: bytes) -> str | None:
-    try:
-        return ET.fromstring(body).findtext("Code")  # noqa: S314 - the store's error document
-    except ET.ParseError:
-        return None

@@ -28,7 +28,6 @@ import queue
 import threading
 import time
 import unicodedata
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from s3sign.protocol import (
     MultipartPlan,
     plan_parts,
 )
+from s3sign.s3xml import s3_error
 
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 READ_SIZE = 1024 * 1024
@@ -551,7 +551,7 @@ class Pusher:
             _check_unchanged(local, "while it was being uploaded")
             return str(response.headers.get("ETag", "")).strip('"')
         self.reporter.advanced(local.name, -sent)
-        code, message = _s3_error(response.data)
+        code, message = s3_error(response.data) or ("", "")
         if response.status == 403 and "expired" in message.lower():
             raise _Expired
         if response.status in RETRY_STATUSES:
@@ -591,14 +591,6 @@ def _signed(upload: Any) -> _Signed:
     expires = datetime.fromisoformat(upload.expires_at.replace("Z", "+00:00"))
     margin = min(RESIGN_MARGIN, (expires - datetime.now(UTC)) / 4)
     return _Signed(upload.method, upload.url, dict(upload.headers), expires - margin)
-
-
-def _s3_error(body: bytes) -> tuple[str, str]:
-    try:
-        root = ET.fromstring(body)  # noqa: S314 - S3's own error document
-    except ET.ParseError:
-        return "", ""
-    return root.findtext("Code") or "", root.findtext("Message") or ""
 
 
 def _describe(exc: BaseException) -> str:

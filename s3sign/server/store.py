@@ -18,11 +18,11 @@ import requests
 
 from s3sign.client import backoff
 from s3sign.presign import Method, Presigner, SignRequest
+from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
 
 TIMEOUT = (10, 60)  # connect, read: seconds
 ATTEMPTS = 4  # a worker waits on these calls: retry briefly, then report
 _TRANSIENT = frozenset({500, 502, 503, 504})
-_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 # S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
 _CALLER_ERRORS = {
     "NoSuchUpload": 404,
@@ -130,7 +130,7 @@ class ObjectStore:
         """Start a multipart upload; its upload id."""
         headers = {"Content-Type": content_type} if content_type else None
         response = self._call("POST", key, [("uploads", "")], headers=headers)
-        upload_id = _xml_text(response.text, "UploadId")
+        upload_id = xml_text(response.text, "UploadId")
         if not upload_id:
             raise StoreError("the object store did not return an upload id")
         return upload_id
@@ -144,9 +144,10 @@ class ObjectStore:
         xml = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
         response = self._call("POST", key, [("uploadId", upload_id)], body=xml)
         # S3 may answer 200 with an <Error> body when assembly fails late.
-        if _error_code(response.text):
-            raise StoreError(f"completing the upload failed ({_error_code(response.text)})")
-        return (_xml_text(response.text, "ETag") or "").strip('"')
+        failure = _error_code(response.text)
+        if failure:
+            raise StoreError(f"completing the upload failed ({failure})")
+        return (xml_text(response.text, "ETag") or "").strip('"')
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("DELETE", key, [("uploadId", upload_id)], ok=(204, 200, 404))
@@ -182,13 +183,13 @@ class ObjectStore:
         )
         root = ET.fromstring(response.content)  # noqa: S314 - the store's own response
         objects = []
-        for item in root.iter(_S3_NS + "Contents"):
-            key = item.findtext(_S3_NS + "Key") or ""
-            size = int(item.findtext(_S3_NS + "Size") or -1)
-            etag = (item.findtext(_S3_NS + "ETag") or "").strip('"')
+        for item in root.iter(S3_NAMESPACE + "Contents"):
+            key = item.findtext(S3_NAMESPACE + "Key") or ""
+            size = int(item.findtext(S3_NAMESPACE + "Size") or -1)
+            etag = (item.findtext(S3_NAMESPACE + "ETag") or "").strip('"')
             objects.append((key, ObjectInfo(size=size, etag=etag, sha256=None)))
-        truncated = root.findtext(_S3_NS + "IsTruncated") == "true"
-        return objects, root.findtext(_S3_NS + "NextContinuationToken") if truncated else None
+        truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
+        return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 
     def reachable(self) -> bool:
         """True when the bucket answers a signed request (for ``/readyz``)."""
@@ -199,18 +200,6 @@ class ObjectStore:
         return _error_code(response.text) != "NoSuchBucket"
 
 
-def _xml_text(document: str, tag: str) -> str | None:
-    try:
-        root = ET.fromstring(document)  # noqa: S314 - the store's own response, no DTDs
-    except ET.ParseError:
-        return None
-    for element in root.iter():
-        if element.tag in (tag, _S3_NS + tag):
-            return element.text
-    return None
-
-
 def _error_code(document: str) -> str | None:
-    if "<Error>" not in document:
-        return None
-    return _xml_text(document, "Code")
+    error = s3_error(document)
+    return error[0] if error else None
