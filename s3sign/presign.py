@@ -245,12 +245,8 @@ def _check_put(request: SignRequest) -> None:
             f"size {request.size} is over 5 GiB, the most S3 takes in one PUT",
             hint="upload it in parts with 's3sign push', which uses multipart above 100 MiB",
         )
-    if request.content_type is not None and not (
-        _CONTENT_TYPE.match(request.content_type) and _HEADER_VALUE.match(request.content_type)
-    ):
-        raise UsageError(
-            f"{request.content_type!r} is not a content type", hint="write it like text/plain"
-        )
+    if request.content_type is not None:
+        check_content_type(request.content_type)
     if request.sha256 is not None and request.md5 is not None:
         raise UsageError("give --sha256 or --md5, not both", hint="SHA-256 is the stronger check")
     if request.sha256 is not None:
@@ -280,6 +276,13 @@ def is_base64_digest(value: str, length: int) -> bool:
         return len(base64.b64decode(value, validate=True)) == length
     except (binascii.Error, ValueError):
         return False
+
+
+def check_content_type(text: str, flag: str = "") -> None:
+    """Refuse what is not ``type/subtype[; parameters]`` in printable ASCII."""
+    if not (_CONTENT_TYPE.match(text) and _HEADER_VALUE.match(text)):
+        prefix = f"{flag} " if flag else ""
+        raise UsageError(f"{prefix}{text!r} is not a content type", hint="write it like text/plain")
 
 
 def _check_digest(value: str, length: int, flag: str) -> None:

@@ -324,3 +324,18 @@ def test_config_show_names_sources_and_hides_secrets(
     assert document["region"]["source"] == "default"
     assert "signature-value" not in result.stdout
     assert EXAMPLE_SECRET_KEY not in run("config", "show").stdout
+
+
+def test_push_refuses_bad_arguments_before_any_network(run: Run) -> None:
+    _assert_fails(
+        run,
+        2,
+        "--content-type 'bad type' is not a content type",
+        "push",
+        "run-1",
+        "x",
+        "--content-type",
+        "bad type",
+    )
+    _assert_fails(run, 2, "run id '../x'", "push", "../x", "x")
+    _assert_fails(run, 2, "no files matched 'nothing'", "push", "run-1", "nothing")
