@@ -7,6 +7,7 @@ package: Typer reads every parameter's annotation at start-up, and string
 annotations cost it an ``eval`` each (about 15 ms of every ``sign`` run).
 """
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -570,6 +571,7 @@ def push(
         checksum=settings.checksum,
         content_type=content_type,
         skip_existing=skip_existing,
+        ca_bundle=os.environ.get("AWS_CA_BUNDLE") or None,
     )
     failed = _run_push(
         _backend_url(settings.backend),

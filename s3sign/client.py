@@ -44,7 +44,11 @@ def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
 
 
 class BackendClient:
-    """Protocol v1 for one backend URL and one run token."""
+    """Protocol v1 for one backend URL and one run token.
+
+    Shared by the push's threads: requests' connection pool is thread-safe,
+    and nothing here changes between calls (no cookies, no per-call state).
+    """
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ import glob
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -127,8 +128,8 @@ def expand_paths(paths: list[str], base: Path, *, literal: bool = False) -> Expa
     skipped. Names are relative to ``base``; a file outside it is a
     ``UsageError``. A file named twice is listed once.
     """
-    base_abs = Path(os.path.abspath(base))
-    if not base_abs.is_dir():
+    base_abs = os.path.abspath(base)
+    if not os.path.isdir(base_abs):
         raise UsageError(f"--base {base} is not a directory", hint="give an existing directory")
     found: dict[str, LocalFile] = {}
     unmatched: list[str] = []
@@ -139,34 +140,51 @@ def expand_paths(paths: list[str], base: Path, *, literal: bool = False) -> Expa
         for candidate in candidates:
             if is_pattern and _through_symlinked_dir(candidate, raw):
                 continue
-            for path in _walk(Path(candidate)):
+            for path, info in _walk(os.path.abspath(candidate)):
                 produced += 1
-                absolute = os.path.abspath(path)
-                if absolute not in found:
-                    found[absolute] = _local_file(Path(absolute), base_abs)
+                if path not in found:
+                    found[path] = _local_file(path, info, base_abs)
         if not produced:
             unmatched.append(raw)
     return Expansion(tuple(found.values()), tuple(unmatched))
 
 
-def _walk(path: Path) -> list[Path]:
-    """A file as itself; a directory as its regular files, recursively, in name order."""
-    if path.is_symlink() and path.is_dir():
-        return []  # never descend into a symlinked directory
-    if path.is_dir():
-        files: list[Path] = []
-        for root, dirs, names in os.walk(path, followlinks=False):
-            dirs.sort()
-            files.extend(Path(root) / name for name in sorted(names))
-        return [file for file in files if _is_regular(file)]
-    return [path] if _is_regular(path) else []
+def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
+    """A file as itself; a directory as its regular files, recursively, in name order.
 
-
-def _is_regular(path: Path) -> bool:
+    One ``stat`` per file (``scandir`` entries): listing 10,000 files takes
+    tens of milliseconds, not a noticeable part of the push.
+    """
     try:
-        return stat.S_ISREG(path.stat().st_mode)  # follows a symlink to its file
+        info = os.stat(path)  # follows a symlink to its file
+        linked = os.path.islink(path)
     except OSError:
-        return False
+        return
+    if stat.S_ISREG(info.st_mode):
+        yield path, info
+    elif stat.S_ISDIR(info.st_mode) and not linked:  # never descend a symlinked directory
+        yield from _walk_directory(path)
+
+
+def _walk_directory(directory: str) -> Iterator[tuple[str, os.stat_result]]:
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return  # unreadable: as os.walk, skip it
+    subdirectories = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                subdirectories.append(entry.path)
+                continue
+            info = entry.stat()  # follows a symlink to its file
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):  # not sockets, FIFOs, devices, dangling links
+            yield entry.path, info
+    for subdirectory in subdirectories:
+        yield from _walk_directory(subdirectory)
 
 
 def _through_symlinked_dir(match: str, pattern: str) -> bool:
@@ -178,12 +196,12 @@ def _through_symlinked_dir(match: str, pattern: str) -> bool:
     return any(os.path.islink(prefix) for prefix in prefixes)
 
 
-def _local_file(path: Path, base: Path) -> LocalFile:
-    relative = os.path.relpath(path, base)
+def _local_file(path: str, info: os.stat_result, base: str) -> LocalFile:
+    inside = base.rstrip(os.sep) + os.sep
+    relative = path[len(inside) :] if path.startswith(inside) else os.path.relpath(path, base)
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
         raise UsageError(
             f"{path} is outside the base directory {base}",
             hint="run from a directory that contains it, or pass --base DIR",
         )
-    info = path.stat()
-    return LocalFile(path, relative.replace(os.sep, "/"), info.st_size, info.st_mtime_ns)
+    return LocalFile(Path(path), relative.replace(os.sep, "/"), info.st_size, info.st_mtime_ns)

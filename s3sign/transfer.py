@@ -6,8 +6,9 @@ No printing here: progress goes to a ``Reporter``, the result is a
 - Files go to the backend in batches (up to 500), each asked for just before
   its uploads start; a URL that expires anyway is signed again and retried.
 - One pool of ``concurrency`` daemon threads uploads whole files and parts
-  alike, each body streamed from disk in 1 MiB reads: memory does not grow
-  with file size or count.
+  alike over keep-alive connections (``connections.py``), each body sent from
+  disk by ``sendfile`` or in 1 MiB reads: memory does not grow with file size
+  or count.
 - The SHA-256 of a single-PUT file is computed before it is signed (the next
   batch is hashed while this one uploads), so S3 itself refuses a corrupted
   body. Multipart files are hashed alongside their upload and declared at
@@ -22,7 +23,9 @@ No printing here: progress goes to a ``Reporter``, the result is a
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import http.client
 import os
 import queue
 import threading
@@ -33,12 +36,11 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, BinaryIO, TypeVar
-
-import urllib3
+from typing import Any, TypeVar
 
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
+from s3sign.connections import BodyShrank, Connections
 from s3sign.errors import BackendError, S3SignError
 from s3sign.files import LocalFile, file_digest, guess_content_type
 from s3sign.progress import FileOutcome, PushReport, Reporter
@@ -54,7 +56,6 @@ from s3sign.protocol import (
 from s3sign.s3xml import s3_error
 
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
-READ_SIZE = 1024 * 1024
 PARTS_PER_SIGNING = 1000
 RESIGN_MARGIN = timedelta(seconds=30)
 DISAPPEARED = "the file disappeared after it was listed"
@@ -73,6 +74,7 @@ class PushOptions:
     attempts: int = 5
     connect_timeout: float = 10.0
     stall_timeout: float = 120.0
+    ca_bundle: str | None = None
 
 
 class _Fatal(Exception):
@@ -85,10 +87,6 @@ class _Retryable(Exception):
 
 class _Expired(Exception):
     """The URL expired: sign it again and retry."""
-
-
-class _FileShrank(Exception):  # not an OSError: urllib3 must not take it for a network error
-    pass
 
 
 @dataclass(frozen=True)
@@ -121,41 +119,40 @@ class _DaemonPool:
 
     def __init__(self, workers: int, name: str) -> None:
         self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self._waiting = 0  # submitted, not yet started
+        self._wake_at = -1  # wake ``wait_until_waiting`` when _waiting drops to this
+        self._taken = threading.Condition()
         for index in range(workers):
             threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True).start()
 
     def submit(self, function: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
+        with self._taken:
+            self._waiting += 1
         self._tasks.put((future, function))
         return future
+
+    def wait_until_waiting(self, limit: int) -> None:
+        """Return once at most ``limit`` tasks wait for a thread."""
+        with self._taken:
+            self._wake_at = limit
+            while self._waiting > limit:
+                self._taken.wait(0.25)  # a timeout, so that Ctrl-C is seen at once
+            self._wake_at = -1
 
     def _work(self) -> None:
         while True:
             future, function = self._tasks.get()
+            with self._taken:
+                self._waiting -= 1
+                if self._waiting <= self._wake_at:
+                    self._taken.notify()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
                 future.set_result(function())
             except BaseException as exc:
                 future.set_exception(exc)
-
-
-class _RangeReader:
-    """``length`` bytes of a file from its current position, counted as they are read."""
-
-    def __init__(self, handle: BinaryIO, length: int, on_read: Callable[[int], None]) -> None:
-        self._handle, self._left, self._on_read = handle, length, on_read
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        want = self._left if size < 0 else min(size, self._left)
-        data = self._handle.read(want)
-        if not data:
-            raise _FileShrank
-        self._left -= len(data)
-        self._on_read(len(data))
-        return data
 
 
 class Pusher:
@@ -165,18 +162,10 @@ class Pusher:
         self.client = client
         self.options = options
         self.reporter = reporter
-        self._http = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=options.concurrency,
-            block=True,
-            blocksize=READ_SIZE,
-            retries=False,
-            timeout=urllib3.Timeout(connect=options.connect_timeout, read=options.stall_timeout),
-        )
+        self._http = Connections(options.connect_timeout, options.stall_timeout, options.ca_bundle)
         self._uploads = _DaemonPool(options.concurrency, "s3sign-upload")
         self._hashing = _DaemonPool(1, "s3sign-hash")
         self._completing = _DaemonPool(1, "s3sign-complete")
-        self._client_lock = threading.Lock()
         self._open_multipart: dict[str, _Job] = {}
         self.multipart_threshold = DEFAULT_MULTIPART_THRESHOLD
         self.part_size: int | None = None
@@ -195,17 +184,25 @@ class Pusher:
         self.reporter.start(len(jobs), sum(local.size for local in files))
         try:
             self._learn_limits()
-            batches = list(_chunks(jobs, min(self.options.batch_size, self.max_files_per_request)))
-            # Each batch is hashed in the background while the one before it uploads.
+            size = min(self.options.batch_size, self.max_files_per_request)
+            # A small first batch sets the uploads going sooner.
+            batches = _chunks(jobs, size, first=min(size, 4 * self.options.concurrency))
+            # Each batch is hashed in the background ahead of its turn ...
             prepared = [self._hashing.submit(partial(self._prepare, batch)) for batch in batches]
-            # ... and is completed (verified) in the background while the next one uploads.
             completions: list[Future[None]] = []
             for batch in prepared:
-                uploaded = self._run_batch(_wait_one(batch))
+                ready = _wait_one(batch)
+                # ... signed when the uploads before it are nearly all under way, so that
+                # the pool never runs dry and no URL waits long for its turn ...
+                self._uploads.wait_until_waiting(2 * self.options.concurrency)
+                jobs_and_tasks = self._start_batch(ready)
                 for done in completions:
                     if done.done():
                         done.result()  # a fatal error there (backend gone) ends the push now
-                completions.append(self._completing.submit(partial(self._complete, uploaded)))
+                # ... and completed (verified) in the background once its uploads are done.
+                completions.append(
+                    self._completing.submit(partial(self._finish_batch, *jobs_and_tasks))
+                )
             for done in completions:
                 _wait_one(done)
         except (S3SignError, KeyboardInterrupt) as exc:
@@ -277,18 +274,18 @@ class Pusher:
 
     # --- one batch -----------------------------------------------------------------------
 
-    def _run_batch(self, jobs: list[_Job]) -> list[_Job]:
-        """Sign and upload one batch; the jobs that are ready to be completed."""
+    def _start_batch(self, jobs: list[_Job]) -> tuple[list[_Job], list[Future[None]]]:
+        """Sign one batch and queue its uploads; its jobs and their tasks."""
         if self.options.skip_existing:
             jobs = self._skip_existing(jobs)
         if not jobs:
-            return []
+            return [], []
         try:
             answer = self.client.create_uploads(self.options.run_id, [job.spec for job in jobs])
         except BackendError as exc:
             for job in jobs:
                 self._fail(job, exc.message)
-            return []
+            return [], []
         tasks: list[Future[None]] = []
         for job, result in zip(jobs, answer.files, strict=True):
             job.outcome.key = result.key
@@ -303,9 +300,12 @@ class Pusher:
                 job.plan = result.multipart
                 self._open_multipart[result.key] = job
                 tasks.extend(self._start_parts(job))
+        return jobs, tasks
+
+    def _finish_batch(self, jobs: list[_Job], tasks: list[Future[None]]) -> None:
         for task in tasks:  # each task fills in its file's outcome itself
-            _wait_one(task)
-        return [job for job in jobs if job.outcome.error is None and job.outcome.key]
+            task.result()
+        self._complete([job for job in jobs if job.outcome.error is None and job.outcome.key])
 
     def _skip_existing(self, jobs: list[_Job]) -> list[_Job]:
         """Files already stored with the same size (and SHA-256, when known) are skipped."""
@@ -450,11 +450,9 @@ class Pusher:
         key = job.outcome.key
         if job.plan is None or key is None or self._open_multipart.pop(key, None) is None:
             return
-        try:
-            with self._client_lock:
-                self.client.abort(self.options.run_id, key, job.plan.upload_id)
-        except S3SignError:
-            pass  # best effort: a lifecycle rule on the bucket cleans up the rest
+        # Best effort: a lifecycle rule on the bucket cleans up the rest.
+        with contextlib.suppress(S3SignError):
+            self.client.abort(self.options.run_id, key, job.plan.upload_id)
 
     def _abort_open_uploads(self) -> None:
         for job in list(self._open_multipart.values()):
@@ -499,19 +497,18 @@ class Pusher:
     def _resign(self, job: _Job, part: int | None) -> None:
         run = self.options.run_id
         try:
-            with self._client_lock:
-                if part is None:
-                    result = self.client.create_uploads(run, [job.spec]).files[0]
-                    if result.upload is None:
-                        raise _Fatal("the backend would not sign it again")
-                    job.upload = _signed(result.upload)
-                else:
-                    assert job.plan is not None
-                    assert job.outcome.key is not None
-                    signed = self.client.sign_parts(
-                        run, job.outcome.key, job.plan.upload_id, job.local.size, [part]
-                    )
-                    job.parts[part] = _signed(signed.parts[0])
+            if part is None:
+                result = self.client.create_uploads(run, [job.spec]).files[0]
+                if result.upload is None:
+                    raise _Fatal("the backend would not sign it again")
+                job.upload = _signed(result.upload)
+            else:
+                assert job.plan is not None
+                assert job.outcome.key is not None
+                signed = self.client.sign_parts(
+                    run, job.outcome.key, job.plan.upload_id, job.local.size, [part]
+                )
+                job.parts[part] = _signed(signed.parts[0])
         except S3SignError as exc:
             raise _Fatal(f"signing it again failed: {exc.message}") from None
 
@@ -527,26 +524,19 @@ class Pusher:
 
         try:
             with open(local.path, "rb") as handle:
-                handle.seek(offset)
-                response = self._http.urlopen(
-                    signed.method,
-                    signed.url,
-                    body=_RangeReader(handle, length, counted),
-                    headers=signed.headers,
-                    redirect=False,
-                    preload_content=True,
-                    chunked=False,
+                response = self._http.send(
+                    signed.method, signed.url, signed.headers, handle, offset, length, counted
                 )
-        except _FileShrank:
+        except BodyShrank:
             self.reporter.advanced(local.name, -sent)
             raise _Fatal("the file got shorter while it was being uploaded") from None
         except FileNotFoundError:
             raise _Fatal(DISAPPEARED) from None
         except PermissionError:
             raise _Fatal("the file cannot be read: permission denied") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except (http.client.HTTPException, OSError) as exc:
             self.reporter.advanced(local.name, -sent)
-            raise _Retryable(_describe(exc)) from None
+            raise _Retryable(f"network error ({type(exc).__name__})") from None
         if 200 <= response.status < 300:
             _check_unchanged(local, "while it was being uploaded")
             return str(response.headers.get("ETag", "")).strip('"')
@@ -593,16 +583,12 @@ def _signed(upload: Any) -> _Signed:
     return _Signed(upload.method, upload.url, dict(upload.headers), expires - margin)
 
 
-def _describe(exc: BaseException) -> str:
-    """A network error without its URL (which carries the signature)."""
-    reason = getattr(exc, "reason", None)
-    name = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
-    return f"network error ({name})"
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
+def _chunks(items: Sequence[T], size: int, first: int | None = None) -> Iterator[list[T]]:
+    start = 0
+    while start < len(items):
+        end = start + (first if start == 0 and first else size)
+        yield list(items[start:end])
+        start = end
 
 
 def _wait_one(future: Future[T]) -> T:

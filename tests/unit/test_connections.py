@@ -1,0 +1,176 @@
+"""The push's keep-alive connections: reuse, dropped connections, short files, TLS."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from s3sign.connections import BodyShrank, Connections
+
+
+class Store(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.bodies: list[bytes] = []
+        self.targets: list[str] = []
+        self.connections = 0
+        self.close_after_answer = False
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Store
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+
+    def do_PUT(self) -> None:
+        self.server.targets.append(self.path)
+        self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.send_header("ETag", '"abc"')
+        self.send_header("Content-Length", "0")
+        if self.server.close_after_answer:
+            self.send_header("Connection", "close")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    server = Store()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> Path:
+    path = tmp_path / "payload.bin"
+    path.write_bytes(bytes(range(256)) * 9000)  # 2.2 MiB: more than one 1 MiB block
+    return path
+
+
+def put(connections: Connections, url: str, path: Path, offset: int, length: int) -> list[int]:
+    progress: list[int] = []
+    with open(path, "rb") as body:
+        response = connections.send("PUT", url, {}, body, offset, length, progress.append)
+    assert response.status == 200
+    assert response.headers["ETag"] == '"abc"'
+    return progress
+
+
+def test_bodies_and_ranges_arrive_over_one_kept_alive_connection(
+    store: Store, payload: Path
+) -> None:
+    url = f"http://127.0.0.1:{store.server_port}/bucket/key?X-Amz-Signature=x"
+    connections = Connections(5, 5)
+    data = payload.read_bytes()
+
+    progress = put(connections, url, payload, 0, len(data))
+    put(connections, url, payload, 1000, 5000)
+    put(connections, url, payload, len(data) - 7, 7)
+
+    assert store.bodies == [data, data[1000:6000], data[-7:]]
+    assert store.targets == ["/bucket/key?X-Amz-Signature=x"] * 3
+    assert sum(progress) == len(data)
+    assert len(progress) == 3  # reported per 1 MiB block
+    assert store.connections == 1
+    connections.close()
+
+
+def test_a_connection_the_server_closes_is_not_used_again(store: Store, payload: Path) -> None:
+    url = f"http://127.0.0.1:{store.server_port}/b/k"
+    connections = Connections(5, 5)
+    store.close_after_answer = True
+    put(connections, url, payload, 0, 10)
+    put(connections, url, payload, 0, 10)
+    assert store.connections == 2
+    assert len(store.bodies) == 2
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced(store: Store, payload: Path) -> None:
+    url = f"http://127.0.0.1:{store.server_port}/b/k"
+    connections = Connections(5, 5)
+    Handler.timeout = 0.2  # the server closes a connection idle this long, without notice
+    try:
+        put(connections, url, payload, 0, 10)
+        time.sleep(0.6)
+        put(connections, url, payload, 0, 10)  # would fail on the dropped connection
+    finally:
+        Handler.timeout = None
+    assert store.connections == 2
+
+
+def test_a_file_shorter_than_declared_raises_body_shrank(store: Store, payload: Path) -> None:
+    url = f"http://127.0.0.1:{store.server_port}/b/k"
+    size = payload.stat().st_size
+    with pytest.raises(BodyShrank):
+        put(Connections(5, 5), url, payload, size - 10, 20)
+
+
+def test_https_bodies_are_read_and_sent(
+    store: Store, payload: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = _self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    store.socket = context.wrap_socket(store.socket, server_side=True)
+    url = f"https://127.0.0.1:{store.server_port}/b/k"
+
+    with pytest.raises(ssl.SSLCertVerificationError):  # not trusted without the bundle
+        put(Connections(5, 5), url, payload, 0, 10)
+
+    connections = Connections(5, 5, ca_bundle=str(cert))
+    progress = put(connections, url, payload, 5, 2_000_000)
+    assert store.bodies[-1] == payload.read_bytes()[5:2_000_005]
+    assert progress == [1024 * 1024, 2_000_000 - 1024 * 1024]
+
+
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
