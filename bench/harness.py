@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import requests
 
-from s3sign.local import LocalS3, free_ports
+from s3sign.local import LocalS3, die_with_parent, free_ports
 
 SECRET = "bench-secret-" + "s" * 32
 
@@ -107,6 +107,7 @@ def backend(store: LocalS3, **settings: str) -> Iterator[str]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - gone if this run is killed
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

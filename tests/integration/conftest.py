@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from s3sign.local import LocalS3, free_ports
+from s3sign.local import LocalS3, die_with_parent, free_ports
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +104,7 @@ def running_backend(
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - gone if this run is killed
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -11,14 +11,14 @@ REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 
 
-def test_readme_shows_the_test_command_ci_runs() -> None:
+def test_readme_opens_with_the_two_commands_ci_runs() -> None:
     ci = (REPO / ".ci" / "run").read_text()
-    match = re.search(r'^TEST_COMMAND="(.+)"$', ci, re.MULTILINE)
-    assert match is not None
-    command = match.group(1)
-    assert 'eval "$TEST_COMMAND"' in ci
     first_block = README.split("```sh", 1)[1].split("```", 1)[0]
-    assert command in first_block
+    for name in ("DEMO_COMMAND", "TEST_COMMAND"):
+        match = re.search(rf'^{name}="(.+)"$', ci, re.MULTILINE)
+        assert match is not None
+        assert f'eval "${name}"' in ci
+        assert match.group(1) in first_block
 
 
 def test_readme_exit_code_table_matches_the_code() -> None:
@@ -37,3 +37,24 @@ def test_readme_help_excerpts_match_the_cli() -> None:
         result = CliRunner().invoke(app, command.split(), env={"COLUMNS": "80"})
         assert result.exit_code == 0
         assert result.stdout.rstrip() == shown.rstrip(), f"README's 's3sign {command}' is stale"
+
+
+def test_ci_recipes_parse_and_use_real_flags() -> None:
+    """docs/ci.md's GitHub and GitLab recipes: valid YAML, and every s3sign flag exists."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from s3sign.cli import app
+
+    doc = (REPO / "docs" / "ci.md").read_text()
+    recipes = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    assert len(recipes) == 2
+    commands = []
+    for recipe in recipes:
+        assert isinstance(yaml.safe_load(recipe), dict)
+        commands += re.findall(r"s3sign (token|push) ([^\n)]*)", recipe)
+    assert {name for name, _ in commands} == {"token", "push"}
+    for name, arguments in commands:
+        help_text = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).stdout
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", arguments):
+            assert flag in help_text, f"docs/ci.md: s3sign {name} has no {flag}"
