@@ -7,10 +7,11 @@ package: Typer reads every parameter's annotation at start-up, and string
 annotations cost it an ``eval`` each (about 15 ms of every ``sign`` run).
 """
 
+import io
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,7 @@ from s3sign.presign import (
     Presigner,
     SignRequest,
     cap_expiry,
+    check_content_type,
     check_request,
     normalize_digest,
     resolve_endpoint_url,
@@ -222,11 +224,18 @@ ProfileOption = Annotated[str | None, typer.Option(metavar="NAME", help="AWS pro
 def sign(
     ctx: typer.Context,
     target: Annotated[
-        str,
+        str | None,
         typer.Argument(metavar="BUCKET", help="Bucket, or s3://bucket/key.", show_default=False),
-    ],
+    ] = None,
     key: Annotated[
         str | None, typer.Argument(metavar="KEY", help="Object key.", show_default=False)
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Sign each JSON line of FILE (- for stdin); print one JSON line each.",
+        ),
     ] = None,
     size: Annotated[
         str | None,
@@ -295,7 +304,6 @@ def sign(
     """Pre-sign one object's URL with local AWS credentials."""
     state = _state(ctx, verbose, quiet)
     console = state.console
-    bucket, object_key = split_target(target, key)
     settings = load_settings(
         {
             "region": region,
@@ -308,6 +316,23 @@ def sign(
         },
         config_path=state.config,
     )
+    if batch is not None:
+        per_line: dict[str, object] = {"BUCKET": target, "--size": size, "--file": file}
+        per_line.update({"--sha256": sha256, "--md5": md5, "--meta": meta})
+        _sign_batch(
+            batch,
+            settings,
+            console,
+            method=cast(Method, method.value.upper()),
+            content_type=content_type,
+            refused=[name for name, value in per_line.items() if value],
+            output=output,
+            now=_parse_now(now) if now else None,
+        )
+        return
+    if target is None:
+        raise UsageError("missing BUCKET", hint="s3sign sign BUCKET KEY --size N, or --batch FILE")
+    bucket, object_key = split_target(target, key)
     request = SignRequest(
         bucket=bucket,
         key=object_key,
@@ -333,13 +358,67 @@ def sign(
         console.warning(warning)
     console.info(f"credentials: {credentials.source} ({credentials.masked_access_key})")
     console.info(f"region: {presigner.region}; endpoint: {presigner.endpoint_url or 'AWS'}")
-    signed = presigner.sign(replace(request, expires=expires_in), signing_time)
+    signed = presigner.sign(request._replace(expires=expires_in), signing_time)
     console.info(
         f"signed {signed.method} s3://{bucket}/{object_key}, "
         f"expires in {format_duration(expires_in)}"
     )
     body_path = str(file) if file is not None else None
     typer.echo(render(signed, output.value, body_path=body_path), nl=False)
+
+
+def _sign_batch(
+    path: str,
+    settings: Any,
+    console: Console,
+    *,
+    method: Method,
+    content_type: str | None,
+    refused: list[str],
+    output: OutputChoice,
+    now: datetime | None,
+) -> None:
+    """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed."""
+    from s3sign.batch import Defaults, sign_stream
+
+    if refused:
+        raise UsageError(
+            f"{', '.join(refused)} cannot be used with --batch",
+            hint="give them per line: bucket, key, size, sha256, md5, meta",
+        )
+    if output not in (OutputChoice.url, OutputChoice.json):
+        raise UsageError(f"--batch prints JSON lines, not {output.value}", hint="drop --output")
+    if content_type is not None:
+        check_content_type(content_type, "--content-type")
+    presigner = Presigner.from_settings(settings)  # credentials resolved once, for every line
+    defaults = Defaults(method, content_type, settings.expires)
+    try:
+        source = cast(
+            "io.BufferedReader",
+            sys.stdin.buffer if path == "-" else open(path, "rb"),  # noqa: SIM115
+        )
+    except OSError as exc:
+        message = f"--batch {path}: {exc.strerror}"
+        raise UsageError(message, hint="give a readable file, or - for stdin") from None
+    stdout = sys.stdout
+    try:
+        result = sign_stream(
+            source.read1,
+            stdout.write,
+            stdout.flush,
+            presigner,
+            defaults,
+            strict_expiry=settings.strict_expiry,
+            now=now,
+        )
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    for warning in result.warnings:
+        console.warning(warning)
+    console.info(f"signed {result.signed:,} requests, {result.failed:,} failed")
+    if result.failed:
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
 class TokenOutput(StrEnum):
@@ -583,7 +662,7 @@ def push(
         manifest=manifest,
     )
     if failed:
-        raise typer.Exit(ExitCode.UPLOADS_FAILED)
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
 @app.command()
@@ -608,7 +687,7 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
         f"none of the {uploaded:,} bytes of artifacts: they went straight to S3"
     )
     if not report.ok:
-        raise typer.Exit(ExitCode.UPLOADS_FAILED)
+        raise typer.Exit(ExitCode.SOME_FAILED)
     console.note(
         "all objects verified. Next: 's3sign serve --local' to keep a local stack running, "
         "see the README's quick start"
@@ -772,7 +851,7 @@ def doctor(
         if not check.ok and check.hint:
             typer.echo(f"      {'':<12} hint: {check.hint}")
     if not all(check.ok for check in checks):
-        raise typer.Exit(ExitCode.UPLOADS_FAILED)
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
 class Shell(StrEnum):
@@ -944,8 +1023,7 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
 
     explicit_checksum = request.sha256 is not None or request.md5 is not None
     facts = file_facts(path, "none" if explicit_checksum else checksum)
-    return replace(
-        request,
+    return request._replace(
         size=facts.size,
         content_type=request.content_type or facts.content_type,
         sha256=request.sha256 or facts.sha256,
@@ -955,8 +1033,6 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
 
 def main() -> None:
     """Console-script entry point."""
-    import os
-
     if COMPLETE_VAR in os.environ:  # a shell asks for completions: only then load that code
         from typer._completion_classes import completion_init
 

@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     """Process exit codes, documented in the README."""
 
     OK = 0
-    UPLOADS_FAILED = 1
+    SOME_FAILED = 1
     USAGE = 2
     CONFIG = 3
     CREDENTIALS = 4
@@ -61,7 +61,7 @@ class CredentialsError(S3SignError):
 class BackendError(S3SignError):
     """The backend refused a request for a reason other than credentials (exit 1)."""
 
-    exit_code = ExitCode.UPLOADS_FAILED
+    exit_code = ExitCode.SOME_FAILED
     default_hint = "see the backend's message; the files of that request were not uploaded"
 
 

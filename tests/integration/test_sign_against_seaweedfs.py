@@ -231,3 +231,20 @@ def test_doctor_passes_and_names_what_fails(
     assert "not-the-secret" not in bad.stdout
     missing = CliRunner().invoke(app, ["doctor", "--bucket", "no-such-bucket-here"])
     assert "FAIL" in missing.stdout
+
+
+def test_batch_urls_work_and_bind_like_single_ones(local_s3: LocalS3) -> None:
+    bodies = {key(): os.urandom(1000 + n) for n in range(3)}
+    requests_ = [
+        {"bucket": local_s3.bucket, "key": name, "size": len(body), "sha256": b64sha256(body)}
+        for name, body in bodies.items()
+    ]
+    source = "".join(json.dumps(request) + "\n" for request in requests_)
+    result = CliRunner().invoke(app, ["sign", "--batch", "-"], input=source)
+    assert result.exit_code == 0, result.stderr
+    signed = [json.loads(line) for line in result.stdout.splitlines()]
+    for document, body in zip(signed, bodies.values(), strict=True):
+        assert put(document, body).status_code == 200
+    wrong = put(signed[0], bytes(len(bodies[signed[0]["key"]])))  # same size, other bytes
+    assert wrong.status_code == 400
+    assert "BadDigest" in wrong.text or "Checksum" in wrong.text

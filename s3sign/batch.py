@@ -1,0 +1,240 @@
+"""``sign --batch``: JSON lines of requests in, JSON lines of signed requests out.
+
+Each input line is one object, ``{"bucket", "key", "method"?, "size"?,
+"contentType"?, "sha256"?, "md5"?, "meta"?, "expires"?}``; blank lines are
+skipped. Each output line is the ``--output json`` form of that request, in
+the same order, or ``{"line": N, "error": {"code", "message"}}``. A bad line
+never stops the others.
+
+Streaming: input is read in 64 KiB blocks and output is flushed just before
+waiting for more input, so memory stays flat for any number of lines, and a
+program that writes one request and waits for its answer gets it at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from s3sign.errors import S3SignError
+from s3sign.formats import as_dict
+from s3sign.presign import Method, Presigner, SignRequest, cap_expiry, normalize_digest
+from s3sign.units import parse_duration
+
+READ_SIZE = 64 * 1024
+_METHODS: frozenset[str] = frozenset({"PUT", "GET", "HEAD", "DELETE"})
+_FIELDS = frozenset(
+    {"bucket", "key", "method", "size", "contentType", "sha256", "md5", "meta", "expires"}
+)
+
+
+class LineError(Exception):
+    """This line cannot be signed: ``code`` and a message for the output line."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a line that does not say gets: from flags, then config, then built-in defaults."""
+
+    method: Method = "PUT"
+    content_type: str | None = None
+    expires: int = 900
+
+
+@dataclass
+class BatchResult:
+    signed: int = 0
+    failed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def sign_stream(
+    read: Callable[[int], bytes],
+    write: Callable[[str], object],
+    flush: Callable[[], object],
+    presigner: Presigner,
+    defaults: Defaults,
+    *,
+    strict_expiry: bool = False,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Sign every line ``read`` gives (``read1`` of a binary file); write one line for each.
+
+    ``now`` fixes the signing time (reproducible output); by default each line
+    is signed at the time it is read.
+    """
+    result = BatchResult()
+    temporary = presigner.credentials.expires_at is not None
+
+    def capped(expires: int) -> int:
+        """The expiry, cut to temporary credentials' remaining life."""
+        moment = now or datetime.now(UTC)
+        expires, warning = cap_expiry(expires, presigner.credentials, moment, strict=strict_expiry)
+        if warning and not result.warnings:
+            result.warnings.append(warning)
+        return expires
+
+    for number, line in enumerate(_lines(read, flush), 1):
+        if not line.strip():
+            continue
+        try:
+            request = parse_line(line, defaults, capped if temporary else None)
+            signed = presigner.sign(request, now)
+        except LineError as exc:
+            write(_error_line(number, exc.code, exc.message))
+            result.failed += 1
+            continue
+        except S3SignError as exc:
+            write(_error_line(number, "invalid_request", _per_line(exc.message)))
+            result.failed += 1
+            continue
+        write(_encode(as_dict(signed)) + "\n")
+        result.signed += 1
+    flush()
+    return result
+
+
+def parse_line(
+    line: bytes, defaults: Defaults, cap: Callable[[int], int] | None = None
+) -> SignRequest:
+    """One input line as a request, checked for shape and types (``LineError`` if not).
+
+    ``cap`` shortens the expiry (temporary credentials); the rest of the
+    checks happen when the request is signed.
+    """
+    try:
+        fields = _decode(line.decode())
+    except UnicodeDecodeError:
+        raise LineError("invalid_json", "the line is not UTF-8") from None
+    except ValueError as exc:
+        raise LineError("invalid_json", f"not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise LineError("invalid_json", "a line must be a JSON object")
+    if not fields.keys() <= _FIELDS:
+        unknown = sorted(fields.keys() - _FIELDS)[0]
+        raise LineError("invalid_request", f"unknown field {unknown!r}; known: {_known()}")
+    asked = _text(fields, "method")
+    method = defaults.method if asked is None else cast(Method, asked.upper())
+    if method not in _METHODS:
+        raise LineError("invalid_request", f"method {method!r} is not PUT, GET, HEAD or DELETE")
+    expires = _expires(fields.get("expires"), defaults.expires)
+    if len(fields) == 3 and "size" in fields:  # the common {"bucket", "key", "size"}
+        return SignRequest(
+            _required(fields, "bucket"),
+            _required(fields, "key"),
+            method,
+            _size(fields["size"]),
+            defaults.content_type if method == "PUT" else None,
+            expires=cap(expires) if cap else expires,
+        )
+    sha256, md5 = _text(fields, "sha256"), _text(fields, "md5")
+    return SignRequest(
+        bucket=_required(fields, "bucket"),
+        key=_required(fields, "key"),
+        method=method,
+        size=_size(fields.get("size")),
+        content_type=_text(
+            fields, "contentType", defaults.content_type if method == "PUT" else None
+        ),
+        sha256=normalize_digest(sha256, 32) if sha256 is not None else None,
+        md5=normalize_digest(md5, 16) if md5 is not None else None,
+        meta=_meta(fields.get("meta")),
+        expires=cap(expires) if cap else expires,
+    )
+
+
+def _lines(read: Callable[[int], bytes], flush: Callable[[], object]) -> Iterator[bytes]:
+    """Lines (without the newline), flushing output before each read that may block."""
+    pending = b""
+    while True:
+        flush()
+        block = read(READ_SIZE)
+        if not block:
+            break
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
+
+
+_decode = json.JSONDecoder().decode
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+# The core's messages name the flags of a single `sign`; a line has fields.
+_FLAGS_AS_FIELDS = {
+    "--size/--file": "size",
+    "--content-type": "contentType",
+    "--sha256": "sha256",
+    "--md5": "md5",
+    "--meta": "meta",
+    "--expires": "expires",
+}
+
+
+def _per_line(message: str) -> str:
+    for flag, name in _FLAGS_AS_FIELDS.items():
+        message = message.replace(flag, repr(name))
+    return message
+
+
+def _error_line(number: int, code: str, message: str) -> str:
+    return json.dumps({"line": number, "error": {"code": code, "message": message}}) + "\n"
+
+
+def _known() -> str:
+    return ", ".join(sorted(_FIELDS))
+
+
+def _text(fields: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise LineError("invalid_request", f"{name!r} must be a string")
+    return value
+
+
+def _required(fields: dict[str, Any], name: str) -> str:
+    value = _text(fields, name)
+    if value is None:
+        raise LineError("invalid_request", f"{name!r} is missing")
+    return value
+
+
+def _size(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LineError("invalid_request", "'size' must be a whole number of bytes")
+    return value
+
+
+def _meta(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise LineError("invalid_request", "'meta' must be an object of strings")
+    return tuple(value.items())
+
+
+def _expires(value: object, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise LineError("invalid_request", f"'expires': {exc}") from None
+    raise LineError("invalid_request", "'expires' must be seconds or a duration like 15m")
