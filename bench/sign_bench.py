@@ -6,6 +6,10 @@
    median wall time and peak RSS of whole processes.
 2. In-process signing: s3sign's Presigner vs boto3's generate_presigned_url
    in a loop, URLs per second, after checking both produce the same URL.
+3. `s3sign sign --batch` of 100,000 JSON lines (20,000 with --quick) as a
+   whole process, start-up included, against the boto3 loop of (2) and
+   `aws s3 presign` run once per URL (from (1)); and its peak RSS for 10x
+   the lines, which must not grow.
 
 Ratios are printed only for peers that ran; a failed peer is named with why.
 """
@@ -187,7 +191,53 @@ def main() -> int:
     print(f"| s3sign Presigner.sign | {ours_rate:,.0f} | {ours_rate / boto_rate:.1f}× boto3 |")
     print(f"| boto3 generate_presigned_url | {boto_rate:,.0f} | 1.0× |")
     print("\nSame URL from both (checked before timing): yes")
+
+    aws_case = cases[1]
+    aws_rate = None if aws_case.error else 1 / aws_case.median
+    batch_lines(s3sign, 20_000 if args.quick else 100_000, boto_rate, aws_rate)
     return 0
+
+
+def batch_lines(s3sign: str | None, count: int, boto_rate: float, aws_rate: float | None) -> None:
+    import tempfile
+
+    print(f"\n## 3. `s3sign sign --batch`, {count:,} lines, whole process\n")
+    if s3sign is None:
+        print("s3sign is not installed: no figures")
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        results = []
+        for lines in (count, 10 * count):
+            path = Path(scratch) / f"{lines}.jsonl"
+            with path.open("w") as out:
+                for index in range(lines):
+                    out.write(
+                        f'{{"bucket": "b-1", "key": "logs/run-{index % 97}/step_{index}.json", '
+                        f'"size": {1000 + index}}}\n'
+                    )
+            walls = []
+            for _ in range(3):
+                result = measure_process([s3sign, "sign", "--batch", str(path)], ENV)
+                if result.exit_code:
+                    print(f"s3sign sign --batch failed ({result.exit_code}): {result.stderr_tail}")
+                    return
+                walls.append(result.wall)
+            results.append((lines, statistics.median(walls), result.peak_kib))
+    (lines, wall, peak), (more_lines, more_wall, more_peak) = results
+    rate = lines / wall
+    print("| command | URLs/s | ratio |")
+    print("|---|---|---|")
+    print(f"| s3sign sign --batch ({lines:,} lines, {wall:.2f} s) | {rate:,.0f} | 1.0× |")
+    print(f"| boto3 generate_presigned_url loop | {boto_rate:,.0f} | {rate / boto_rate:.1f}× |")
+    if aws_rate is None:
+        print("| aws s3 presign, one process per URL | failed | no ratio |")
+    else:
+        ratio = f"{rate / aws_rate:,.0f}×"
+        print(f"| aws s3 presign, one process per URL | {aws_rate:,.1f} | {ratio} |")
+    print(
+        f"\nPeak RSS: {peak / 1024:.0f} MiB for {lines:,} lines, {more_peak / 1024:.0f} MiB for "
+        f"{more_lines:,} lines ({more_lines / more_wall:,.0f} URLs/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def expected(request: SignRequest) -> dict[str, object]:
     """What a single `sign -o json` of the same request gives, as of NOW."""
     presigner = Presigner(Credentials(EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY), "eu-west-1")
     moment = datetime.fromisoformat(NOW.replace("Z", "+00:00")).astimezone(UTC)
-    return json.loads(json.dumps(as_dict(presigner.sign(request, moment))))
+    document: dict[str, object] = json.loads(json.dumps(as_dict(presigner.sign(request, moment))))
+    return document
 
 
 def test_each_line_signed_in_order_and_bad_lines_reported_alone(run: Run) -> None:
