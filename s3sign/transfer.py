@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import http.client
 import os
 import queue
 import threading
@@ -534,12 +533,14 @@ class Pusher:
             raise _Fatal(DISAPPEARED) from None
         except PermissionError:
             raise _Fatal("the file cannot be read: permission denied") from None
-        except (http.client.HTTPException, OSError) as exc:
+        except OSError as exc:
             self.reporter.advanced(local.name, -sent)
             raise _Retryable(f"network error ({type(exc).__name__})") from None
+        except ValueError as exc:  # a header or URL from the backend that HTTP cannot carry
+            raise _Fatal(f"the backend's upload URL cannot be sent: {exc}") from None
         if 200 <= response.status < 300:
             _check_unchanged(local, "while it was being uploaded")
-            return str(response.headers.get("ETag", "")).strip('"')
+            return response.headers.get("etag", "").strip('"')
         self.reporter.advanced(local.name, -sent)
         code, message = s3_error(response.data) or ("", "")
         if response.status == 403 and "expired" in message.lower():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from s3sign.connections import BodyShrank, Connections
+from s3sign.connections import BodyShrank, Connections, Response
 
 
 class Store(ThreadingHTTPServer):
@@ -74,7 +75,7 @@ def put(connections: Connections, url: str, path: Path, offset: int, length: int
     with open(path, "rb") as body:
         response = connections.send("PUT", url, {}, body, offset, length, progress.append)
     assert response.status == 200
-    assert response.headers["ETag"] == '"abc"'
+    assert response.headers["etag"] == '"abc"'
     return progress
 
 
@@ -177,3 +178,90 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+class Scripted:
+    """A server that reads each request and answers with the next raw bytes of a script."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.answers = answers
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            for answer in self.answers:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += connection.recv(65536)
+                head, _, body = received.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += connection.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                connection.sendall(answer)
+                if b"close" in answer.lower():
+                    return
+
+
+def send(server: Scripted, payload: Path, method: str = "PUT", **headers: str) -> Response:
+    with open(payload, "rb") as body:
+        return Connections(5, 5).send(
+            method, f"http://127.0.0.1:{server.port}/b/k?x=1", headers, body, 0, 3, lambda _: None
+        )
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "data"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, b"ok"),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            201,
+            b"",
+        ),
+        (
+            b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;ext=1\r\n<Erro\r\n3\r\nr/>\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            400,
+            b"<Error/>",
+        ),
+        (b"HTTP/1.0 503 Busy\r\nConnection: close\r\n\r\nslow down", 503, b"slow down"),
+    ],
+)
+def test_answers_s3_may_send(payload: Path, answer: bytes, status: int, data: bytes) -> None:
+    response = send(Scripted([answer]), payload)
+    assert (response.status, response.data) == (status, data)
+
+
+def test_request_head_is_what_was_signed(payload: Path) -> None:
+    server = Scripted([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    send(server, payload, **{"Content-Type": "text/plain", "x-amz-meta-a": "b c"})
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "PUT /b/k?x=1 HTTP/1.1"
+    assert sorted(lines[1:]) == sorted(
+        [
+            f"Host: 127.0.0.1:{server.port}",
+            "Content-Type: text/plain",
+            "x-amz-meta-a: b c",
+            "Content-Length: 3",
+        ]
+    )
+    assert body == payload.read_bytes()[:3]
+
+
+@pytest.mark.parametrize(
+    "headers", [{"x-amz-meta-a": "b\r\nInjected: 1"}, {"Bad\nName": "v"}, {"a:b": "v"}]
+)
+def test_headers_that_would_inject_are_refused(payload: Path, headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="header"), open(payload, "rb") as body:
+        Connections(5, 5).send("PUT", "http://127.0.0.1:9/b/k", headers, body, 0, 3, print)
+
+
+def test_a_garbled_answer_is_a_connection_error(payload: Path) -> None:
+    with pytest.raises(ConnectionError):
+        send(Scripted([b"SMTP ready\r\n\r\n"]), payload)
