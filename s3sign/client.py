@@ -8,13 +8,13 @@ Authorization header only and never logged.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
-from pydantic import ValidationError
 
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
 from s3sign.protocol import (
@@ -29,13 +29,15 @@ from s3sign.protocol import (
     PartsRequest,
     PartsResponse,
     ServerInfo,
-    WireModel,
+    WireError,
+    from_wire,
+    to_wire,
 )
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
-Response = TypeVar("Response", bound=WireModel)
+Response = TypeVar("Response")
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
@@ -96,11 +98,11 @@ class BackendClient:
         self,
         method: str,
         path: str,
-        body: WireModel | None,
+        body: Any,
         response_type: type[Response] | None,
     ) -> Response:
         url = self.base_url + path
-        data = body.wire_json().encode() if body is not None else None
+        data = json.dumps(to_wire(body)).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         problem = ""
         for attempt in range(1, self.attempts + 1):
@@ -139,8 +141,8 @@ def _parse(response: requests.Response, response_type: type[Response] | None) ->
     if response_type is None:
         return None  # type: ignore[return-value]  # the caller asked for no body
     try:
-        return response_type.model_validate_json(response.content)
-    except ValidationError:
+        return from_wire(response_type, response.json())
+    except (WireError, ValueError):
         raise BackendError(
             "the backend's answer is not protocol v1",
             hint="check that --backend points at an s3sign backend",
@@ -150,7 +152,7 @@ def _parse(response: requests.Response, response_type: type[Response] | None) ->
 def _message(response: requests.Response) -> str:
     """``code: message`` from a protocol error body, else the status line."""
     try:
-        error = ErrorResponse.model_validate_json(response.content).error
-    except ValidationError:
+        error = from_wire(ErrorResponse, response.json()).error
+    except ValueError:  # not JSON, or not a protocol error (WireError)
         return f"(HTTP {response.status_code})"
     return f"{error.code}: {error.message}"

@@ -32,7 +32,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -254,7 +254,11 @@ class Pusher:
                     continue
                 if algorithm == "sha256":
                     job.outcome.sha256 = value
-                job.spec = job.spec.model_copy(update={algorithm: value})
+                job.spec = (
+                    replace(job.spec, sha256=value)
+                    if algorithm == "sha256"
+                    else replace(job.spec, md5=value)
+                )
             ready.append(job)
         return ready
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s3sign import __version__
 from s3sign.config import Settings, load_settings
 from s3sign.protocol import (
+    MAX_PARTS_PER_REQUEST,
     PROTOCOL_VERSION,
     AbortRequest,
     AbortResponse,
@@ -29,12 +31,13 @@ from s3sign.protocol import (
     CompleteResponse,
     CreateUploadsRequest,
     CreateUploadsResponse,
+    ErrorInfo,
     ErrorResponse,
     PartsRequest,
     PartsResponse,
     ProtocolError,
     ServerInfo,
-    WireModel,
+    to_wire,
 )
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import server_secret, verify_token
@@ -49,13 +52,44 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def reply(model: WireModel) -> Response:
-    return Response(model.wire_json(), media_type="application/json")
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+Body = TypeVar("Body")
+
+
+def _adapter(kind: type[Body]) -> TypeAdapter[Body]:
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return _ADAPTERS[kind]
+
+
+def reply(document: Any) -> Response:
+    """A wire type as the JSON answer: camelCase, without fields that are None."""
+    body = _adapter(type(document)).dump_json(document, by_alias=True, exclude_none=True)
+    return Response(body, media_type="application/json")
+
+
+async def read_body(request: Request, kind: type[Body]) -> Body:
+    """The request body as ``kind``, validated from the JSON text (strict types).
+
+    Read here rather than by FastAPI: FastAPI validates parsed Python objects,
+    where pydantic's strict mode refuses a dict for a dataclass.
+    """
+    try:
+        return _adapter(kind).validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+def body_schema(kind: type) -> dict[str, Any]:
+    """``openapi_extra`` naming ``kind`` as the request body (see ``_openapi``)."""
+    reference = {"$ref": f"#/components/schemas/{kind.__name__}"}
+    content = {"application/json": {"schema": reference}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(
-        ErrorResponse.model_validate({"error": {"code": code, "message": message}}).wire(),
+        to_wire(ErrorResponse(ErrorInfo(code, message))),
         status_code=status,
     )
 
@@ -114,6 +148,12 @@ class BodyLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _at_least_one(items: list[Any], name: str = "files", most: int | None = None) -> None:
+    if not items or (most is not None and len(items) > most):
+        limit = f"1 to {most}" if most is not None else "at least 1"
+        raise ProtocolError(422, "invalid_request", f"{name}: give {limit} item(s)")
 
 
 def create_app(
@@ -182,8 +222,11 @@ def create_app(
         responses=refusals,
         dependencies=[Depends(authorise)],
         summary="Create uploads, or sign them again",
+        openapi_extra=body_schema(CreateUploadsRequest),
     )
-    async def create_uploads(run_id: str, body: CreateUploadsRequest) -> Response:
+    async def create_uploads(run_id: str, request: Request) -> Response:
+        body = await read_body(request, CreateUploadsRequest)
+        _at_least_one(body.files)
         # Signing is quick CPU work: done on the event loop. Starting multipart uploads
         # waits on S3, so a request with big files goes to the thread pool instead.
         threshold = settings.multipart_threshold
@@ -197,9 +240,12 @@ def create_app(
         responses=refusals,
         dependencies=[Depends(authorise)],
         summary="Sign part URLs of a multipart upload",
+        openapi_extra=body_schema(PartsRequest),
     )
-    def sign_parts(run_id: str, body: PartsRequest) -> Response:
-        return reply(signer.sign_parts(run_id, body))
+    async def sign_parts(run_id: str, request: Request) -> Response:
+        body = await read_body(request, PartsRequest)
+        _at_least_one(body.part_numbers, "partNumbers", MAX_PARTS_PER_REQUEST)
+        return reply(await run_in_threadpool(signer.sign_parts, run_id, body))
 
     @app.post(
         "/v1/runs/{run_id}/uploads/complete",
@@ -208,9 +254,12 @@ def create_app(
         responses=refusals,
         dependencies=[Depends(authorise)],
         summary="Complete uploads and verify what was stored",
+        openapi_extra=body_schema(CompleteRequest),
     )
-    def complete(run_id: str, body: CompleteRequest) -> Response:
-        return reply(signer.complete(run_id, body))
+    async def complete(run_id: str, request: Request) -> Response:
+        body = await read_body(request, CompleteRequest)
+        _at_least_one(body.files)
+        return reply(await run_in_threadpool(signer.complete, run_id, body))
 
     @app.post(
         "/v1/runs/{run_id}/uploads/abort",
@@ -218,9 +267,11 @@ def create_app(
         responses=refusals,
         dependencies=[Depends(authorise)],
         summary="Abort a multipart upload",
+        openapi_extra=body_schema(AbortRequest),
     )
-    def abort(run_id: str, body: AbortRequest) -> Response:
-        return reply(signer.abort(run_id, body))
+    async def abort(run_id: str, request: Request) -> Response:
+        body = await read_body(request, AbortRequest)
+        return reply(await run_in_threadpool(signer.abort, run_id, body))
 
     @app.get("/v1/info", response_model=ServerInfo, summary="Key prefix and limits, for planning")
     async def info() -> Response:
@@ -254,7 +305,29 @@ def create_app(
             f"s3sign_request_body_bytes_total {counters.body_bytes}\n"
         )
 
+    _document_request_bodies(
+        app, (CreateUploadsRequest, PartsRequest, CompleteRequest, AbortRequest)
+    )
     return app
+
+
+def _document_request_bodies(app: FastAPI, kinds: tuple[type, ...]) -> None:
+    """Put the request bodies read by ``read_body`` into ``/openapi.json``'s schemas."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            for kind in kinds:
+                schema = _adapter(kind).json_schema(
+                    by_alias=True, ref_template="#/components/schemas/{model}"
+                )
+                schemas.update(schema.pop("$defs", {}))
+                schemas[kind.__name__] = schema
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class StripQueryString(logging.Filter):

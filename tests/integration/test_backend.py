@@ -336,7 +336,9 @@ def test_health_ready_openapi_and_docs(backend: Backend) -> None:
     assert requests.get(f"{backend.url}/healthz", timeout=10).json()["status"] == "ok"
     assert requests.get(f"{backend.url}/readyz", timeout=10).json() == {"status": "ready"}
     spec = requests.get(f"{backend.url}/openapi.json", timeout=10).json()
-    assert "/v1/runs/{run_id}/uploads" in spec["paths"]
+    body = spec["paths"]["/v1/runs/{run_id}/uploads"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"].endswith("CreateUploadsRequest")
+    assert spec["components"]["schemas"]["FileSpec"]["required"] == ["fileName", "fileSize"]
     assert requests.get(f"{backend.url}/docs", timeout=10).status_code == 200
     missing = requests.get(f"{backend.url}/nope", timeout=10)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")

@@ -7,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from s3sign.errors import ConfigError
-from s3sign.protocol import MAX_PARTS, CreateUploadsRequest, FileResult, MultipartPlan, plan_parts
+from s3sign.protocol import (
+    MAX_PARTS,
+    CreateUploadsRequest,
+    FileResult,
+    MultipartPlan,
+    plan_parts,
+    to_wire,
+)
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.server.tokens import TokenError, mint_token, server_secret, verify_token
 
@@ -21,7 +29,7 @@ def test_seed_request_parses_exactly_as_written() -> None:
         '{"files": [{"fileName": "log_12345.json", "fileSize": 1048576}, '
         '{"fileName": "step_file_1.json", "fileSize": 2048000}]}'
     )
-    request = CreateUploadsRequest.model_validate_json(seed)
+    request = TypeAdapter(CreateUploadsRequest).validate_json(seed)
     assert [(f.file_name, f.file_size) for f in request.files] == [
         ("log_12345.json", 1048576),
         ("step_file_1.json", 2048000),
@@ -35,7 +43,7 @@ def test_wire_is_camel_case_without_empty_fields() -> None:
         key="runs/r/a",
         multipart=MultipartPlan(upload_id="u", part_size=5, part_count=2),
     )
-    assert result.wire() == {
+    assert to_wire(result) == {
         "fileName": "a",
         "status": "ready",
         "key": "runs/r/a",
@@ -142,7 +150,7 @@ def test_upload_signer_as_embedded_in_another_app() -> None:
 
     settings = Settings(region="eu-west-1", bucket="build-artifacts")
     signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "secret"), "eu-west-1"))
-    body = CreateUploadsRequest.model_validate_json(
+    body = TypeAdapter(CreateUploadsRequest).validate_json(
         '{"files": [{"fileName": "report.json", "fileSize": 12},'
         ' {"fileName": "../x", "fileSize": 1}]}'
     )

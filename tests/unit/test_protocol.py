@@ -1,0 +1,97 @@
+"""Protocol v1's two codecs agree: pydantic on the server, ``to_wire``/``from_wire`` in push."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from s3sign import protocol
+from s3sign.protocol import (
+    CompletedPart,
+    CompleteFile,
+    CompleteResult,
+    CreateUploadsRequest,
+    CreateUploadsResponse,
+    ErrorInfo,
+    FileResult,
+    FileSpec,
+    MultipartPlan,
+    PartsRequest,
+    ServerInfo,
+    SignedUpload,
+    WireError,
+    from_wire,
+    to_wire,
+)
+
+SAMPLES: list[Any] = [
+    CreateUploadsRequest(files=[FileSpec("a.log", 5), FileSpec("b", 0, "text/plain", "x=")]),
+    CreateUploadsResponse(
+        files=[
+            FileResult(
+                "a.log",
+                "ready",
+                "runs/r/a.log",
+                upload=SignedUpload("PUT", "http://s3/a?X=1", {"Content-Length": "5"}, "2026Z"),
+            ),
+            FileResult("big", "ready", "runs/r/big", multipart=MultipartPlan("u-1", 16, 3)),
+            FileResult("../x", "rejected", error=ErrorInfo("invalid_file_name", "no")),
+        ]
+    ),
+    PartsRequest("runs/r/big", "u-1", 48, [1, 2, 3]),
+    CompleteFile("runs/r/big", 48, None, "u-1", [CompletedPart(1, "e1"), CompletedPart(2, "e2")]),
+    CompleteResult("runs/r/a.log", "complete", 5, "etag", None),
+    ServerInfo(1, "runs", 10, 500, 100, 16),
+]
+
+
+@pytest.mark.parametrize("document", SAMPLES, ids=lambda d: type(d).__name__)
+def test_both_codecs_write_and_read_the_same_json(document: Any) -> None:
+    server = TypeAdapter(type(document))  # what the backend uses
+    server_json = json.loads(server.dump_json(document, by_alias=True, exclude_none=True))
+    assert to_wire(document) == server_json
+    assert from_wire(type(document), server_json) == document
+    assert server.validate_json(json.dumps(to_wire(document))) == document
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        (FileSpec, {"fileName": "a", "fileSize": "12"}),  # no coercion
+        (FileSpec, {"fileName": "a", "fileSize": True}),
+        (FileSpec, {"fileName": 3, "fileSize": 1}),
+        (FileSpec, {"fileName": "a"}),  # missing
+        (FileResult, {"fileName": "a", "status": "maybe"}),  # not one of the literals
+        (SignedUpload, {"method": "PUT", "url": "u", "headers": {"a": 1}, "expiresAt": "t"}),
+        (CreateUploadsRequest, {"files": {"fileName": "a", "fileSize": 1}}),
+        (CreateUploadsRequest, [1]),
+    ],
+)
+def test_both_codecs_refuse_the_same_documents(kind: type, data: Any) -> None:
+    with pytest.raises(WireError):
+        from_wire(kind, data)
+    with pytest.raises(ValidationError):
+        TypeAdapter(kind).validate_json(json.dumps(data))
+
+
+def test_both_codecs_take_snake_case_and_ignore_unknown_fields() -> None:
+    data = {"file_name": "a", "fileSize": 1, "newerField": {"x": 1}}
+    assert from_wire(FileSpec, data) == TypeAdapter(FileSpec).validate_json(json.dumps(data))
+
+
+def test_error_names_the_field() -> None:
+    files = [{"fileName": "a", "fileSize": 1}, {"fileName": "b", "fileSize": "2"}]
+    with pytest.raises(WireError, match=r"files\[1\]\.fileSize: expected an integer"):
+        from_wire(CreateUploadsRequest, {"files": files})
+
+
+def test_push_side_imports_no_pydantic() -> None:
+    code = "import sys, s3sign.transfer; print('pydantic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    assert "pydantic" not in protocol.__dict__
