@@ -8,6 +8,7 @@ annotations cost it an ``eval`` each (about 15 ms of every ``sign`` run).
 """
 
 import io
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -419,6 +420,85 @@ def _sign_batch(
     console.info(f"signed {result.signed:,} requests, {result.failed:,} failed")
     if result.failed:
         raise typer.Exit(ExitCode.SOME_FAILED)
+
+
+@app.command()
+def explain(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="URL", help="A pre-signed URL (quoted), or - to read it from stdin."
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--verify", help="Check the signature with local AWS credentials."),
+    ] = False,
+    method: Annotated[
+        MethodChoice | None,
+        typer.Option(case_sensitive=False, help="With --verify: the method to check it for."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="With --verify: a signed header's value; repeatable.",
+        ),
+    ] = None,
+    profile: ProfileOption = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Show what a pre-signed URL allows: bucket, key, expiry, signed headers."""
+    from s3sign.explain import explain as read_url
+    from s3sign.explain import render as render_explanation
+    from s3sign.explain import verify
+
+    state = _state(ctx, verbose, quiet)
+    if url is None or url == "-":
+        url = sys.stdin.readline()
+    if not url.strip():
+        raise UsageError("no URL given", hint="s3sign explain 'https://...', or pipe it in")
+    explanation = read_url(url)
+    now = datetime.now(UTC)
+    problem = None
+    if check:
+        if method is None:
+            raise UsageError("--verify needs --method", hint="e.g. --verify --method put")
+        if explanation.version != "SigV4":
+            raise UsageError("only SigV4 signatures can be checked", hint="sign it again")
+        settings = load_settings({"profile": profile}, config_path=state.config)
+        from s3sign.credentials import resolve_credentials
+
+        credentials = resolve_credentials(settings.profile)
+        values = dict(_parse_header(item) for item in header or ())
+        problem = verify(url, method.value, values, credentials)
+    if json_output:
+        document = explanation.as_dict(now)
+        if check:
+            document["verified"] = problem is None
+            document["problem"] = problem
+        typer.echo(json.dumps(document, ensure_ascii=False))
+    else:
+        text = render_explanation(explanation, now)
+        if check:
+            verdict = "matches" if problem is None else f"DOES NOT MATCH: {problem}"
+            text += f"verified:    {method.value.upper() if method else ''} {verdict}\n"
+        typer.echo(text, nl=False)
+    if problem is not None:
+        raise typer.Exit(ExitCode.SOME_FAILED)
+
+
+def _parse_header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        hint = "like -H 'Content-Length: 5'"
+        raise UsageError(f"--header {text!r} is not NAME: VALUE", hint=hint)
+    return name.strip(), value.strip()
 
 
 class TokenOutput(StrEnum):
