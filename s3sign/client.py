@@ -9,13 +9,14 @@ Authorization header only and never logged.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import requests
-
+from s3sign.connections import Connections
+from s3sign.connections import Response as HTTPResponse
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
 from s3sign.protocol import (
     AbortRequest,
@@ -48,8 +49,9 @@ def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
 class BackendClient:
     """Protocol v1 for one backend URL and one run token.
 
-    Shared by the push's threads: requests' connection pool is thread-safe,
-    and nothing here changes between calls (no cookies, no per-call state).
+    Shared by the push's threads: the keep-alive connections are, and nothing
+    here changes between calls. Proxies come from the environment; a private
+    CA for an HTTPS backend from ``REQUESTS_CA_BUNDLE``, as Python tools read it.
     """
 
     def __init__(
@@ -63,12 +65,13 @@ class BackendClient:
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self._sleep = sleep
-        self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {token}"
-        self._session.headers["User-Agent"] = "s3sign"
+        self._http = Connections(
+            CONNECT_TIMEOUT, READ_TIMEOUT, ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None
+        )
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
 
     def close(self) -> None:
-        self._session.close()
+        self._http.close()
 
     def info(self) -> ServerInfo:
         """The backend's key prefix and limits."""
@@ -102,25 +105,21 @@ class BackendClient:
         response_type: type[Response] | None,
     ) -> Response:
         url = self.base_url + path
-        data = json.dumps(to_wire(body)).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        data = json.dumps(to_wire(body)).encode() if body is not None else b""
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         problem = ""
         for attempt in range(1, self.attempts + 1):
             if attempt > 1:
                 self._sleep(backoff(attempt - 1))
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=headers,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                )
-            except requests.RequestException as exc:
+                response = self._http.request(method, url, headers, data)
+            except OSError as exc:
                 problem = f"{type(exc).__name__} reaching {self.base_url}"
                 continue
-            if response.status_code in RETRY_STATUSES:
-                problem = f"the backend answered {response.status_code} {_message(response)}"
+            if response.status in RETRY_STATUSES:
+                problem = f"the backend answered {response.status} {_message(response)}"
                 continue
             return _parse(response, response_type)
         raise UnreachableError(
@@ -129,19 +128,19 @@ class BackendClient:
         )
 
 
-def _parse(response: requests.Response, response_type: type[Response] | None) -> Response:
-    if response.status_code in (401, 403):
+def _parse(response: HTTPResponse, response_type: type[Response] | None) -> Response:
+    if response.status in (401, 403):
         raise CredentialsError(
             f"the backend refused the token: {_message(response)}",
             hint="mint a token for this run with 's3sign token RUN_ID' and pass --token "
             "or S3SIGN_TOKEN",
         )
-    if response.status_code >= 400:
+    if response.status >= 400:
         raise BackendError(f"the backend refused the request: {_message(response)}")
     if response_type is None:
         return None  # type: ignore[return-value]  # the caller asked for no body
     try:
-        return from_wire(response_type, response.json())
+        return from_wire(response_type, json.loads(response.data))
     except (WireError, ValueError):
         raise BackendError(
             "the backend's answer is not protocol v1",
@@ -149,10 +148,10 @@ def _parse(response: requests.Response, response_type: type[Response] | None) ->
         ) from None
 
 
-def _message(response: requests.Response) -> str:
+def _message(response: HTTPResponse) -> str:
     """``code: message`` from a protocol error body, else the status line."""
     try:
-        error = from_wire(ErrorResponse, response.json()).error
+        error = from_wire(ErrorResponse, json.loads(response.data)).error
     except ValueError:  # not JSON, or not a protocol error (WireError)
-        return f"(HTTP {response.status_code})"
+        return f"(HTTP {response.status})"
     return f"{error.code}: {error.message}"

@@ -22,6 +22,7 @@ is closed; the push engine decides what to do.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import select
@@ -31,7 +32,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from s3sign.errors import ConfigError
 
 BLOCK_SIZE = 1024 * 1024
 SMALL_BODY = 64 * 1024
@@ -64,6 +67,8 @@ class _Connection:
         self.sock = sock
         self.host = host  # the Host header: what the URL was signed for
         self.pending = b""
+        self.prefix = ""  # through a forwarding proxy: "http://host[:port]" before the path
+        self.extra = ""  # through a forwarding proxy: its Proxy-Authorization line
 
     def close(self) -> None:
         self.sock.close()
@@ -79,7 +84,7 @@ class _Connection:
     def read_response(self, method: str) -> tuple[Response, bool]:
         """The next answer, and whether the connection can be used again."""
         while True:
-            head = self._read_head()
+            head = self.read_head()
             lines = head.decode("latin-1").split("\r\n")
             status_line = lines[0].split(" ", 2)
             if len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
@@ -109,7 +114,7 @@ class _Connection:
             data, keep = self._read_to_close(), False
         return Response(status, headers, data), keep
 
-    def _read_head(self) -> bytes:
+    def read_head(self) -> bytes:
         while (end := self.pending.find(b"\r\n\r\n")) < 0:
             if len(self.pending) > MAX_HEAD:
                 raise BadResponse("the answer's headers are too long")
@@ -158,14 +163,24 @@ class _Connection:
 
 
 class Connections:
-    """Idle keep-alive connections per origin, shared by the upload threads."""
+    """Idle keep-alive connections per origin, shared by threads; proxies from the environment.
+
+    ``https_proxy``/``http_proxy`` (or upper case) and ``no_proxy`` are honoured
+    as curl does: HTTPS goes through a ``CONNECT`` tunnel, plain HTTP is
+    forwarded with the whole URL as the request target.
+    """
 
     def __init__(
-        self, connect_timeout: float, read_timeout: float, ca_bundle: str | None = None
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        ca_bundle: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._ca_bundle = ca_bundle  # AWS_CA_BUNDLE: a private CA, as in the AWS CLI
+        self._ca_bundle = ca_bundle  # a private CA (AWS_CA_BUNDLE, as in the AWS CLI)
+        self._proxies = Proxies(os.environ if environ is None else environ)
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
@@ -181,14 +196,43 @@ class Connections:
         on_sent: Callable[[int], None],
     ) -> Response:
         """Send ``length`` bytes of ``body`` from ``offset``; the whole (small) answer."""
+        return self._exchange(
+            method, url, headers, length, lambda c, h: _send(c, h, body, offset, length, on_sent)
+        )
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes = b""
+    ) -> Response:
+        """Send ``data`` (a small body, maybe empty); the whole answer."""
+
+        def write(connection: _Connection, head: str) -> None:
+            connection.sock.sendall(_head_bytes(connection, head) + data)
+
+        return self._exchange(method, url, headers, len(data), write)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        length: int,
+        write: Callable[[_Connection, str], None],
+    ) -> Response:
         parts = urlsplit(url)
         scheme = parts.scheme
         origin = (scheme, parts.hostname or "", parts.port or _default_port(scheme))
         target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
-        head = _request_head(method, target, headers, length)
+        _check_request(method, target, headers)
         connection = self._take(origin)
         try:
-            _send(connection, head, body, offset, length, on_sent)
+            write(connection, _request_head(method, connection.prefix + target, headers, length))
             response, keep = connection.read_response(method)
         except BaseException:
             connection.close()
@@ -198,13 +242,6 @@ class Connections:
         else:
             connection.close()
         return response
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
 
     def _take(self, origin: _Origin) -> _Connection:
         with self._lock:
@@ -222,9 +259,16 @@ class Connections:
 
     def _connect(self, origin: _Origin) -> _Connection:
         scheme, host, port = origin
-        sock = socket.create_connection((host, port), timeout=self._connect_timeout)
+        # As http.client does, and as the URL was signed: the port only when not the default.
+        name = f"[{host}]" if ":" in host else host
+        host_header = name if port == _default_port(scheme) else f"{name}:{port}"
+        proxy = self._proxies.for_origin(scheme, host, port)
+        address = (proxy.host, proxy.port) if proxy else (host, port)
+        sock = socket.create_connection(address, timeout=self._connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy and scheme == "https":
+                _tunnel(sock, f"{name}:{port}", proxy)
             if scheme == "https":
                 if self._tls is None:
                     self._tls = ssl.create_default_context(cafile=self._ca_bundle)
@@ -233,23 +277,104 @@ class Connections:
         except BaseException:
             sock.close()
             raise
-        # As http.client does, and as the URL was signed: the port only when not the default.
-        name = f"[{host}]" if ":" in host else host
-        return _Connection(sock, name if port == _default_port(scheme) else f"{name}:{port}")
+        connection = _Connection(sock, host_header)
+        if proxy and scheme == "http":  # forwarded: the whole URL is the request target
+            connection.prefix = f"http://{host_header}"
+            connection.extra = proxy.authorization
+        return connection
 
 
-def _request_head(method: str, target: str, headers: Mapping[str, str], length: int) -> str:
-    """``METHOD target HTTP/1.1`` and the headers, without Host; ``ValueError`` if unsafe."""
+@dataclass(frozen=True)
+class Proxy:
+    host: str
+    port: int
+    authorization: str  # a Proxy-Authorization header line, or ""
+
+
+class Proxies:
+    """``http_proxy``, ``https_proxy`` and ``no_proxy`` (lower case first, as curl reads them)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        def get(name: str) -> str:
+            return environ.get(name) or environ.get(name.upper()) or ""
+
+        self._by_scheme = {
+            scheme: _parse_proxy(f"{scheme}_proxy", get(f"{scheme}_proxy"))
+            for scheme in ("http", "https")
+        }
+        bypass = get("no_proxy").split(",")
+        self._bypass = [item.strip().lower() for item in bypass if item.strip()]
+
+    def for_origin(self, scheme: str, host: str, port: int) -> Proxy | None:
+        proxy = self._by_scheme.get(scheme)
+        if proxy is None or self._bypassed(host.lower(), port):
+            return None
+        return proxy
+
+    def _bypassed(self, host: str, port: int) -> bool:
+        for item in self._bypass:
+            if item == "*":
+                return True
+            name, _, item_port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            if item_port and item_port != str(port):
+                continue
+            name = name.lstrip(".")
+            if host == name or host.endswith("." + name):
+                return True
+        return False
+
+
+def _parse_proxy(variable: str, text: str) -> Proxy | None:
+    if not text:
+        return None
+    parts = urlsplit(text if "://" in text else f"http://{text}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(
+            f"{variable}: {parts.scheme}://{parts.hostname} is not an http:// proxy",
+            hint="give it as http://HOST:PORT (HTTPS still runs end to end, in a tunnel)",
+        )
+    authorization = ""
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        authorization = f"Proxy-Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
+    return Proxy(parts.hostname, parts.port or 80, authorization)
+
+
+def _tunnel(sock: socket.socket, authority: str, proxy: Proxy) -> None:
+    """Ask the proxy for a tunnel to ``authority`` (``CONNECT``), for TLS end to end."""
+    sock.sendall(
+        f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{proxy.authorization}\r\n".encode()
+    )
+    answer = _Connection(sock, authority)
+    head = answer.read_head()
+    status = head.split(b" ", 2)[1:2]
+    if status != [b"200"]:
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        raise ConnectionRefusedError(f"the proxy refused the tunnel: {line}")
+    if answer.pending:
+        raise BadResponse("the proxy sent data before the tunnel was used")
+
+
+def _check_request(method: str, target: str, headers: Mapping[str, str]) -> None:
+    """``ValueError`` for what would break the request apart: no header can be injected."""
     if _UNSAFE_TARGET.search(target) or _UNSAFE.search(method):
         raise ValueError("the URL holds spaces or control characters")
-    lines = [f"{method} {target} HTTP/1.1\r\n"]
     for name, value in headers.items():
         if _UNSAFE.search(name) or _UNSAFE.search(value) or ":" in name:
             raise ValueError(f"header {name!r} holds a control character or line break")
-        lines.append(f"{name}: {value}\r\n")
+
+
+def _request_head(method: str, target: str, headers: Mapping[str, str], length: int) -> str:
+    """``METHOD target HTTP/1.1`` and the headers, without Host and the final blank line."""
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
     if not any(name.lower() == "content-length" for name in headers):
         lines.append(f"Content-Length: {length}\r\n")
     return "".join(lines)
+
+
+def _head_bytes(connection: _Connection, head: str) -> bytes:
+    return f"{head}{connection.extra}Host: {connection.host}\r\n\r\n".encode("latin-1")
 
 
 def _send(
@@ -261,7 +386,7 @@ def _send(
     on_sent: Callable[[int], None],
 ) -> None:
     sock = connection.sock
-    start = f"{head}Host: {connection.host}\r\n\r\n".encode("latin-1")
+    start = _head_bytes(connection, head)
     if length < SMALL_BODY:  # head and body in one send
         block = os.pread(body.fileno(), length, offset)
         if len(block) < length:

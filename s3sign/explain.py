@@ -214,7 +214,8 @@ def render(explanation: Explanation, now: datetime) -> str:
     if e.version == "SigV4":
         must = [name for name in e.signed_headers if name != "host"]
         lines.append(
-            "must send:   " + (", ".join(must) if must else "no headers besides Host")
+            "must send:   "
+            + (", ".join(must) if must else "no headers besides Host")
             + "  (signed: values must match)"
         )
         bound = e.binds()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -18,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from s3sign.connections import BodyShrank, Connections, Response
+from s3sign.connections import BodyShrank, Connections, Proxies, Response
+from s3sign.errors import ConfigError
 
 
 class Store(ThreadingHTTPServer):
@@ -265,3 +268,113 @@ def test_headers_that_would_inject_are_refused(payload: Path, headers: dict[str,
 def test_a_garbled_answer_is_a_connection_error(payload: Path) -> None:
     with pytest.raises(ConnectionError):
         send(Scripted([b"SMTP ready\r\n\r\n"]), payload)
+
+
+class ForwardProxy:
+    """An HTTP proxy: CONNECT tunnels, and absolute-form requests forwarded; it notes each."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.heads: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += client.recv(65536)
+        head, _, rest = received.partition(b"\r\n\r\n")
+        self.heads.append(head.decode())
+        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+        if method == "CONNECT":
+            upstream = socket.create_connection(tuple_address(target))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:
+            upstream = socket.create_connection(tuple_address(urlsplit(target).netloc))
+            upstream.sendall(head + b"\r\n\r\n" + rest)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+
+
+def tuple_address(authority: str) -> tuple[str, int]:
+    host, _, port = authority.rpartition(":")
+    return host, int(port)
+
+
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def test_plain_http_goes_through_the_proxy_with_its_credentials(
+    store: Store, payload: Path
+) -> None:
+    proxy = ForwardProxy()
+    environ = {"http_proxy": f"http://user:p%40ss@127.0.0.1:{proxy.port}"}
+    connections = Connections(5, 5, environ=environ)
+    url = f"http://127.0.0.1:{store.server_port}/b/k?X-Amz-Signature=x"
+    with open(payload, "rb") as body:
+        assert connections.send("PUT", url, {}, body, 0, 10, print).status == 200
+    assert store.bodies == [payload.read_bytes()[:10]]
+    assert proxy.heads[0].startswith(f"PUT {url} HTTP/1.1\r\n")
+    assert "Proxy-Authorization: Basic dXNlcjpwQHNz" in proxy.heads[0]  # user:p@ss
+
+
+def test_https_goes_through_a_connect_tunnel(store: Store, payload: Path, tmp_path: Path) -> None:
+    cert, key = _self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    store.socket = context.wrap_socket(store.socket, server_side=True)
+    proxy = ForwardProxy()
+    environ = {"HTTPS_PROXY": f"127.0.0.1:{proxy.port}"}
+    connections = Connections(5, 5, ca_bundle=str(cert), environ=environ)
+    with open(payload, "rb") as body:
+        url = f"https://127.0.0.1:{store.server_port}/b/k"
+        assert connections.send("PUT", url, {}, body, 0, 10, print).status == 200
+    assert store.bodies == [payload.read_bytes()[:10]]
+    assert proxy.heads == [
+        f"CONNECT 127.0.0.1:{store.server_port} HTTP/1.1\r\nHost: 127.0.0.1:{store.server_port}"
+    ]
+
+
+def test_no_proxy_goes_direct(store: Store, payload: Path) -> None:
+    proxy = ForwardProxy()
+    environ = {"http_proxy": f"http://127.0.0.1:{proxy.port}", "no_proxy": "localhost,127.0.0.1"}
+    put(
+        Connections(5, 5, environ=environ),
+        f"http://127.0.0.1:{store.server_port}/b/k",
+        payload,
+        0,
+        10,
+    )
+    assert proxy.heads == []
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "host", "port", "direct"),
+    [
+        ("*", "s3.amazonaws.com", 443, True),
+        (".amazonaws.com", "b.s3.amazonaws.com", 443, True),
+        ("amazonaws.com", "b.s3.amazonaws.com", 443, True),
+        ("amazonaws.com", "notamazonaws.com", 443, False),
+        ("minio.internal:9000", "minio.internal", 9000, True),
+        ("minio.internal:9000", "minio.internal", 9001, False),
+        ("", "anything", 80, False),
+    ],
+)
+def test_no_proxy_rules(no_proxy: str, host: str, port: int, direct: bool) -> None:
+    proxies = Proxies({"https_proxy": "http://proxy:3128", "NO_PROXY": no_proxy})
+    assert (proxies.for_origin("https", host, port) is None) is direct
+
+
+def test_an_https_proxy_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="https_proxy"):
+        Proxies({"https_proxy": "https://proxy:3128"})
