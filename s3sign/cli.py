@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +26,7 @@ from s3sign import __version__
 from s3sign.config import Checksum, load_settings
 from s3sign.console import Console
 from s3sign.errors import ConfigError, CredentialsError, ExitCode, S3SignError, UsageError
-from s3sign.formats import iso_utc, render
+from s3sign.formats import Output, iso_utc, render
 from s3sign.presign import (
     Method,
     Presigner,
@@ -197,6 +197,7 @@ class OutputChoice(StrEnum):
     json = "json"
     curl = "curl"
     env = "env"
+    html = "html"  # --post only
 
 
 class AddressingChoice(StrEnum):
@@ -299,6 +300,22 @@ def sign(
         str | None,
         typer.Option(metavar="TIME", help="Sign as of this ISO 8601 time (reproducible output)."),
     ] = None,
+    post: Annotated[
+        bool,
+        typer.Option("--post", help="A POST policy for browser-style uploads (form fields)."),
+    ] = False,
+    max_size: Annotated[
+        str | None,
+        typer.Option(metavar="BYTES", help="With --post: the largest body allowed (required)."),
+    ] = None,
+    min_size: Annotated[
+        str | None,
+        typer.Option(metavar="BYTES", help="With --post: the smallest body allowed.  [default: 0]"),
+    ] = None,
+    content_type_prefix: Annotated[
+        str | None,
+        typer.Option(metavar="PREFIX", help="With --post: allow any type starting so (image/)."),
+    ] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -334,6 +351,37 @@ def sign(
     if target is None:
         raise UsageError("missing BUCKET", hint="s3sign sign BUCKET KEY --size N, or --batch FILE")
     bucket, object_key = split_target(target, key)
+    post_only = {"--max-size": max_size, "--min-size": min_size}
+    post_only["--content-type-prefix"] = content_type_prefix
+    if post:
+        put_only: dict[str, object] = {"--size": size, "--file": file, "--sha256": sha256}
+        put_only.update({"--md5": md5, "--meta": meta})
+        put_only["--method"] = method is not MethodChoice.put or None
+        refused = [name for name, value in put_only.items() if value]
+        if refused:
+            raise UsageError(
+                f"{', '.join(refused)} cannot be used with --post",
+                hint="a POST policy limits the size with --max-size/--min-size",
+            )
+        _sign_post(
+            bucket,
+            object_key,
+            settings,
+            console,
+            max_size=max_size,
+            min_size=min_size,
+            content_type=content_type,
+            content_type_prefix=content_type_prefix,
+            output=output,
+            now=_parse_now(now) if now else None,
+        )
+        return
+    given = [name for name, value in post_only.items() if value is not None]
+    if given:
+        message = f"{', '.join(given)} only apply to --post"
+        raise UsageError(message, hint="add --post, or drop them")
+    if output is OutputChoice.html:
+        raise UsageError("-o html is for --post forms", hint="use -o url, json, curl or env")
     request = SignRequest(
         bucket=bucket,
         key=object_key,
@@ -365,7 +413,51 @@ def sign(
         f"expires in {format_duration(expires_in)}"
     )
     body_path = str(file) if file is not None else None
-    typer.echo(render(signed, output.value, body_path=body_path), nl=False)
+    typer.echo(render(signed, cast(Output, output.value), body_path=body_path), nl=False)
+
+
+def _sign_post(
+    bucket: str,
+    key: str,
+    settings: Any,
+    console: Console,
+    *,
+    max_size: str | None,
+    min_size: str | None,
+    content_type: str | None,
+    content_type_prefix: str | None,
+    output: OutputChoice,
+    now: datetime | None,
+) -> None:
+    """``sign --post``: a signed POST policy, as JSON, a curl command or an HTML form."""
+    from s3sign.post import PostPolicy, render_post, sign_post
+
+    if max_size is None:
+        raise UsageError(
+            "--post needs --max-size",
+            hint="without a limit anyone with the form can fill the bucket: --max-size 10MiB",
+        )
+    policy = PostPolicy(
+        bucket=bucket,
+        key=key,
+        max_size=_parse_size_flag(max_size) or 0,
+        min_size=_parse_size_flag(min_size) or 0,
+        content_type=content_type,
+        content_type_prefix=content_type_prefix,
+        expires=settings.expires,
+    )
+    presigner = Presigner.from_settings(settings)
+    moment = now or datetime.now(UTC)
+    expires, warning = cap_expiry(
+        policy.expires, presigner.credentials, moment, strict=settings.strict_expiry
+    )
+    if warning:
+        console.warning(warning)
+    form = sign_post(presigner, replace(policy, expires=expires), moment)
+    lifetime = format_duration(expires)
+    console.info(f"signed a POST policy for s3://{bucket}/{key}, expires in {lifetime}")
+    shown = OutputChoice.json if output is OutputChoice.url else output
+    typer.echo(render_post(form, shown.value), nl=False)
 
 
 def _sign_batch(
@@ -453,7 +545,7 @@ def explain(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Show what a pre-signed URL allows: bucket, key, expiry, signed headers."""
+    """Show what a pre-signed URL allows, and check its signature."""
     from s3sign.explain import explain as read_url
     from s3sign.explain import render as render_explanation
     from s3sign.explain import verify

@@ -248,3 +248,54 @@ def test_batch_urls_work_and_bind_like_single_ones(local_s3: LocalS3) -> None:
     wrong = put(signed[0], bytes(len(bodies[signed[0]["key"]])))  # same size, other bytes
     assert wrong.status_code == 400
     assert "BadDigest" in wrong.text or "Checksum" in wrong.text
+
+
+def post_form(local_s3: LocalS3, key_: str, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["sign", local_s3.bucket, key_, "--post", *args])
+    assert result.exit_code == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_post_policy_holds_size_type_and_key(local_s3: LocalS3) -> None:
+    prefix = f"tests/{uuid.uuid4().hex}"
+    limits = ("--max-size", "100", "--content-type", "text/plain")
+    form = post_form(local_s3, f"{prefix}/a.txt", *limits)
+
+    def post(body: bytes, **changes: str) -> requests.Response:
+        fields = {**form["fields"], **changes}
+        files = {"file": ("a.txt", body, "text/plain")}
+        return requests.post(form["url"], data=fields, files=files, timeout=30)
+
+    assert post(b"x" * 100).status_code == 204
+    too_large = post(b"x" * 101)
+    assert (too_large.status_code, "EntityTooLarge" in too_large.text) == (400, True)
+    assert post(b"x", **{"Content-Type": "image/png"}).status_code == 403
+    assert post(b"x", key=f"{prefix}/other.txt").status_code == 403
+    get = sign(local_s3.bucket, f"{prefix}/a.txt", "--method", "get")
+    assert requests.get(get["url"], timeout=30).content == b"x" * 100
+
+
+def test_post_policy_with_filename_and_a_minimum(local_s3: LocalS3) -> None:
+    prefix = f"tests/{uuid.uuid4().hex}"
+    form = post_form(local_s3, prefix + "/${filename}", "--min-size", "10", "--max-size", "1KiB")
+    for name, size, status in (("hello.txt", 20, 204), ("tiny.txt", 5, 400)):
+        files = {"file": (name, b"y" * size)}
+        response = requests.post(form["url"], data=form["fields"], files=files, timeout=30)
+        assert response.status_code == status, response.text
+    get = sign(local_s3.bucket, f"{prefix}/hello.txt", "--method", "get")
+    assert requests.get(get["url"], timeout=30).content == b"y" * 20
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
+def test_post_curl_output_uploads(local_s3: LocalS3, tmp_path: Path) -> None:
+    name = f"tests/{uuid.uuid4().hex}/form.bin"
+    result = CliRunner().invoke(
+        app, ["sign", local_s3.bucket, name, "--post", "--max-size", "1MiB", "-o", "curl"]
+    )
+    assert result.exit_code == 0, result.stderr
+    body = tmp_path / "FILE"
+    body.write_bytes(os.urandom(5000))
+    subprocess.run(["sh", "-c", result.stdout], cwd=tmp_path, check=True, timeout=60)
+    get = sign(local_s3.bucket, name, "--method", "get")
+    assert requests.get(get["url"], timeout=30).content == body.read_bytes()
