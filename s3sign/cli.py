@@ -66,6 +66,9 @@ class S3SignGroup(TyperGroup):
         except KeyboardInterrupt:
             _console(ctx).error("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except BrokenPipeError:  # `s3sign ... | head`: the reader left; stop quietly, like cat
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
         except Exception as exc:  # a bug: say so, and how to report it
             _fail(
                 ctx,
@@ -212,6 +215,24 @@ class ChecksumChoice(StrEnum):
     none = "none"
 
 
+class ProviderChoice(StrEnum):
+    aws = "aws"
+    r2 = "r2"
+    gcs = "gcs"
+    b2 = "b2"
+    minio = "minio"
+    seaweedfs = "seaweedfs"
+    custom = "custom"
+
+
+ProviderOption = Annotated[
+    ProviderChoice | None,
+    typer.Option(
+        case_sensitive=False,
+        help="S3-compatible service preset: endpoint, region, addressing.  [default: aws]",
+        show_default=False,
+    ),
+]
 RegionOption = Annotated[
     str | None, typer.Option(metavar="REGION", help="AWS region, e.g. eu-west-1.")
 ]
@@ -268,6 +289,7 @@ def sign(
         str | None,
         typer.Option(metavar="DURATION", help="Lifetime: 90s, 15m, 12h, 7d.  [default: 15m]"),
     ] = None,
+    provider: ProviderOption = None,
     region: RegionOption = None,
     endpoint_url: EndpointOption = None,
     addressing: Annotated[
@@ -324,6 +346,7 @@ def sign(
     console = state.console
     settings = load_settings(
         {
+            "provider": provider.value if provider else None,
             "region": region,
             "endpoint_url": endpoint_url,
             "addressing": addressing.value if addressing else None,
@@ -653,6 +676,7 @@ def serve(
         typer.Option(metavar="PREFIX", help="Keys are PREFIX/RUN/FILE.  [default: runs]"),
     ] = None,
     endpoint_url: EndpointOption = None,
+    provider: ProviderOption = None,
     region: RegionOption = None,
     profile: ProfileOption = None,
     workers: Annotated[
@@ -686,6 +710,7 @@ def serve(
             "bucket": bucket,
             "key_prefix": key_prefix,
             "endpoint_url": endpoint_url,
+            "provider": provider.value if provider else None,
             "region": region,
             "profile": profile,
             "workers": workers,
@@ -996,6 +1021,7 @@ def doctor(
     bucket: Annotated[
         str | None, typer.Option(metavar="BUCKET", help="Also check access to this bucket.")
     ] = None,
+    provider: ProviderOption = None,
     region: RegionOption = None,
     endpoint_url: EndpointOption = None,
     profile: ProfileOption = None,
@@ -1009,6 +1035,7 @@ def doctor(
     state = ctx.ensure_object(CliState)
     settings = load_settings(
         {
+            "provider": provider.value if provider else None,
             "region": region,
             "endpoint_url": endpoint_url,
             "profile": profile,

@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 
 from s3sign.addressing import Addressing
 from s3sign.errors import ConfigError, UsageError
+from s3sign.providers import PROVIDERS
 from s3sign.units import format_size, parse_duration, parse_size
 
 Checksum = Literal["sha256", "md5", "none"]
-Source = Literal["flag", "env", "file", "default"]
+Source = Literal["flag", "env", "file", "provider", "default"]
 
 MAX_EXPIRES = 7 * 86400  # SigV4's hard limit for a pre-signed URL
 MiB = 1024**2
@@ -35,6 +36,7 @@ MAX_PART_SIZE = 5 * GiB
 class Settings:
     """Everything s3sign can be configured with, after precedence was applied."""
 
+    provider: str = "aws"
     region: str | None = None
     endpoint_url: str | None = None
     addressing: Addressing = "auto"
@@ -168,6 +170,7 @@ def _key_prefix(value: object) -> str:
 
 
 _PARSERS: dict[str, Callable[[object], object]] = {
+    "provider": _choice(*PROVIDERS),
     "region": _region,
     "endpoint_url": _endpoint_url,
     "addressing": _choice("auto", "virtual", "path"),
@@ -244,7 +247,23 @@ def load_settings(
             flag = (flag_names or {}).get(key, flag_name(key))
             raise _bad_value(key, source, str(exc), path, line, flag) from None
         sources[key] = source
+    _apply_provider(values, sources)
     return Settings(**cast(dict[str, Any], values), config_file=path, sources=sources)
+
+
+def _apply_provider(values: dict[str, object], sources: dict[str, Source]) -> None:
+    """Fill what the user left to its default from the provider's preset."""
+    provider = PROVIDERS[cast(str, values.get("provider", "aws"))]
+    endpoint = cast("str | None", values.get("endpoint_url")) or provider.endpoint_url
+    preset = {
+        "endpoint_url": provider.endpoint_url,
+        "addressing": None if provider.addressing == "auto" else provider.addressing,
+        "checksum": None if provider.checksum == "sha256" else provider.checksum,
+        "region": provider.region_for(endpoint),
+    }
+    for key, value in preset.items():
+        if value is not None and sources[key] == "default":
+            values[key], sources[key] = value, "provider"
 
 
 def _bad_value(

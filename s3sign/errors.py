@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 5
     INTERNAL = 70
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # stdout closed by its reader (128 + SIGPIPE, as a shell reports)
 
 
 class S3SignError(Exception):

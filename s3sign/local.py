@@ -93,11 +93,17 @@ def free_ports(count: int) -> list[int]:
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: have the kernel send SIGTERM to the child when its parent dies."""
+    """Linux: have the kernel kill the child when its parent dies.
+
+    SIGKILL, not SIGTERM: only a parent that could not stop it cleanly (killed,
+    crashed) gets here, and SeaweedFS can take many seconds to shut down under
+    load. Its volumes and filer store are safe against a crash; a normal stop
+    goes through :meth:`LocalS3.stop` (SIGTERM, then SIGKILL after a timeout).
+    """
     with contextlib.suppress(Exception):
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class LocalS3:

@@ -28,6 +28,7 @@ from s3sign.addressing import (
 from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
 from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, resolve_credentials
 from s3sign.errors import ConfigError, CredentialsError, UsageError
+from s3sign.providers import PROVIDERS
 from s3sign.sigv4 import amz_date, presign_query
 from s3sign.units import format_duration
 
@@ -98,10 +99,11 @@ class Presigner:
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Presigner:
         """A presigner for the configured region, endpoint and AWS credentials."""
+        endpoint_url = resolve_endpoint_url(settings, env)  # first: a preset may need one
         return cls(
             resolve_credentials(settings.profile, env),
             resolve_region(settings, env),
-            resolve_endpoint_url(settings, env),
+            endpoint_url,
             settings.addressing,
         )
 
@@ -182,6 +184,12 @@ def resolve_endpoint_url(settings: Settings, env: Mapping[str, str] | None = Non
         return settings.endpoint_url
     from_env = aws_endpoint_url(env)
     if from_env is None:
+        provider = PROVIDERS[settings.provider]
+        if provider.endpoint_example:
+            raise ConfigError(
+                f"provider {provider.name} needs the service's endpoint",
+                hint=f"pass --endpoint-url, like {provider.endpoint_example}",
+            )
         return None
     try:
         check_endpoint_url(from_env)

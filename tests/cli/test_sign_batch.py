@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -147,3 +149,30 @@ def test_answers_each_line_before_the_next_arrives() -> None:
         assert process.wait(30) == 0
     finally:
         process.kill()
+
+
+def test_a_reader_that_leaves_early_ends_the_batch_quietly() -> None:
+    """`s3sign sign --batch big.jsonl | head -1`: exit 141, no error, no traceback."""
+    source = lines(
+        *({"bucket": "my-bucket", "key": f"k{index}", "size": 1} for index in range(20000))
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3sign", "sign", "--batch", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    stdin = process.stdin
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError):  # s3sign stops reading when it exits
+            stdin.write(source.encode())
+
+    threading.Thread(target=feed, daemon=True).start()
+    assert json.loads(process.stdout.readline())["key"] == "k0"
+    process.stdout.close()
+    assert process.wait(60) == 141
+    assert process.stderr.read() == b""
