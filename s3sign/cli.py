@@ -338,6 +338,26 @@ def sign(
         str | None,
         typer.Option(metavar="PREFIX", help="With --post: allow any type starting so (image/)."),
     ] = None,
+    multipart: Annotated[
+        bool,
+        typer.Option("--multipart", help="Start a multipart upload: its id and a URL per part."),
+    ] = False,
+    part_size: Annotated[
+        str | None,
+        typer.Option(metavar="BYTES", help="With --multipart: bytes per part.  [default: 16MiB]"),
+    ] = None,
+    complete: Annotated[
+        str | None,
+        typer.Option(metavar="UPLOAD_ID", help="Complete this multipart upload (with --etags)."),
+    ] = None,
+    etags: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="With --complete: the parts' ETags (JSON or lines)."),
+    ] = None,
+    abort: Annotated[
+        str | None,
+        typer.Option(metavar="UPLOAD_ID", help="Abort this multipart upload, dropping its parts."),
+    ] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -374,6 +394,38 @@ def sign(
     if target is None:
         raise UsageError("missing BUCKET", hint="s3sign sign BUCKET KEY --size N, or --batch FILE")
     bucket, object_key = split_target(target, key)
+    if multipart or complete is not None or abort is not None:
+        _sign_multipart(
+            bucket,
+            object_key,
+            settings,
+            start=multipart,
+            size=_parse_size_flag(size),
+            part_size=_parse_size_flag(part_size) or settings.part_size,
+            content_type=content_type,
+            complete=complete,
+            etags=etags,
+            abort=abort,
+            refused=[
+                name
+                for name, value in {
+                    "--post": post,
+                    "--file": file,
+                    "--sha256": sha256,
+                    "--md5": md5,
+                    "--meta": meta,
+                    "--method": method is not MethodChoice.put,
+                }.items()
+                if value
+            ],
+            now=_parse_now(now) if now else None,
+        )
+        return
+    if part_size is not None or etags is not None:
+        raise UsageError(
+            "--part-size and --etags belong to --multipart and --complete",
+            hint="add --multipart (or --complete UPLOAD_ID), or drop them",
+        )
     post_only = {"--max-size": max_size, "--min-size": min_size}
     post_only["--content-type-prefix"] = content_type_prefix
     if post:
@@ -437,6 +489,61 @@ def sign(
     )
     body_path = str(file) if file is not None else None
     typer.echo(render(signed, cast(Output, output.value), body_path=body_path), nl=False)
+
+
+def _sign_multipart(
+    bucket: str,
+    key: str,
+    settings: Any,
+    *,
+    start: bool,
+    size: int | None,
+    part_size: int,
+    content_type: str | None,
+    complete: str | None,
+    etags: Path | None,
+    abort: str | None,
+    refused: list[str],
+    now: datetime | None,
+) -> None:
+    """``--multipart``, ``--complete ID --etags FILE`` or ``--abort ID``: one of them."""
+    from s3sign import multipart
+
+    if sum((start, complete is not None, abort is not None)) > 1:
+        raise UsageError("give one of --multipart, --complete and --abort")
+    if refused:
+        raise UsageError(f"{', '.join(refused)} cannot be used with multipart uploads")
+    presigner = Presigner.from_settings(settings)
+    if start:
+        if size is None:
+            raise UsageError("--multipart needs --size", hint="the whole object's size in bytes")
+        document = multipart.start(
+            presigner,
+            bucket,
+            key,
+            size=size,
+            part_size=part_size,
+            expires=settings.expires,
+            content_type=content_type,
+            now=now,
+        )
+        typer.echo(json.dumps(document, ensure_ascii=False))
+        return
+    if size is not None or content_type is not None:
+        raise UsageError("--size and --content-type belong to --multipart")
+    if abort is not None:
+        multipart.abort(presigner, bucket, key, abort)
+        outcome = {"bucket": bucket, "key": key, "uploadId": abort, "status": "aborted"}
+        typer.echo(json.dumps(outcome))
+        return
+    if etags is None:
+        raise UsageError("--complete needs --etags FILE", hint="the ETag S3 returned for each part")
+    try:
+        text = etags.read_text()
+    except OSError as exc:
+        raise UsageError(f"--etags {etags}: {exc.strerror}") from None
+    etag = multipart.complete(presigner, bucket, key, cast(str, complete), text)
+    typer.echo(json.dumps({"bucket": bucket, "key": key, "etag": etag, "status": "complete"}))
 
 
 def _sign_post(

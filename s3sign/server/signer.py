@@ -48,7 +48,7 @@ from s3sign.protocol import (
     plan_parts,
 )
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
-from s3sign.server.store import ObjectInfo, ObjectStore, StoreError
+from s3sign.store import ObjectInfo, ObjectStore, StoreError
 
 REFRESH_BEFORE = timedelta(minutes=5)
 STORE_CONCURRENCY = 32  # HEADs in flight while completing one request

@@ -299,3 +299,72 @@ def test_post_curl_output_uploads(local_s3: LocalS3, tmp_path: Path) -> None:
     subprocess.run(["sh", "-c", result.stdout], cwd=tmp_path, check=True, timeout=60)
     get = sign(local_s3.bucket, name, "--method", "get")
     assert requests.get(get["url"], timeout=30).content == body.read_bytes()
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
+def test_multipart_by_hand_with_curl(local_s3: LocalS3, tmp_path: Path) -> None:
+    """40 MiB in three parts, each PUT with curl, completed, read back identical."""
+    data = os.urandom(40 * 1024 * 1024)
+    name = f"tests/{uuid.uuid4().hex}/big.bin"
+    started = CliRunner().invoke(
+        app,
+        ["sign", local_s3.bucket, name, "--multipart", "--size", "40MiB", "--part-size", "16MiB"],
+    )
+    assert started.exit_code == 0, started.stderr
+    plan = json.loads(started.stdout)
+    assert [part["headers"]["Content-Length"] for part in plan["parts"]] == [
+        str(16 * 1024 * 1024),
+        str(16 * 1024 * 1024),
+        str(8 * 1024 * 1024),
+    ]
+    lines = []
+    for part in reversed(plan["parts"]):  # any order
+        number, offset = part["partNumber"], (part["partNumber"] - 1) * plan["partSize"]
+        piece = tmp_path / f"part-{number}"
+        piece.write_bytes(data[offset : offset + int(part["headers"]["Content-Length"])])
+        etag = subprocess.run(
+            [
+                "curl",
+                "-fsS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%header{etag}",
+                "-T",
+                str(piece),
+                part["url"],
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        lines.append(f"{number} {etag}")
+    etags = tmp_path / "etags.txt"
+    etags.write_text("\n".join(lines) + "\n")
+    done = CliRunner().invoke(
+        app, ["sign", local_s3.bucket, name, "--complete", plan["uploadId"], "--etags", str(etags)]
+    )
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["etag"].endswith("-3")
+    get = sign(local_s3.bucket, name, "--method", "get")
+    assert requests.get(get["url"], timeout=60).content == data
+
+
+def test_multipart_abort_and_refusals(local_s3: LocalS3) -> None:
+    name = f"tests/{uuid.uuid4().hex}/aborted.bin"
+    runner = CliRunner()
+    plan = json.loads(
+        runner.invoke(app, ["sign", local_s3.bucket, name, "--multipart", "--size", "6MiB"]).stdout
+    )
+    aborted = runner.invoke(app, ["sign", local_s3.bucket, name, "--abort", plan["uploadId"]])
+    assert aborted.exit_code == 0, aborted.stderr
+    part = plan["parts"][0]
+    put_after_abort = requests.put(part["url"], data=b"x" * 6 * 1024 * 1024, timeout=30)
+    assert put_after_abort.status_code == 404  # NoSuchUpload
+    small = runner.invoke(
+        app,
+        ["sign", local_s3.bucket, name, "--multipart", "--size", "10MiB", "--part-size", "1MiB"],
+    )
+    assert small.exit_code == 2
+    assert "under 5 MiB" in small.stderr
