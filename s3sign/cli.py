@@ -935,10 +935,7 @@ def push(
         check_content_type(content_type, "--content-type")
     files = _files_to_push(paths, base, literal, if_no_files_found, state.console)
     if dry_run:
-        for local in files:
-            typer.echo(f"{local.size:>14,}  {local.name}")
-        total = sum(local.size for local in files)
-        state.console.note(f"{len(files)} files, {total:,} bytes: nothing was signed")
+        _dry_run(run_id, files, settings.backend, state.console)
         return
     if not files:  # allowed by --if-no-files-found warn|ignore: no backend call at all
         if json_report:
@@ -1178,6 +1175,30 @@ def completion(
 
     typer.echo(
         get_completion_script(prog_name="s3sign", complete_var=COMPLETE_VAR, shell=shell.value)
+    )
+
+
+def _dry_run(run_id: str, files: "list[LocalFile]", backend: str | None, console: Console) -> None:
+    """Each file's size and the key it would get (or why the backend would refuse it)."""
+    from s3sign.client import BackendClient
+    from s3sign.server.keys import PolicyError, object_key
+
+    prefix, where = "runs", "the default prefix: no backend is configured"
+    if backend:
+        try:
+            prefix, where = BackendClient(backend, "", attempts=1).info().key_prefix, backend
+        except S3SignError:
+            where = f"the default prefix: {backend} did not answer"
+    for local in files:
+        try:
+            key = object_key(prefix, run_id, local.name)
+        except PolicyError as exc:
+            key = f"{local.name}  (refused: {exc.message})"
+        typer.echo(f"{local.size:>14,}  {key}")
+    total = sum(local.size for local in files)
+    console.note(
+        f"{len(files)} files, {total:,} bytes, keys under {prefix}/{run_id}/ ({where}): "
+        "nothing was signed"
     )
 
 

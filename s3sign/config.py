@@ -312,8 +312,9 @@ def read_config_file(path: Path) -> dict[str, tuple[object, int]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses control characters at once (ReaderError)
         root = loader.get_single_node()
         if root is None:
             return {}
@@ -336,13 +337,18 @@ def read_config_file(path: Path) -> dict[str, tuple[object, int]]:
             if value is not None:
                 result[key] = (value, line)
         return result
+    except yaml.reader.ReaderError as exc:  # a control character, before any parsing
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"character {exc.character!r} is not allowed (control characters are not)"
+        raise ConfigError(f"{path}:{line}: not valid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def describe(settings: Settings) -> list[tuple[str, object, Source]]:

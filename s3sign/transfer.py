@@ -58,6 +58,7 @@ DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 PARTS_PER_SIGNING = 1000
 RESIGN_MARGIN = timedelta(seconds=30)
 DISAPPEARED = "the file disappeared after it was listed"
+STORE_DOWN = "not tried: the object store stopped answering (the uploads before it failed)"
 _CHECKSUM_ERRORS = frozenset({"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest"})
 T = TypeVar("T")
 
@@ -82,6 +83,10 @@ class _Fatal(Exception):
 
 class _Retryable(Exception):
     """A transient failure: back off and try again."""
+
+    def __init__(self, message: str, *, network: bool = False) -> None:
+        super().__init__(message)
+        self.network = network  # no answer at all, rather than an error status
 
 
 class _Expired(Exception):
@@ -166,6 +171,11 @@ class Pusher:
         self._hashing = _DaemonPool(1, "s3sign-hash")
         self._completing = _DaemonPool(1, "s3sign-complete")
         self._open_multipart: dict[str, _Job] = {}
+        # Files in a row that failed without any answer from S3: past a few, S3 is down,
+        # and the rest fail at once instead of each waiting through its retries.
+        self._unanswered = 0
+        self._store_down = False
+        self._health = threading.Lock()
         self.multipart_threshold = DEFAULT_MULTIPART_THRESHOLD
         self.part_size: int | None = None
         self.key_prefix: str | None = None
@@ -477,12 +487,16 @@ class Pusher:
         attempt, resigned = 0, 0
         while True:
             attempt += 1
+            if self._store_down:
+                raise _Fatal(STORE_DOWN)
             signed = job.parts[part] if part is not None else job.upload
             assert signed is not None
             try:
                 if datetime.now(UTC) >= signed.refresh_at:
                     raise _Expired
-                return self._put(job, signed, offset, length)
+                etag = self._put(job, signed, offset, length)
+                self._unanswered = 0
+                return etag
             except _Expired:
                 resigned += 1
                 if resigned > self.options.attempts:
@@ -491,11 +505,19 @@ class Pusher:
                 attempt -= 1  # a fresh URL is not a failed attempt
             except _Retryable as exc:
                 if attempt >= self.options.attempts:
+                    if exc.network:
+                        self._count_unanswered()
                     raise _Fatal(f"{exc} (after {attempt} attempts)") from None
                 with job.lock:
                     job.retries += 1
                 self.reporter.retrying(job.local.name, attempt, str(exc))
                 time.sleep(backoff(attempt))
+
+    def _count_unanswered(self) -> None:
+        with self._health:
+            self._unanswered += 1
+            if self._unanswered >= max(4, self.options.concurrency):
+                self._store_down = True
 
     def _resign(self, job: _Job, part: int | None) -> None:
         run = self.options.run_id
@@ -539,7 +561,7 @@ class Pusher:
             raise _Fatal("the file cannot be read: permission denied") from None
         except OSError as exc:
             self.reporter.advanced(local.name, -sent)
-            raise _Retryable(f"network error ({type(exc).__name__})") from None
+            raise _Retryable(f"network error ({type(exc).__name__})", network=True) from None
         except ValueError as exc:  # a header or URL from the backend that HTTP cannot carry
             raise _Fatal(f"the backend's upload URL cannot be sent: {exc}") from None
         if 200 <= response.status < 300:

@@ -73,10 +73,14 @@ class Backend:
 
 @contextmanager
 def running_backend(
-    store: LocalS3, log: Path, endpoint_url: str | None = None, **settings: str
+    store: LocalS3,
+    log: Path,
+    endpoint_url: str | None = None,
+    port: int | None = None,
+    **settings: str,
 ) -> Iterator[Backend]:
-    """``s3sign serve`` as a real process on a free port; ``settings`` become S3SIGN_* vars."""
-    port = free_ports(1)[0]
+    """``s3sign serve`` as a real process on a (free) port; ``settings`` become S3SIGN_* vars."""
+    port = port or free_ports(1)[0]
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
     }

@@ -2,14 +2,18 @@
 
 It forwards each request as it came (the Host header too, so signatures still
 verify). A new connection may be dropped at its first request (``drop``);
-any request may be answered 503 (``unavailable``) or stalled first.
-Decisions come from a seeded random generator.
+any request may be cut with a TCP reset halfway through its body (``reset``),
+answered with an error status without being forwarded (``unavailable``, one
+of ``statuses``), or stalled first. Decisions come from a seeded random
+generator.
 """
 
 from __future__ import annotations
 
 import http.client
 import random
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,13 +27,15 @@ from s3sign.local import free_ports
 @dataclass
 class Faults:
     drop: float = 0.0  # of connections: closed at their first request, without an answer
-    unavailable: float = 0.0  # answer 503 SlowDown without forwarding
+    reset: float = 0.0  # TCP reset after reading half the body
+    unavailable: float = 0.0  # answer one of ``statuses`` without forwarding
+    statuses: tuple[int, ...] = (503,)
     stall: float = 0.0  # wait stall_seconds, then forward
     stall_seconds: float = 1.0
     latency: float = 0.0  # added to every request
     seed: int = 1234
     counts: dict[str, int] = field(
-        default_factory=lambda: {"drop": 0, "503": 0, "stall": 0, "ok": 0}
+        default_factory=lambda: {"drop": 0, "reset": 0, "503": 0, "stall": 0, "ok": 0}
     )
 
 
@@ -58,7 +64,8 @@ class FaultyProxy:
                 first, self.first_request = self.first_request, False
                 if first and drop < faults.drop:
                     return "drop"
-                for name, chance in (("503", faults.unavailable), ("stall", faults.stall)):
+                chances = {"reset": faults.reset, "503": faults.unavailable, "stall": faults.stall}
+                for name, chance in chances.items():
                     if roll < chance:
                         return name
                     roll -= chance
@@ -66,10 +73,18 @@ class FaultyProxy:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
                 fault = self._roll()
                 with lock:
                     faults.counts[fault] += 1
+                if fault == "reset":
+                    self.rfile.read(length // 2)
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    self.connection.close()  # with linger 0: a RST, mid-body
+                    return
+                body = self.rfile.read(length) if length else b""
                 if faults.latency:
                     time.sleep(faults.latency)
                 if fault == "drop":
@@ -77,8 +92,10 @@ class FaultyProxy:
                     self.connection.close()
                     return
                 if fault == "503":
+                    with lock:
+                        status = random_source.choice(faults.statuses)
                     payload = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
-                    self.send_response(503)
+                    self.send_response(status)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

@@ -52,7 +52,7 @@ def push(
     }
     env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=token or backend.token(run))
     env.update(extra_env or {})
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "s3sign", "push", run, *args],
         cwd=cwd,
         env=env,
@@ -61,6 +61,8 @@ def push(
         timeout=timeout,
         check=False,
     )
+    assert_no_secrets(done.stdout + done.stderr, env["S3SIGN_TOKEN"])  # at every verbosity
+    return done
 
 
 def assert_no_secrets(text: str, *secrets: str) -> None:
@@ -124,7 +126,8 @@ def test_summary_dry_run_and_manifest(backend: Backend, tmp_path: Path) -> None:
     make_tree(tmp_path)
     dry = push(backend, run, "logs", "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0
-    assert "logs/steps/step 1+2.json" in dry.stdout
+    assert f"runs/{run}/logs/steps/step 1+2.json" in dry.stdout
+    assert f"keys under runs/{run}/ ({backend.url})" in dry.stderr
     assert "nothing was signed" in dry.stderr
     assert read_back(backend, f"runs/{run}/logs/build.log").status_code == 404
     manifest = tmp_path / "manifest.json"
@@ -274,7 +277,7 @@ def _requests_served(backend: Backend) -> int:
     return int(text.split("\ns3sign_requests_total ")[1].split()[0])
 
 
-def _open_uploads(store: LocalS3) -> str:
+def open_uploads(store: LocalS3) -> str:
     """ListMultipartUploads of the bucket, as XML."""
     url = store.presigner().sign_bucket_get(store.bucket, (("uploads", ""),))
     return requests.get(url, timeout=30).text
@@ -302,12 +305,12 @@ def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path)
             text=True,
         )
         time.sleep(4)  # the multipart upload is open, parts are in flight
-        assert f"runs/{run}/huge.bin" in _open_uploads(local_s3)
+        assert f"runs/{run}/huge.bin" in open_uploads(local_s3)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr
         assert "interrupted" in stderr
-        assert f"runs/{run}/huge.bin" not in _open_uploads(local_s3)
+        assert f"runs/{run}/huge.bin" not in open_uploads(local_s3)
 
 
 def test_no_secrets_at_vv(backend: Backend, tmp_path: Path) -> None:

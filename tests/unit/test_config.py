@@ -86,6 +86,7 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
         ("region: a\nregion: b\n", r"s3sign\.yaml:2: region is set twice"),
         ("- just\n- a list\n", r"s3sign\.yaml:1: the file must be a mapping"),
         ("region: [unclosed\n", r"s3sign\.yaml:2: not valid YAML"),
+        ("region: eu\x08west\n", r"s3sign\.yaml:1: not valid YAML"),  # a control character
     ],
 )
 def test_bad_file_values_name_file_key_and_line(tmp_path: Path, text: str, message: str) -> None:
