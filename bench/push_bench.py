@@ -191,14 +191,14 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 # Untimed warm-up: SeaweedFS allocates its volumes on the first writes, and
                 # whichever tool ran first would pay for that.
                 measure("warm-up", push_argv(url, small), env, 1)
-                for count, size, root, times in (
-                    (1000, 4096, small, runs),
-                    (many, 1024, small_files(scratch / "many", many, 1024), 1),
+                for part, count, size, root, times in (
+                    ("1a", 1000, 4096, small, runs),
+                    ("1b", many, 1024, small_files(scratch / "many", many, 1024), 1),
                 ):
                     title = f"{count:,} × {size // 1024} KiB files"
                     cases = [measure("s3sign push", push_argv(url, root), env, times)]
                     cases += [measure(name, argv, env, times) for name, argv in peers.tree(root)]
-                    table(f"1. {title}", cases, "s3sign push")
+                    table(f"{part}. {title}", cases, "s3sign push")
                     summary[title] = {case.name: case.median for case in cases if not case.error}
                     if count == many:
                         many_case = cases[0]

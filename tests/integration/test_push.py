@@ -47,10 +47,7 @@ def push(
     extra_env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
-    }
-    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=token or backend.token(run))
+    env = push_env(backend, run, token)
     env.update(extra_env or {})
     done = subprocess.run(
         [sys.executable, "-m", "s3sign", "push", run, *args],
@@ -63,6 +60,13 @@ def push(
     )
     assert_no_secrets(done.stdout + done.stderr, env["S3SIGN_TOKEN"])  # at every verbosity
     return done
+
+
+def push_env(backend: Backend, run: str, token: str | None = None) -> dict[str, str]:
+    """This process's environment without AWS_*/S3SIGN_*, pointed at ``backend`` for ``run``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=token or backend.token(run))
+    return env
 
 
 def assert_no_secrets(text: str, *secrets: str) -> None:

@@ -14,13 +14,14 @@ from pathlib import Path
 import requests
 
 from s3sign.local import LocalS3, free_ports
-from tests.integration.conftest import Backend, running_backend
+from tests.integration.conftest import running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_push import (
     assert_no_secrets,
     assert_stored,
     open_uploads,
     push,
+    push_env,
     run_id,
 )
 from tests.reliability.conftest import scale
@@ -126,7 +127,7 @@ def test_backend_killed_and_restarted_mid_push(local_s3: LocalS3, tmp_path: Path
         first = running_backend(local_s3, tmp_path / "a.log", slow.url, port, **settings)
         backend = first.__enter__()
         run = run_id()
-        env = _push_env(backend, run)
+        env = push_env(backend, run)
         process = subprocess.Popen(
             [sys.executable, "-m", "s3sign", "push", run, "mixed", "--json", "--concurrency", "2"],
             cwd=root,
@@ -162,7 +163,7 @@ def test_store_stopped_mid_push_then_skip_existing_finishes(tmp_path: Path) -> N
             running_backend(store, tmp_path / "a.log", slow.url) as backend,
         ):
             run = run_id()
-            env = _push_env(backend, run)
+            env = push_env(backend, run)
             process = subprocess.Popen(
                 [
                     sys.executable,
@@ -204,9 +205,3 @@ def test_store_stopped_mid_push_then_skip_existing_finishes(tmp_path: Path) -> N
             assert_stored(backend, run, root, names)
     finally:
         store.stop()
-
-
-def _push_env(backend: Backend, run: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
-    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run))
-    return env

@@ -16,7 +16,7 @@ import pytest
 
 from s3sign.local import LocalS3
 from tests.integration.conftest import running_backend
-from tests.integration.test_push import assert_no_secrets, run_id
+from tests.integration.test_push import assert_no_secrets, push_env, run_id
 from tests.reliability.conftest import MODE
 from tests.reliability.test_faults import mixed_tree
 
@@ -39,8 +39,7 @@ def test_soak(local_s3: LocalS3, tmp_path: Path) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             run = run_id()
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
-            env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run))
+            env = push_env(backend, run)
             report = tmp_path / "rss"
             done = subprocess.run(
                 [
