@@ -136,8 +136,8 @@ WHY = {
     "push 1,000": (
         "s3sign's CPU per file is now below s5cmd's, but Python needs ~0.15 s to start and "
         "import before the first PUT, and each batch costs backend round trips; s5cmd, a Go "
-        "binary, starts in ~10 ms and talks to S3 directly. At 2,000 and 10,000 files the "
-        "ratio is about 1.0×."
+        "binary, starts in ~10 ms and talks to S3 directly. The gap narrows as the files grow "
+        "in number (1b)."
     ),
     "one big file, multipart": (
         "on 2 cores SeaweedFS itself is the bound: parallel parts do not make it faster than "
