@@ -377,16 +377,19 @@ def sign(
         },
         config_path=state.config,
     )
+    body_flags = {"--file": file, "--sha256": sha256, "--md5": md5, "--meta": meta}
     if batch is not None:
-        per_line: dict[str, object] = {"BUCKET": target, "--size": size, "--file": file}
-        per_line.update({"--sha256": sha256, "--md5": md5, "--meta": meta})
+        _refuse_with(
+            "--batch",
+            {"BUCKET": target, "--size": size, **body_flags},
+            hint="give them per line: bucket, key, size, sha256, md5, meta",
+        )
         _sign_batch(
             batch,
             settings,
             console,
             method=cast(Method, method.value.upper()),
             content_type=content_type,
-            refused=[name for name, value in per_line.items() if value],
             output=output,
             now=_parse_now(now) if now else None,
         )
@@ -394,7 +397,9 @@ def sign(
     if target is None:
         raise UsageError("missing BUCKET", hint="s3sign sign BUCKET KEY --size N, or --batch FILE")
     bucket, object_key = split_target(target, key)
+    other_method = method is not MethodChoice.put
     if multipart or complete is not None or abort is not None:
+        _refuse_with("multipart uploads", {"--post": post, **body_flags, "--method": other_method})
         _sign_multipart(
             bucket,
             object_key,
@@ -406,18 +411,6 @@ def sign(
             complete=complete,
             etags=etags,
             abort=abort,
-            refused=[
-                name
-                for name, value in {
-                    "--post": post,
-                    "--file": file,
-                    "--sha256": sha256,
-                    "--md5": md5,
-                    "--meta": meta,
-                    "--method": method is not MethodChoice.put,
-                }.items()
-                if value
-            ],
             now=_parse_now(now) if now else None,
         )
         return
@@ -429,15 +422,11 @@ def sign(
     post_only = {"--max-size": max_size, "--min-size": min_size}
     post_only["--content-type-prefix"] = content_type_prefix
     if post:
-        put_only: dict[str, object] = {"--size": size, "--file": file, "--sha256": sha256}
-        put_only.update({"--md5": md5, "--meta": meta})
-        put_only["--method"] = method is not MethodChoice.put or None
-        refused = [name for name, value in put_only.items() if value]
-        if refused:
-            raise UsageError(
-                f"{', '.join(refused)} cannot be used with --post",
-                hint="a POST policy limits the size with --max-size/--min-size",
-            )
+        _refuse_with(
+            "--post",
+            {"--size": size, **body_flags, "--method": other_method},
+            hint="a POST policy limits the size with --max-size/--min-size",
+        )
         _sign_post(
             bucket,
             object_key,
@@ -491,6 +480,13 @@ def sign(
     typer.echo(render(signed, cast(Output, output.value), body_path=body_path), nl=False)
 
 
+def _refuse_with(mode: str, flags: dict[str, object], hint: str | None = None) -> None:
+    """A usage error naming the flags given that do not go with ``mode``."""
+    given = [name for name, value in flags.items() if value]
+    if given:
+        raise UsageError(f"{', '.join(given)} cannot be used with {mode}", hint=hint)
+
+
 def _sign_multipart(
     bucket: str,
     key: str,
@@ -503,7 +499,6 @@ def _sign_multipart(
     complete: str | None,
     etags: Path | None,
     abort: str | None,
-    refused: list[str],
     now: datetime | None,
 ) -> None:
     """``--multipart``, ``--complete ID --etags FILE`` or ``--abort ID``: one of them."""
@@ -511,8 +506,6 @@ def _sign_multipart(
 
     if sum((start, complete is not None, abort is not None)) > 1:
         raise UsageError("give one of --multipart, --complete and --abort")
-    if refused:
-        raise UsageError(f"{', '.join(refused)} cannot be used with multipart uploads")
     presigner = Presigner.from_settings(settings)
     if start:
         if size is None:
@@ -597,18 +590,12 @@ def _sign_batch(
     *,
     method: Method,
     content_type: str | None,
-    refused: list[str],
     output: OutputChoice,
     now: datetime | None,
 ) -> None:
     """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed."""
     from s3sign.batch import Defaults, sign_stream
 
-    if refused:
-        raise UsageError(
-            f"{', '.join(refused)} cannot be used with --batch",
-            hint="give them per line: bucket, key, size, sha256, md5, meta",
-        )
     if output not in (OutputChoice.url, OutputChoice.json):
         raise UsageError(f"--batch prints JSON lines, not {output.value}", hint="drop --output")
     if content_type is not None:
