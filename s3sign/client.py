@@ -36,14 +36,23 @@ from s3sign.protocol import (
 )
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# More attempts once the backend has answered: a backend that goes away mid-push is most
+# likely being restarted or redeployed. 5 attempts wait 4-8 s in all; 8 wait 26-52 s.
+RESTART_ATTEMPTS = 3
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
 Response = TypeVar("Response")
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): exponential, full jitter."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311 - not crypto
+    """Seconds to wait before retry ``attempt`` (1-based): exponential, "equal jitter".
+
+    Half the delay is fixed and half random: retries still spread out, and a
+    run of them waits at least half the nominal total (full jitter may retry at
+    once, which never helps a server that is restarting).
+    """
+    delay: float = min(cap, base * 2 ** (attempt - 1))
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - not crypto
 
 
 class BackendClient:
@@ -69,6 +78,7 @@ class BackendClient:
             CONNECT_TIMEOUT, READ_TIMEOUT, ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None
         )
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
+        self._reached = False  # once it answered, an outage is a restart: wait longer
 
     def close(self) -> None:
         self._http.close()
@@ -110,7 +120,8 @@ class BackendClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
         problem = ""
-        for attempt in range(1, self.attempts + 1):
+        attempts = self.attempts + (RESTART_ATTEMPTS if self._reached else 0)
+        for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._sleep(backoff(attempt - 1))
             try:
@@ -121,9 +132,10 @@ class BackendClient:
             if response.status in RETRY_STATUSES:
                 problem = f"the backend answered {response.status} {_message(response)}"
                 continue
+            self._reached = True
             return _parse(response, response_type)
         raise UnreachableError(
-            f"{problem} ({self.attempts} attempts)",
+            f"{problem} ({attempts} attempts)",
             hint="check --backend / S3SIGN_BACKEND and that the backend is running",
         )
 
