@@ -143,6 +143,7 @@ def test_backend_killed_and_restarted_mid_push(local_s3: LocalS3, tmp_path: Path
         with running_backend(local_s3, tmp_path / "b.log", slow.url, port, **settings) as again:
             stdout, stderr = process.communicate(timeout=300)
             assert process.returncode == 0, stderr[-2000:]
+            assert_no_secrets(stdout + stderr, env["S3SIGN_TOKEN"])
             report = json.loads(stdout)
             assert all(f["status"] == "uploaded" for f in report["files"])
             assert_stored(again, run, root, names)
@@ -186,6 +187,7 @@ def test_store_stopped_mid_push_then_skip_existing_finishes(tmp_path: Path) -> N
             store.stop()
             stdout, stderr = process.communicate(timeout=300)
         assert process.returncode in (1, 5), stderr[-2000:]
+        assert_no_secrets(stdout + stderr, env["S3SIGN_TOKEN"])
         assert "Traceback" not in stderr
         if process.returncode == 1:  # every file accounted for; the rest not even tried
             errors = [f.get("error") or "" for f in json.loads(stdout)["files"]]
