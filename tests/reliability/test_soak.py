@@ -68,6 +68,11 @@ def test_soak(local_s3: LocalS3, tmp_path: Path) -> None:
             push_peaks.append(int(report.read_text().split()[-1]))
             status = Path(f"/proc/{backend.process.pid}/status").read_text()
             serve_rss.append(int(status.split("VmRSS:")[1].split()[0]))
+    print(  # for the record, with -s
+        f"soak: {len(push_peaks)} pushes in {seconds:.0f} s; push peak RSS "
+        f"{min(push_peaks) // 1024}-{max(push_peaks) // 1024} MiB; serve RSS "
+        f"{serve_rss[0] // 1024} -> {serve_rss[-1] // 1024} MiB (max {max(serve_rss) // 1024})"
+    )
     assert len(push_peaks) >= 2
     quarter = max(1, len(serve_rss) // 4)
     # Flat: the last quarter of the runs uses no more than the first quarter, give or take.
