@@ -27,6 +27,8 @@ from s3sign.presign import Presigner, SignRequest, check_content_type
 from s3sign.protocol import plan_parts
 from s3sign.store import ObjectStore, StoreError
 
+_PART_FIELDS = ("method", "url", "headers", "expiresAt")  # of each signed part, as printed
+
 
 def start(
     presigner: Presigner,
@@ -111,9 +113,6 @@ def read_etags(text: str) -> list[tuple[int, str]]:
     if not pairs or len(set(numbers)) != len(numbers) or min(numbers) < 1:
         raise UsageError("the --etags file must list each part once, from 1", hint=hint)
     return sorted((number, etag.strip().strip('"')) for number, etag in pairs)
-
-
-_PART_FIELDS = ("method", "url", "headers", "expiresAt")
 
 
 @contextmanager
