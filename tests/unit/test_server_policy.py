@@ -145,15 +145,17 @@ def test_upload_signer_as_embedded_in_another_app() -> None:
     from s3sign.config import Settings
     from s3sign.credentials import Credentials
     from s3sign.presign import Presigner
-    from s3sign.protocol import ProtocolError
+    from s3sign.protocol import ProtocolError, WireError, from_wire
     from s3sign.server import UploadSigner
 
     settings = Settings(region="eu-west-1", bucket="build-artifacts")
     signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "secret"), "eu-west-1"))
-    body = TypeAdapter(CreateUploadsRequest).validate_json(
-        '{"files": [{"fileName": "report.json", "fileSize": 12},'
-        ' {"fileName": "../x", "fileSize": 1}]}'
-    )
+    report: dict[str, object] = {"fileName": "report.json", "fileSize": 12}
+    with pytest.raises(WireError, match=r"files\[1\]\.fileSize: missing"):
+        from_wire(CreateUploadsRequest, {"files": [report, {"fileName": "../x"}]})
+    body = from_wire(CreateUploadsRequest, {"files": [report, {"fileName": "../x", "fileSize": 1}]})
+    answer = to_wire(signer.create_uploads("run-1", body))
+    assert answer["files"][0]["key"] == "runs/run-1/report.json"
     ready, rejected = signer.create_uploads("run-1", body).files
     assert ready.key == "runs/run-1/report.json"
     assert ready.upload is not None
