@@ -183,7 +183,9 @@ def test_store_stopped_mid_push_then_skip_existing_finishes(tmp_path: Path) -> N
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            time.sleep(2.5)  # some files stored, most not yet
+            deadline = time.monotonic() + 60
+            while len(stored_keys(store, run)) < 5 and time.monotonic() < deadline:
+                time.sleep(0.1)  # some files stored, most not yet
             store.stop()
             stdout, stderr = process.communicate(timeout=300)
         assert process.returncode in (1, 5), stderr[-2000:]
