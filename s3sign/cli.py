@@ -305,7 +305,7 @@ def sign(
         ChecksumChoice | None,
         typer.Option(
             case_sensitive=False,
-            help="Checksum computed for --file.  [default: sha256]",
+            help="Checksum computed for --file.  [default: the provider's, sha256 on AWS]",
             show_default=False,
         ),
     ] = None,
