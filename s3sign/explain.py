@@ -11,7 +11,6 @@ Nothing here prints the signature or the session token.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from s3sign.credentials import Credentials, mask
 from s3sign.errors import UsageError
-from s3sign.sigv4 import ALGORITHM, UNSIGNED_PAYLOAD, canonical_headers, signing_key, uri_encode
+from s3sign.sigv4 import ALGORITHM, UNSIGNED_PAYLOAD, canonical_headers, sign_canonical, uri_encode
 from s3sign.units import format_duration
 
 _AWS_HOST = re.compile(
@@ -178,11 +177,10 @@ def verify(url: str, method: str, headers: dict[str, str], credentials: Credenti
         f"{method.upper()}\n{parts.path or '/'}\n{canonical_query}\n{block}\n{names}\n"
         f"{UNSIGNED_PAYLOAD}"
     )
-    hashed = hashlib.sha256(canonical_request.encode()).hexdigest()
     scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = f"{ALGORITHM}\n{query['X-Amz-Date']}\n{scope}\n{hashed}"
-    key = signing_key(credentials.secret_key, date, region, service)
-    expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    expected = sign_canonical(
+        canonical_request, credentials.secret_key, query["X-Amz-Date"], scope, region, service
+    )
     if hmac.compare_digest(expected, query["X-Amz-Signature"]):
         return None
     return (

@@ -91,11 +91,18 @@ def presign_query(
         f"{method}\n{canonical_uri}\n{canonical_query}\n{header_block}\n"
         f"{signed_headers}\n{UNSIGNED_PAYLOAD}"
     )
+    signature = sign_canonical(canonical_request, secret_key, timestamp, scope, region, service)
+    return f"{in_url_order}&X-Amz-Signature={signature}"
+
+
+def sign_canonical(
+    canonical_request: str, secret_key: str, timestamp: str, scope: str, region: str, service: str
+) -> str:
+    """The hex signature of a canonical request; ``scope`` is DATE/REGION/SERVICE/aws4_request."""
     hashed_request = hashlib.sha256(canonical_request.encode()).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashed_request}"
-    key = signing_key(secret_key, date, region, service)
-    signature = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
-    return f"{in_url_order}&X-Amz-Signature={signature}"
+    key = signing_key(secret_key, scope[:8], region, service)
+    return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
 @lru_cache(maxsize=64)  # the same for every URL of a batch signed within one second
