@@ -22,12 +22,10 @@ from s3sign.errors import (
     UnreachableError,
     UsageError,
 )
-from s3sign.formats import as_dict, iso_utc
-from s3sign.presign import Presigner, SignRequest, check_content_type
-from s3sign.protocol import plan_parts
+from s3sign.formats import iso_utc
+from s3sign.presign import Presigner, check_content_type, part_request
+from s3sign.protocol import SignedPart, plan_parts, to_wire
 from s3sign.store import ObjectStore, StoreError
-
-_PART_FIELDS = ("method", "url", "headers", "expiresAt")  # of each signed part, as printed
 
 
 def start(
@@ -56,19 +54,12 @@ def start(
         upload_id = ObjectStore(lambda: presigner, bucket).create_multipart(key, content_type)
     parts = []
     for number in range(1, count + 1):
-        length = min(part_size, size - (number - 1) * part_size)
-        signed = presigner.sign(
-            SignRequest(
-                bucket,
-                key,
-                size=length,
-                expires=expires,
-                query=(("partNumber", str(number)), ("uploadId", upload_id)),
-            ),
-            now,
+        request = part_request(bucket, key, upload_id, number, part_size, size, expires)
+        signed = presigner.sign(request, now)
+        part = SignedPart(
+            number, signed.method, signed.url, dict(signed.headers), iso_utc(signed.expires_at)
         )
-        document = as_dict(signed)
-        parts.append({"partNumber": number, **{k: document[k] for k in _PART_FIELDS}})
+        parts.append(to_wire(part))
     return {
         "bucket": bucket,
         "key": key,

@@ -160,6 +160,15 @@ class Presigner:
         )
 
 
+def part_request(
+    bucket: str, key: str, upload_id: str, number: int, part_size: int, size: int, expires: int
+) -> SignRequest:
+    """The PUT of part ``number`` of a ``size``-byte multipart upload, bound to its length."""
+    length = min(part_size, size - (number - 1) * part_size)
+    query = (("partNumber", str(number)), ("uploadId", upload_id))
+    return SignRequest(bucket, key, size=length, expires=expires, query=query)
+
+
 @lru_cache(maxsize=16)  # a batch signs many URLs within the same second
 def _clock(epoch_seconds: int, expires: int) -> tuple[str, datetime, datetime]:
     """(X-Amz-Date, signing time, expiry time) for a whole second."""

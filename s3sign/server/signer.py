@@ -25,6 +25,7 @@ from s3sign.presign import (
     SignedRequest,
     SignRequest,
     is_base64_digest,
+    part_request,
 )
 from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
@@ -207,14 +208,15 @@ class UploadSigner:
                 raise ProtocolError(
                     422, "invalid_part_number", f"part numbers run from 1 to {part_count}"
                 )
-            size = min(part_size, request.file_size - (number - 1) * part_size)
             signed = self._presigner().sign(
-                SignRequest(
+                part_request(
                     self.bucket,
                     request.key,
-                    size=size,
-                    expires=self.settings.expires,
-                    query=(("partNumber", str(number)), ("uploadId", request.upload_id)),
+                    request.upload_id,
+                    number,
+                    part_size,
+                    request.file_size,
+                    self.settings.expires,
                 )
             )
             parts.append(
