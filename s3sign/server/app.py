@@ -81,7 +81,7 @@ async def read_body(request: Request, kind: type[Body]) -> Body:
 
 
 def body_schema(kind: type) -> dict[str, Any]:
-    """``openapi_extra`` naming ``kind`` as the request body (see ``_openapi``)."""
+    """``openapi_extra`` naming ``kind`` as the request body (see ``_document_request_bodies``)."""
     reference = {"$ref": f"#/components/schemas/{kind.__name__}"}
     content = {"application/json": {"schema": reference}}
     return {"requestBody": {"required": True, "content": content}}
