@@ -24,6 +24,9 @@ _COMPAT_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)").search
+# What a URL may hold unencoded (RFC 3986): an endpoint with a space or a quote is refused,
+# so a signed URL never needs escaping in JSON or a shell word.
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+").fullmatch
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch  # needs no percent-encoding
 
 
@@ -47,6 +50,8 @@ class Endpoint:
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
         """A custom endpoint such as ``http://127.0.0.1:8333`` (already validated)."""
+        if not URL_CHARACTERS(url):
+            raise ValueError(f"{url!r} has characters a URL cannot hold unencoded")
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         is_ip_address = ":" in host or bool(_IPV4.match(host))
@@ -76,7 +81,7 @@ class ObjectLocation(NamedTuple):  # a tuple: made once per signed URL, so cheap
 
 
 @lru_cache(maxsize=256)  # a batch signs into few buckets; only passing names are cached
-def check_bucket(bucket: str, *, strict: bool) -> None:
+def check_bucket(bucket: str, strict: bool) -> None:
     """Refuse a bucket name S3 would refuse (AWS's rules when ``strict``)."""
     hint = "bucket names are 3-63 lowercase letters, digits, dots and hyphens"
     if strict:
@@ -106,7 +111,7 @@ def check_key(key: str) -> None:
             f"the object key is {size} bytes long; S3 allows at most {MAX_KEY_BYTES} (UTF-8)",
             hint="shorten the key",
         )
-    if _DOT_SEGMENT(key):
+    if (key[0] == "." or "/." in key) and _DOT_SEGMENT(key):  # most keys have no dot segment
         raise UsageError(
             f"the object key {key!r} has a '.' or '..' segment",
             hint="HTTP clients rewrite such paths, so the URL would point elsewhere; rename it",
@@ -119,21 +124,24 @@ def locate(endpoint: Endpoint, bucket: str, key: str, addressing: Addressing) ->
     Virtual-host style falls back to path style where it cannot work, as
     botocore does: an IP-address endpoint, or a dotted bucket name over TLS.
     """
-    encoded_key = key if _PLAIN_PATH(key) else quote(key, safe="/~")
-    host, path_prefix, url_prefix = _bucket_root(endpoint, bucket, addressing)
-    path = path_prefix + encoded_key
+    host, path_prefix, url_prefix = bucket_root(endpoint, bucket, addressing)
+    path = path_prefix + encode_key(key)
     return ObjectLocation(host, path, url_prefix + path)
+
+
+def encode_key(key: str) -> str:
+    """The key as it goes in the URL path: percent-encoded but for ``/`` and ``~``."""
+    return key if _PLAIN_PATH(key) else quote(key, safe="/~")
 
 
 def locate_bucket(endpoint: Endpoint, bucket: str, addressing: Addressing) -> ObjectLocation:
     """The bucket itself (for ListObjectsV2): ``/bucket`` in path style, ``/`` virtual."""
-    host, path_prefix, url_prefix = _bucket_root(endpoint, bucket, addressing)
+    host, path_prefix, url_prefix = bucket_root(endpoint, bucket, addressing)
     path = path_prefix.rstrip("/") or "/"
     return ObjectLocation(host, path, url_prefix + path)
 
 
-@lru_cache(maxsize=256)  # the same for every object of a bucket
-def _bucket_root(endpoint: Endpoint, bucket: str, addressing: Addressing) -> tuple[str, str, str]:
+def bucket_root(endpoint: Endpoint, bucket: str, addressing: Addressing) -> tuple[str, str, str]:
     """(Host header, path prefix ending in "/", scheme://host[:port]) for a bucket."""
     if addressing == "auto":
         addressing = "virtual" if endpoint.is_aws and "." not in bucket else "path"

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from s3sign.errors import S3SignError
-from s3sign.formats import as_dict
+from s3sign.formats import json_line
 from s3sign.presign import Method, Presigner, SignRequest, cap_expiry, normalize_digest
 from s3sign.units import parse_duration
 
@@ -82,40 +82,59 @@ def sign_stream(
             result.warnings.append(warning)
         return expires
 
-    for number, line in enumerate(_lines(read, flush), 1):
-        if not line.strip():
-            continue
+    signed_lines: list[str] = []  # written in one call per input block
+
+    def write_out() -> None:
+        write("".join(signed_lines))
+        signed_lines.clear()
+        flush()
+
+    for number, line in enumerate(_lines(read, write_out), 1):
         try:
             request = parse_line(line, defaults, capped if temporary else None)
-            signed = presigner.sign(request, now)
+            if request is None:
+                continue
+            signed_lines.append(json_line(presigner.sign(request, now)))
         except LineError as exc:
-            write(_error_line(number, exc.code, exc.message))
-            result.failed += 1
-            continue
+            signed_lines.append(_error_line(number, exc.code, exc.message))
         except S3SignError as exc:
-            write(_error_line(number, "invalid_request", _per_line(exc.message)))
-            result.failed += 1
+            signed_lines.append(_error_line(number, "invalid_request", _per_line(exc.message)))
+        else:
+            result.signed += 1
             continue
-        write(_encode(as_dict(signed)) + "\n")
-        result.signed += 1
-    flush()
+        result.failed += 1
+    write_out()
     return result
 
 
 def parse_line(
     line: bytes, defaults: Defaults, cap: Callable[[int], int] | None = None
-) -> SignRequest:
+) -> SignRequest | None:
     """One input line as a request, checked for shape and types (``LineError`` if not).
 
-    ``cap`` shortens the expiry (temporary credentials); the rest of the
-    checks happen when the request is signed.
+    None for a blank line. ``cap`` shortens the expiry (temporary credentials);
+    the rest of the checks happen when the request is signed.
     """
     try:
         fields = _decode(line.decode())
     except UnicodeDecodeError:
         raise LineError("invalid_json", "the line is not UTF-8") from None
     except ValueError as exc:
+        if not line.strip():
+            return None
         raise LineError("invalid_json", f"not JSON: {exc}") from None
+    if type(fields) is dict and len(fields) == 3:  # the common {"bucket", "key", "size"}
+        bucket, key, size = fields.get("bucket"), fields.get("key"), fields.get("size")
+        if type(bucket) is str and type(key) is str and type(size) is int:
+            expires = defaults.expires
+            return SignRequest(
+                bucket,
+                key,
+                defaults.method,
+                size,
+                defaults.content_type if defaults.method == "PUT" else None,
+                expires=cap(expires) if cap else expires,
+            )
     if not isinstance(fields, dict):
         raise LineError("invalid_json", "a line must be a JSON object")
     if not fields.keys() <= _FIELDS:
@@ -126,15 +145,6 @@ def parse_line(
     if method not in _METHODS:
         raise LineError("invalid_request", f"method {method!r} is not PUT, GET, HEAD or DELETE")
     expires = _expires(fields.get("expires"), defaults.expires)
-    if len(fields) == 3 and "size" in fields:  # the common {"bucket", "key", "size"}
-        return SignRequest(
-            _required(fields, "bucket"),
-            _required(fields, "key"),
-            method,
-            _size(fields["size"]),
-            defaults.content_type if method == "PUT" else None,
-            expires=cap(expires) if cap else expires,
-        )
     sha256, md5 = _text(fields, "sha256"), _text(fields, "md5")
     return SignRequest(
         bucket=_required(fields, "bucket"),
@@ -151,11 +161,11 @@ def parse_line(
     )
 
 
-def _lines(read: Callable[[int], bytes], flush: Callable[[], object]) -> Iterator[bytes]:
-    """Lines (without the newline), flushing output before each read that may block."""
+def _lines(read: Callable[[int], bytes], before_read: Callable[[], None]) -> Iterator[bytes]:
+    """Lines (without the newline); ``before_read`` writes out what is signed so far."""
     pending = b""
     while True:
-        flush()
+        before_read()
         block = read(READ_SIZE)
         if not block:
             break
@@ -167,7 +177,6 @@ def _lines(read: Callable[[int], bytes], flush: Callable[[], object]) -> Iterato
 
 
 _decode = json.JSONDecoder().decode
-_encode = json.JSONEncoder(ensure_ascii=False).encode
 # The core's messages name the flags of a single `sign`; a line has fields.
 _FLAGS_AS_FIELDS = {
     "--size/--file": "size",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from s3sign.addressing import Addressing
+from s3sign.addressing import URL_CHARACTERS, Addressing
 from s3sign.errors import ConfigError, UsageError
 from s3sign.providers import PROVIDERS
 from s3sign.units import format_size, parse_duration, parse_size
@@ -97,6 +97,8 @@ def check_endpoint_url(text: str) -> None:
         raise ValueError(f"{text!r} must not carry a query, fragment or user info")
     if port == 0:
         raise ValueError(f"{text!r} has port 0")
+    if not URL_CHARACTERS(text):
+        raise ValueError(f"{text!r} has characters a URL cannot hold unencoded, like spaces")
 
 
 def _choice(*allowed: str) -> Callable[[object], str]:

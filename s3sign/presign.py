@@ -13,16 +13,16 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Literal, NamedTuple
 
 from s3sign.addressing import (
     Addressing,
     Endpoint,
-    ObjectLocation,
+    bucket_root,
     check_bucket,
     check_key,
-    locate,
+    encode_key,
     locate_bucket,
 )
 from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
@@ -62,6 +62,8 @@ class SignRequest(NamedTuple):
 class SignedRequest(NamedTuple):
     """A pre-signed request: send ``method`` to ``url`` with exactly ``headers``.
 
+    ``url`` holds only URL characters: no space, quote or backslash.
+
     Immutable like the other value types, but a NamedTuple: one is made per
     signed URL, and a frozen dataclass costs twice as much to build.
     """
@@ -95,6 +97,11 @@ class Presigner:
             Endpoint.from_url(endpoint_url) if endpoint_url else Endpoint.for_region(region)
         )
         self.addressing = addressing
+        # (Host, path prefix, URL prefix) per bucket, cached here: hashing a str is cheaper
+        # than hashing the endpoint for every URL.
+        self._bucket_root = lru_cache(maxsize=256)(
+            partial(bucket_root, self.endpoint, addressing=addressing)
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Presigner:
@@ -110,7 +117,8 @@ class Presigner:
     def _query(
         self,
         method: str,
-        location: ObjectLocation,
+        host: str,
+        path: str,
         headers: Iterable[tuple[str, str]],
         timestamp: str,
         expires: int,
@@ -118,8 +126,8 @@ class Presigner:
     ) -> str:
         return presign_query(
             method=method,
-            host=location.host,
-            canonical_uri=location.path,
+            host=host,
+            canonical_uri=path,
             headers=headers,
             access_key=self.credentials.access_key,
             secret_key=self.credentials.secret_key,
@@ -137,26 +145,23 @@ class Presigner:
         """A pre-signed GET of the bucket itself (ListObjectsV2 and the like): its URL."""
         location = locate_bucket(self.endpoint, bucket, self.addressing)
         timestamp, _, _ = _clock(int(time.time()), expires)
-        return f"{location.url}?{self._query('GET', location, (), timestamp, expires, query)}"
+        signed = self._query("GET", location.host, location.path, (), timestamp, expires, query)
+        return f"{location.url}?{signed}"
 
     def sign(self, request: SignRequest, now: datetime | None = None) -> SignedRequest:
         """Check ``request`` (``UsageError`` if it cannot be signed) and sign it."""
         check_request(request, strict_bucket=self.endpoint.is_aws)
         epoch = int(now.timestamp()) if now else int(time.time())
         timestamp, moment, expires_at = _clock(epoch, request.expires)
-        location = locate(self.endpoint, request.bucket, request.key, self.addressing)
+        host, path_prefix, url_prefix = self._bucket_root(request.bucket)
+        path = path_prefix + encode_key(request.key)
         headers = headers_to_send(request)
         query = self._query(
-            request.method, location, headers.items(), timestamp, request.expires, request.query
+            request.method, host, path, headers.items(), timestamp, request.expires, request.query
         )
+        url = f"{url_prefix}{path}?{query}"
         return SignedRequest(
-            method=request.method,
-            url=f"{location.url}?{query}",
-            headers=headers,
-            expires_at=expires_at,
-            bucket=request.bucket,
-            key=request.key,
-            signed_at=moment,
+            request.method, url, headers, expires_at, request.bucket, request.key, moment
         )
 
 
@@ -226,7 +231,7 @@ def headers_to_send(request: SignRequest) -> dict[str, str]:
 
 def check_request(request: SignRequest, *, strict_bucket: bool = True) -> None:
     """Refuse, with a one-line reason and a hint, what S3 would refuse or misread."""
-    check_bucket(request.bucket, strict=strict_bucket)
+    check_bucket(request.bucket, strict_bucket)
     check_key(request.key)
     if not 0 < request.expires <= MAX_EXPIRES:
         raise UsageError(

@@ -15,7 +15,11 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -49,9 +53,24 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 
 def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
     """(canonical header block, signed header list): names lowercased, values trimmed."""
-    ordered = sorted([(name.lower(), " ".join(value.split())) for name, value in headers])
-    block = "".join([f"{name}:{value}\n" for name, value in ordered])
-    return block, ";".join([name for name, _ in ordered])
+    pairs = list(headers)
+    order, names, signed = _header_layout(tuple([name for name, _ in pairs]))
+    block = "".join(
+        [
+            f"{name}:{' '.join(pairs[index][1].split())}\n"
+            for index, name in zip(order, names, strict=True)
+        ]
+    )
+    return block, signed
+
+
+@lru_cache(maxsize=256)  # every URL of a batch or a backend has one of a few header sets
+def _header_layout(names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...], str]:
+    """For header names as given: their sorted positions, the lowercased names, the signed list."""
+    lowered = [name.lower() for name in names]
+    order = sorted(range(len(names)), key=lowered.__getitem__)
+    in_order = tuple([lowered[index] for index in order])
+    return tuple(order), in_order, ";".join(in_order)
 
 
 def presign_query(
@@ -83,8 +102,8 @@ def presign_query(
     auth, canonical_query, in_url_order = _auth_params(
         access_key, scope, timestamp, expires, signed_headers, token
     )
-    operation = [(uri_encode(name), uri_encode(value)) for name, value in query]
-    if operation:
+    if query:
+        operation = [(uri_encode(name), uri_encode(value)) for name, value in query]
         canonical_query = _joined(sorted([*operation, *auth]))
         in_url_order = _joined([*operation, *auth])
     canonical_request = (
@@ -100,9 +119,25 @@ def sign_canonical(
 ) -> str:
     """The hex signature of a canonical request; ``scope`` is DATE/REGION/SERVICE/aws4_request."""
     hashed_request = hashlib.sha256(canonical_request.encode()).hexdigest()
-    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashed_request}"
-    key = signing_key(secret_key, scope[:8], region, service)
-    return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    inner, outer = _keyed_hmac(secret_key, scope[:8], region, service)
+    inner = inner.copy()
+    inner.update(f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashed_request}".encode())
+    outer = outer.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+@lru_cache(maxsize=128)
+def _keyed_hmac(secret_key: str, date: str, region: str, service: str) -> tuple[Hash, Hash]:
+    """HMAC-SHA256 under the day's signing key, as its inner and outer hashes (RFC 2104).
+
+    Each has already taken the padded key; copying them per URL costs a third
+    of what keying ``hmac.digest`` anew does (OpenSSL 3 sets up HMAC slowly).
+    """
+    key = signing_key(secret_key, date, region, service).ljust(64, b"\0")  # SHA-256's block
+    inner = hashlib.sha256(bytes([byte ^ 0x36 for byte in key]))
+    outer = hashlib.sha256(bytes([byte ^ 0x5C for byte in key]))
+    return inner, outer
 
 
 @lru_cache(maxsize=64)  # the same for every URL of a batch signed within one second

@@ -7,11 +7,14 @@ import shlex
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from s3sign.addressing import Endpoint, check_bucket, locate
 from s3sign.credentials import Credentials
 from s3sign.errors import ExitCode, UsageError
-from s3sign.formats import render
+from s3sign.config import check_endpoint_url
+from s3sign.formats import as_dict, json_line, render
 from s3sign.presign import Presigner, SignRequest, check_request, normalize_digest
 
 SHA = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="  # sha256("test")
@@ -146,6 +149,41 @@ def test_render_json_curl_env() -> None:
     env_lines = render(signed, "env").splitlines()
     assert f"export S3SIGN_URL={shlex.quote(signed.url)}" in env_lines
     assert "export S3SIGN_HEADER_CONTENT_TYPE=application/json" in env_lines
+
+
+_KEY_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40
+).filter(lambda key: "." not in key)  # no dot segments: those are refused
+
+
+@given(
+    key=_KEY_TEXT,
+    content_type=st.sampled_from([None, "text/plain", 'text/plain; charset="utf-8"']),
+    meta=st.dictionaries(
+        st.from_regex(r"[a-z0-9_-]{1,8}", fullmatch=True),
+        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12),
+        max_size=3,
+    ),
+    endpoint=st.sampled_from([None, "http://127.0.0.1:8333", "https://s3.example.com/base%20x"]),
+)
+def test_json_line_is_what_json_dumps_writes(
+    key: str, content_type: str | None, meta: dict[str, str], endpoint: str | None
+) -> None:
+    """The hand-written JSON line must stay byte-equal to json.dumps of the same dict."""
+    request = SignRequest(
+        "b-1", key, size=3, content_type=content_type, meta=tuple(meta.items()), sha256=SHA
+    )
+    signed = _signer(endpoint).sign(request, NOW)
+    assert json_line(signed) == json.dumps(as_dict(signed), ensure_ascii=False) + "\n"
+    assert json.loads(json_line(signed))["key"] == key
+
+
+@pytest.mark.parametrize("url", ['https://s3.example.com/a"b', "http://h/a b", "http://h/a\\b"])
+def test_endpoints_with_characters_a_url_cannot_hold_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="cannot hold unencoded"):
+        check_endpoint_url(url)
+    with pytest.raises(ValueError, match="cannot hold unencoded"):
+        Endpoint.from_url(url)
 
 
 @pytest.mark.parametrize(
