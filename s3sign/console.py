@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -16,6 +17,7 @@ from s3sign.units import format_size
 if TYPE_CHECKING:  # only named in annotations: `sign` starts without the push machinery
     from s3sign.progress import FileOutcome, PushReport
 
+_WRITING = threading.Lock()
 _RED, _YELLOW, _DIM, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
 
@@ -56,7 +58,11 @@ class Console:
             self._write(self._paint(_DIM, f"s3sign: {message}"))
 
     def _write(self, line: str) -> None:
-        print(line, file=self.stderr, flush=True)
+        # One write per line, under a lock: upload threads log at once, and print()'s
+        # separate newline let their lines run together.
+        with _WRITING:
+            self.stderr.write(line + "\n")
+            self.stderr.flush()
 
 
 # --- push progress: a live display on a terminal, plain lines elsewhere ----------------
@@ -66,7 +72,6 @@ class PlainReporter:
     """For CI logs: no control characters, a status line every ``every`` seconds."""
 
     def __init__(self, console: Console, every: float = 10.0) -> None:
-        import threading
         import time
 
         self._console, self._every, self._clock = console, every, time.monotonic
@@ -123,8 +128,6 @@ class LiveReporter:
     """For a terminal: an overall bar and one bar per upload in flight (rich, on stderr)."""
 
     def __init__(self, console: Console, concurrency: int) -> None:
-        import threading
-
         from rich.console import Console as RichConsole
         from rich.progress import (
             BarColumn,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +45,25 @@ def test_verbosity_levels() -> None:
     console.info("one")
     console.info("two", level=2)
     assert loud.getvalue() == "s3sign: one\n"
+
+
+def test_lines_from_many_threads_never_run_together(tmp_path: Path) -> None:
+    """Upload threads log at once at -vv; each line must come out whole."""
+    # Unbuffered, as stderr is under PYTHONUNBUFFERED: each write is a system call.
+    raw = (tmp_path / "stderr").open("wb", buffering=0)
+    with io.TextIOWrapper(raw, write_through=True) as stderr:
+        console = Console(verbosity=2, stderr=stderr)
+
+        def log(thread: int) -> None:
+            for index in range(300):
+                console.info(f"uploading t{thread}/f{index}.bin (4KiB)", level=2)
+
+        threads = [threading.Thread(target=log, args=(number,)) for number in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    lines = (tmp_path / "stderr").read_text().split("\n")
+    assert lines.pop() == ""
+    assert len(lines) == 8 * 300
+    assert all(re.fullmatch(r"s3sign: uploading t\d/f\d+\.bin \(4KiB\)", line) for line in lines)

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3sign.addressing import Endpoint, check_bucket, locate
+from s3sign.config import check_endpoint_url
 from s3sign.credentials import Credentials
 from s3sign.errors import ExitCode, UsageError
-from s3sign.config import check_endpoint_url
 from s3sign.formats import as_dict, json_line, render
 from s3sign.presign import Presigner, SignRequest, check_request, normalize_digest
 
@@ -151,9 +151,9 @@ def test_render_json_curl_env() -> None:
     assert "export S3SIGN_HEADER_CONTENT_TYPE=application/json" in env_lines
 
 
-_KEY_TEXT = st.text(
-    st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40
-).filter(lambda key: "." not in key)  # no dot segments: those are refused
+_KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
+    lambda key: "." not in key
+)  # no dot segments: those are refused
 
 
 @given(
