@@ -151,7 +151,7 @@ def test_render_json_curl_env() -> None:
     assert "export S3SIGN_HEADER_CONTENT_TYPE=application/json" in env_lines
 
 
-_KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
+_KEY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40).filter(
     lambda key: "." not in key
 )  # no dot segments: those are refused
 
