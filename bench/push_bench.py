@@ -76,20 +76,27 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def measure(name: str, make_argv: object, env: dict[str, str], runs: int) -> Case:
-    case = Case(name, [])
+def measure_together(
+    commands: list[tuple[str, object]], env: dict[str, str], runs: int
+) -> list[Case]:
+    """Each command ``runs`` times, round-robin: a slow spell of this shared machine
+    then hits every tool alike instead of whichever ran during it."""
+    cases = [Case(name, []) for name, _ in commands]
     for index in range(runs):
-        argv = make_argv(index)  # type: ignore[operator]
-        if argv is None:
-            case.error = "not installed (pip install '.[bench]')"
-            return case
-        result = measure_process(argv, env)
-        if result.exit_code:
-            case.error = f"exit {result.exit_code}: {result.stderr_tail}"
-            return case
-        case.walls.append(result.wall)
-        case.peak_kib = max(case.peak_kib, result.peak_kib)
-    return case
+        for case, (_, make_argv) in zip(cases, commands, strict=True):
+            if case.error:
+                continue
+            argv = make_argv(index)  # type: ignore[operator]
+            if argv is None:
+                case.error = "not installed (pip install '.[bench]')"
+                continue
+            result = measure_process(argv, env)
+            if result.exit_code:
+                case.error = f"exit {result.exit_code}: {result.stderr_tail}"
+                continue
+            case.walls.append(result.wall)
+            case.peak_kib = max(case.peak_kib, result.peak_kib)
+    return cases
 
 
 def small_files(root: Path, count: int, size: int) -> Path:
@@ -125,6 +132,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
     parser.add_argument("--summary", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     runs = 1 if args.quick else 3
+    small_runs = 1 if args.quick else 7  # the closest race: more rounds
     big_size = (256 if args.quick else 1024) * MiB
     many = 2000 if args.quick else 10_000
     summary: dict[str, dict[str, float]] = {}
@@ -190,41 +198,26 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 small = small_files(scratch / "small", 1000, 4096)
                 # Untimed warm-up: SeaweedFS allocates its volumes on the first writes, and
                 # whichever tool ran first would pay for that.
-                measure("warm-up", push_argv(url, small), env, 1)
+                measure_together([("warm-up", push_argv(url, small))], env, 1)
                 for part, count, size, root, times in (
-                    ("1a", 1000, 4096, small, runs),
+                    ("1a", 1000, 4096, small, small_runs),
                     ("1b", many, 1024, small_files(scratch / "many", many, 1024), 1),
                 ):
                     title = f"{count:,} × {size // 1024} KiB files"
-                    cases = [measure("s3sign push", push_argv(url, root), env, times)]
-                    cases += [measure(name, argv, env, times) for name, argv in peers.tree(root)]
+                    cases = measure_together(
+                        [("s3sign push", push_argv(url, root)), *peers.tree(root)], env, times
+                    )
                     table(f"{part}. {title}", cases, "s3sign push")
                     summary[title] = {case.name: case.median for case in cases if not case.error}
                     if count == many:
                         many_case = cases[0]
 
-                big = scratch / "big" / "big.bin"
-                big.parent.mkdir()
-                with big.open("wb") as handle:
-                    block = os.urandom(MiB)
-                    for _ in range(big_size // MiB):
-                        handle.write(block)
-                before = metric(url, "s3sign_request_body_bytes_total")
-                multipart = measure(
-                    "s3sign push (multipart, sha256)", push_argv(url, big), env, runs
-                )
-                received = metric(url, "s3sign_request_body_bytes_total") - before
-
-            with backend(store, multipart_threshold="5GiB") as single_url:
-                single = measure(
-                    "s3sign push (one PUT, --checksum none)",
-                    push_argv(single_url, big, "--checksum", "none"),
-                    env,
-                    runs,
-                )
-                single_sha = measure(
-                    "s3sign push (one PUT, sha256)", push_argv(single_url, big), env, runs
-                )
+            big = scratch / "big" / "big.bin"
+            big.parent.mkdir()
+            with big.open("wb") as handle:
+                block = os.urandom(MiB)
+                for _ in range(big_size // MiB):
+                    handle.write(block)
 
             def curl_argv(index: int) -> list[str] | None:
                 if not (curl and s3sign):
@@ -249,19 +242,37 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 ).stdout.strip()
                 return [curl, "-fsS", "-o", "/dev/null", "-T", str(big), signed]
 
-            curl_case = measure("curl -T pre-signed URL", curl_argv, env, runs)
-            with NullSink() as sink:
-                ceiling = measure(
-                    "curl -T to a null sink (loopback ceiling)",
-                    lambda _: (
-                        [curl, "-fsS", "-o", "/dev/null", "-T", str(big), sink.url]
-                        if curl
-                        else None
-                    ),
+            # One backend for multipart, one that signs a single PUT for any size, and a
+            # sink that discards the body: all up at once, so that every case runs in turn.
+            with (
+                backend(store) as url,
+                backend(store, multipart_threshold="5GiB") as single_url,
+                NullSink() as sink,
+            ):
+                before = metric(url, "s3sign_request_body_bytes_total")
+                single, single_sha, multipart, curl_case, *others, ceiling = measure_together(
+                    [
+                        (
+                            "s3sign push (one PUT, --checksum none)",
+                            push_argv(single_url, big, "--checksum", "none"),
+                        ),
+                        ("s3sign push (one PUT, sha256)", push_argv(single_url, big)),
+                        ("s3sign push (multipart, sha256)", push_argv(url, big)),
+                        ("curl -T pre-signed URL", curl_argv),
+                        *peers.file(big),
+                        (
+                            "curl -T to a null sink (loopback ceiling)",
+                            lambda _: (
+                                [curl, "-fsS", "-o", "/dev/null", "-T", str(big), sink.url]
+                                if curl
+                                else None
+                            ),
+                        ),
+                    ],
                     env,
                     runs,
                 )
-            others = [measure(name, argv, env, runs) for name, argv in peers.file(big)]
+                received = metric(url, "s3sign_request_body_bytes_total") - before
             label = f"{big_size // MiB} MiB file"
             big_cases = [single, single_sha, multipart, curl_case, *others, ceiling]
             table(f"2. One {label}", big_cases, "s3sign push (one PUT, --checksum none)", big_size)

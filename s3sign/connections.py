@@ -27,14 +27,16 @@ import os
 import re
 import select
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from s3sign.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when the first TLS connection is made: plain HTTP skips it
+    import ssl
 
 BLOCK_SIZE = 1024 * 1024
 SMALL_BODY = 64 * 1024
@@ -271,6 +273,8 @@ class Connections:
                 _tunnel(sock, f"{name}:{port}", proxy)
             if scheme == "https":
                 if self._tls is None:
+                    import ssl
+
                     self._tls = ssl.create_default_context(cafile=self._ca_bundle)
                 sock = self._tls.wrap_socket(sock, server_hostname=host)
             sock.settimeout(self._read_timeout)  # from here on, a stall
@@ -396,7 +400,7 @@ def _send(
         return
     sock.sendall(start)
     left = length
-    if not isinstance(sock, ssl.SSLSocket):  # plain HTTP: file to socket in the kernel
+    if type(sock) is socket.socket:  # plain HTTP (not TLS): file to socket in the kernel
         while left:
             sent = sock.sendfile(body, offset, min(BLOCK_SIZE, left))
             if not sent:

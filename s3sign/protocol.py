@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import types
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields, is_dataclass
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 PROTOCOL_VERSION = 1
 MAX_PARTS_PER_REQUEST = 1000
@@ -60,82 +61,153 @@ class WireError(ValueError):
 
 def to_wire(value: Any) -> Any:
     """A wire type as JSON-ready data: camelCase names, fields that are None left out."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {
-            camel(field.name): to_wire(item)
-            for field in fields(value)
-            if (item := getattr(value, field.name)) is not None
-        }
-    if isinstance(value, list):
-        return [to_wire(item) for item in value]
-    return value
+    names = _WIRE_NAMES.get(type(value))
+    if names is None:
+        if isinstance(value, list):
+            return [to_wire(item) for item in value]
+        if not is_dataclass(value) or isinstance(value, type):
+            return value
+        names = _WIRE_NAMES[type(value)] = [(f.name, camel(f.name)) for f in fields(value)]
+    return {
+        wire_name: to_wire(item)
+        for name, wire_name in names
+        if (item := getattr(value, name)) is not None
+    }
 
 
-def from_wire(kind: type[W], data: Any, where: str = "") -> W:
+_WIRE_NAMES: dict[type, list[tuple[str, str]]] = {}
+
+
+def from_wire(kind: type[W], data: Any) -> W:
     """``data`` (parsed JSON) as ``kind``; ``WireError`` naming the field when it does not fit.
 
     The rules pydantic applies on the server: exact types (no ``"12"`` for 12),
-    camelCase or snake_case names, unknown fields ignored.
+    camelCase or snake_case names, unknown fields ignored. Each type's decoder
+    is worked out once: a backend answer holds hundreds of files.
     """
-    if not isinstance(data, dict):
-        raise WireError(f"{where or kind.__name__}: expected an object")
-    values = {}
-    for name, wire_name, hint, required in _fields(kind):
-        here = f"{where}.{wire_name}" if where else wire_name
-        if wire_name in data:
-            values[name] = _convert(hint, data[wire_name], here)
-        elif name in data:
-            values[name] = _convert(hint, data[name], here)
-        elif required:
-            raise WireError(f"{here}: missing")
-    return kind(**values)
+    try:
+        return cast(W, _decoder(kind)(data))
+    except _Mismatch as exc:
+        path = "".join(reversed(exc.path)).lstrip(".")
+        raise WireError(f"{path or kind.__name__}: {exc.problem}") from None
 
 
-_FIELDS: dict[type, list[tuple[str, str, Any, bool]]] = {}
+class _Mismatch(Exception):
+    """A value that does not fit; ``path`` grows, innermost first, on the way out."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[str] = []
+
+    def at(self, segment: str) -> _Mismatch:
+        self.path.append(segment)
+        return self
 
 
-def _fields(kind: type) -> list[tuple[str, str, Any, bool]]:
-    """(name, wire name, type, required) of each field of ``kind``, worked out once."""
-    if kind not in _FIELDS:
-        hints = get_type_hints(kind)
-        _FIELDS[kind] = [
-            (field.name, camel(field.name), hints[field.name], field.default is MISSING)
-            for field in fields(kind)
-        ]
-    return _FIELDS[kind]
+Decoder = Callable[[Any], Any]
+_DECODERS: dict[Any, Decoder] = {}
 
 
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    origin = get_origin(hint)
+def _decoder(hint: Any) -> Decoder:
+    """A function that checks and converts one JSON value of type ``hint``."""
+    decoder = _DECODERS.get(hint)
+    if decoder is None:
+        decoder = _DECODERS[hint] = _make_decoder(hint)
+    return decoder
+
+
+def _make_decoder(hint: Any) -> Decoder:
+    origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):
-        if value is None and type(None) in get_args(hint):
-            return None
-        (inner,) = [arg for arg in get_args(hint) if arg is not type(None)]
-        return _convert(inner, value, where)
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _optional(_decoder(inner))
     if origin is list:
-        if not isinstance(value, list):
-            raise WireError(f"{where}: expected a list")
-        (inner,) = get_args(hint)
-        return [_convert(inner, item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return _list_of(_decoder(args[0]))
     if origin is dict:
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise WireError(f"{where}: expected an object of strings")
-        return dict(value)
+        return _strings_by_name
+    if origin is Literal:
+        return _one_of(args)
     if is_dataclass(hint):
-        return from_wire(hint, value, where)  # type: ignore[arg-type]
-    _check_scalar(hint, origin, value, where)
+        return _object_of(hint)
+    return {int: _integer, str: _string}[hint]  # the only scalars on the wire
+
+
+def _optional(inner: Decoder) -> Decoder:
+    return lambda value: None if value is None else inner(value)
+
+
+def _list_of(inner: Decoder) -> Decoder:
+    def decode(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise _Mismatch("expected a list")
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(inner(item))
+            except _Mismatch as exc:
+                raise exc.at(f"[{index}]") from None
+        return items
+
+    return decode
+
+
+def _object_of(kind: Any) -> Decoder:
+    hints = get_type_hints(kind)
+    plan = [
+        (field.name, camel(field.name), _decoder(hints[field.name]), field.default is MISSING)
+        for field in fields(kind)
+    ]
+
+    def decode(data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise _Mismatch("expected an object")
+        values = {}
+        for name, wire_name, convert, required in plan:
+            if wire_name in data:
+                value = data[wire_name]
+            elif name in data:
+                value = data[name]
+            elif required:
+                raise _Mismatch("missing").at(f".{wire_name}")
+            else:
+                continue
+            try:
+                values[name] = convert(value)
+            except _Mismatch as exc:
+                raise exc.at(f".{wire_name}") from None
+        return kind(**values)
+
+    return decode
+
+
+def _one_of(allowed: tuple[Any, ...]) -> Decoder:
+    def decode(value: Any) -> Any:
+        if value not in allowed:
+            raise _Mismatch(f"expected one of {', '.join(map(repr, allowed))}")
+        return value
+
+    return decode
+
+
+def _strings_by_name(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _Mismatch("expected an object of strings")
+    return dict(value)
+
+
+def _integer(value: Any) -> int:
+    if type(value) is not int:  # not a bool either
+        raise _Mismatch("expected an integer")
     return value
 
 
-def _check_scalar(hint: Any, origin: Any, value: Any, where: str) -> None:
-    if origin is Literal and value not in get_args(hint):
-        raise WireError(f"{where}: expected one of {', '.join(map(repr, get_args(hint)))}")
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise WireError(f"{where}: expected an integer")
-    if hint is str and not isinstance(value, str):
-        raise WireError(f"{where}: expected a string")
+def _string(value: Any) -> str:
+    if type(value) is not str:
+        raise _Mismatch("expected a string")
+    return value
 
 
 class ProtocolError(Exception):

@@ -6,12 +6,17 @@ request went to, and carry no DTDs.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported on the first document: a push that meets no error skips it
+    import xml.etree.ElementTree as ET
 
 S3_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
 def _root(document: str | bytes) -> ET.Element | None:
+    import xml.etree.ElementTree as ET
+
     try:
         return ET.fromstring(document)  # noqa: S314 - the store's own answer
     except ET.ParseError:

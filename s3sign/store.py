@@ -170,10 +170,10 @@ class ObjectStore:
         self._call("DELETE", key, ok=(204, 200))
 
     def list_objects(
-        self, prefix: str, start_after: str, token: str | None = None
+        self, prefix: str, start_after: str, token: str | None = None, max_keys: int = 1000
     ) -> tuple[list[tuple[str, ObjectInfo]], str | None]:
-        """One ListObjectsV2 page: up to 1000 (key, size and etag), and the next page's token."""
-        query = [("list-type", "2"), ("max-keys", "1000"), ("prefix", prefix)]
+        """One ListObjectsV2 page: up to ``max_keys`` (key, size and etag), and the next token."""
+        query = [("list-type", "2"), ("max-keys", str(max_keys)), ("prefix", prefix)]
         query += [("continuation-token", token)] if token else [("start-after", start_after)]
         response = self._send(
             "GET",

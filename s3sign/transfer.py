@@ -41,7 +41,7 @@ from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
 from s3sign.connections import BodyShrank, Connections
 from s3sign.errors import BackendError, S3SignError
-from s3sign.files import LocalFile, file_digest, guess_content_type
+from s3sign.files import LocalFile, file_digest
 from s3sign.progress import FileOutcome, PushReport, Reporter
 from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
@@ -228,8 +228,9 @@ class Pusher:
 
     def _job(self, local: LocalFile) -> _Job:
         outcome = FileOutcome(file_name=local.name, size=local.size)
-        content_type = self.options.content_type or guess_content_type(local.name)
-        spec = FileSpec(file_name=local.name, file_size=local.size, content_type=content_type)
+        # Without --content-type the backend guesses from the name (protocol v1), once for
+        # every worker: the same answer everywhere, and no MIME tables read here.
+        spec = FileSpec(local.name, local.size, self.options.content_type)
         return _Job(local=local, outcome=outcome, spec=spec)
 
     def _learn_limits(self) -> None:

@@ -440,3 +440,23 @@ def test_complete_of_many_files_uses_a_listing_and_still_checks_each(backend: Ba
     assert statuses.count(("complete", None)) == 23
     assert all(f["size"] == 3 for f in answer["files"] if f["status"] == "complete")
     assert read_back(backend, created[5]["key"]).status_code == 404
+
+
+def test_complete_of_every_other_file_lists_past_the_others(backend: Backend) -> None:
+    """The run holds objects between the batch's keys: each batch file is still verified."""
+    run = run_id()
+    token = backend.token(run)
+    names = [f"mixed/{i:02}.txt" for i in range(50)]
+    created = backend.post(
+        f"/v1/runs/{run}/uploads",
+        {"files": [{"fileName": name, "fileSize": 2} for name in names]},
+        token,
+    ).json()["files"]
+    for result in created:
+        assert put(result["upload"], b"ok").status_code == 200
+    declared = [{"key": f["key"], "fileSize": 2} for f in created[::2]]
+    declared[-1]["fileSize"] = 3
+    answer = backend.post(f"/v1/runs/{run}/uploads/complete", {"files": declared}, token).json()
+    statuses = [(f["status"], f.get("error", {}).get("code")) for f in answer["files"]]
+    assert statuses[:-1] == [("complete", None)] * 24
+    assert statuses[-1] == ("failed", "size_mismatch")

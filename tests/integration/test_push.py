@@ -119,6 +119,11 @@ def test_push_a_tree_with_a_multipart_file(backend: Backend, tmp_path: Path) -> 
     assert all(f["status"] == "uploaded" for f in report["files"])
     assert all(f["key"] == f"runs/{run}/{f['fileName']}" for f in report["files"])
     assert_stored(backend, run, tmp_path, list(contents))
+    # Without --content-type, the backend names the type from the file name.
+    stored_json = read_back(backend, f"runs/{run}/logs/steps/step 1+2.json")
+    assert stored_json.headers["Content-Type"] == "application/json"
+    stored_text = read_back(backend, f"runs/{run}/logs/steps/ü/naïve résumé.txt")
+    assert stored_text.headers["Content-Type"] == "text/plain"
     assert_no_secrets(done.stdout + done.stderr, token)
     again = push(backend, run, "logs", "--skip-existing", cwd=tmp_path, token=token)
     assert again.returncode == 0, again.stderr
@@ -148,6 +153,11 @@ def test_summary_dry_run_and_manifest(backend: Backend, tmp_path: Path) -> None:
     ]
     assert "\r" not in done.stderr
     assert "\x1b" not in done.stderr
+    typed = push(backend, run, "logs/steps", "--content-type", "text/x-log", cwd=tmp_path)
+    assert typed.returncode == 0, typed.stderr
+    for name in ("logs/steps/step 1+2.json", "logs/steps/ü/naïve résumé.txt"):
+        stored = read_back(backend, f"runs/{run}/{name}")
+        assert stored.headers["Content-Type"] == "text/x-log", name
 
 
 def test_no_files_matched(backend: Backend, tmp_path: Path) -> None:
