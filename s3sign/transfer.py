@@ -56,6 +56,7 @@ from s3sign.s3xml import s3_error
 
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 PARTS_PER_SIGNING = 1000
+COMPLETE_SLICE = 128  # files verified per complete call, as their uploads end
 RESIGN_MARGIN = timedelta(seconds=30)
 DISAPPEARED = "the file disappeared after it was listed"
 STORE_DOWN = "not tried: the object store stopped answering (the uploads before it failed)"
@@ -194,7 +195,8 @@ class Pusher:
         try:
             self._learn_limits()
             size = min(self.options.batch_size, self.max_files_per_request)
-            # A small first batch sets the uploads going sooner.
+            # A small first batch sets the uploads going sooner; the next grow from it, so
+            # that each is signed while the one before still keeps the pool busy.
             batches = _chunks(jobs, size, first=min(size, 4 * self.options.concurrency))
             # Each batch is hashed in the background ahead of its turn ...
             prepared = [self._hashing.submit(partial(self._prepare, batch)) for batch in batches]
@@ -202,16 +204,16 @@ class Pusher:
             for batch in prepared:
                 ready = _wait_one(batch)
                 # ... signed when the uploads before it are nearly all under way, so that
-                # the pool never runs dry and no URL waits long for its turn ...
-                self._uploads.wait_until_waiting(2 * self.options.concurrency)
-                jobs_and_tasks = self._start_batch(ready)
+                # no URL waits long for its turn, yet with a quarter of a batch still
+                # queued: signing 500 files takes the backend about as long as uploading
+                # 50 small ones, and the pool must not run dry meanwhile ...
+                self._uploads.wait_until_waiting(max(2 * self.options.concurrency, len(ready) // 4))
+                queued = self._start_batch(ready)
                 for done in completions:
                     if done.done():
                         done.result()  # a fatal error there (backend gone) ends the push now
                 # ... and completed (verified) in the background once its uploads are done.
-                completions.append(
-                    self._completing.submit(partial(self._finish_batch, *jobs_and_tasks))
-                )
+                completions.append(self._completing.submit(partial(self._finish_batch, queued)))
             for done in completions:
                 _wait_one(done)
         except (S3SignError, KeyboardInterrupt) as exc:
@@ -288,21 +290,22 @@ class Pusher:
 
     # --- one batch -----------------------------------------------------------------------
 
-    def _start_batch(self, jobs: list[_Job]) -> tuple[list[_Job], list[Future[None]]]:
-        """Sign one batch and queue its uploads; its jobs and their tasks."""
+    def _start_batch(self, jobs: list[_Job]) -> list[tuple[_Job, list[Future[None]]]]:
+        """Sign one batch and queue its uploads: each job, with its tasks (none if refused)."""
         if self.options.skip_existing:
             jobs = self._skip_existing(jobs)
         if not jobs:
-            return [], []
+            return []
         try:
             answer = self.client.create_uploads(self.options.run_id, [job.spec for job in jobs])
         except BackendError as exc:
             for job in jobs:
                 self._fail(job, exc.message)
-            return [], []
-        tasks: list[Future[None]] = []
+            return []
+        queued = []
         for job, result in zip(jobs, answer.files, strict=True):
             job.outcome.key = result.key
+            tasks: list[Future[None]] = []
             if result.status != "ready" or result.key is None:
                 reason = result.error.message if result.error else "rejected by the backend"
                 code = f" ({result.error.code})" if result.error else ""
@@ -313,13 +316,21 @@ class Pusher:
             elif result.multipart is not None:
                 job.plan = result.multipart
                 self._open_multipart[result.key] = job
-                tasks.extend(self._start_parts(job))
-        return jobs, tasks
+                tasks = self._start_parts(job)
+            queued.append((job, tasks))
+        return queued
 
-    def _finish_batch(self, jobs: list[_Job], tasks: list[Future[None]]) -> None:
-        for task in tasks:  # each task fills in its file's outcome itself
-            task.result()
-        self._complete([job for job in jobs if job.outcome.error is None and job.outcome.key])
+    def _finish_batch(self, queued: list[tuple[_Job, list[Future[None]]]]) -> None:
+        """Verify the batch's files in slices, each once its uploads end (they run in order):
+        the last slice, which the push waits for at its very end, stays small."""
+        for start in range(0, len(queued), COMPLETE_SLICE):
+            done = queued[start : start + COMPLETE_SLICE]
+            for _, tasks in done:
+                for task in tasks:  # each task fills in its file's outcome itself
+                    task.result()
+            self._complete(
+                [job for job, _ in done if job.outcome.error is None and job.outcome.key]
+            )
 
     def _skip_existing(self, jobs: list[_Job]) -> list[_Job]:
         """Files already stored with the same size (and SHA-256, when known) are skipped."""
@@ -612,11 +623,12 @@ def _signed(upload: Any) -> _Signed:
 
 
 def _chunks(items: Sequence[T], size: int, first: int | None = None) -> Iterator[list[T]]:
-    start = 0
+    """Lists of ``size`` items; with ``first``, the first has that many, and each next
+    four times the one before, up to ``size``."""
+    start, length = 0, first or size
     while start < len(items):
-        end = start + (first if start == 0 and first else size)
-        yield list(items[start:end])
-        start = end
+        yield list(items[start : start + length])
+        start, length = start + length, min(size, 4 * length)
 
 
 def _wait_one(future: Future[T]) -> T:
