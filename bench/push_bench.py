@@ -107,23 +107,43 @@ def small_files(root: Path, count: int, size: int) -> Path:
     return root
 
 
-def table(title: str, cases: list[Case], ours: str, total_bytes: int = 0) -> None:
+def share(mine: Case, other: Case) -> float | None:
+    """s3sign's time as a share of ``other``'s: the median of the rounds' ratios.
+
+    The tools run in turn each round, so the two times of a round met the same
+    load on this shared machine; their ratio is steadier than one of medians.
+    """
+    if mine.error or other.error or len(mine.walls) != len(other.walls):
+        return None
+    rounds = zip(mine.walls, other.walls, strict=True)
+    return statistics.median(ours / theirs for ours, theirs in rounds)
+
+
+def table(title: str, cases: list[Case], ours: str, total_bytes: int = 0) -> dict[str, float]:
+    """Print the cases; return s3sign's time as a share of each peer's (see ``share``)."""
     print(f"\n## {title}\n")
     print("| command | median wall | min-max | peak RSS | throughput | s3sign's time as share |")
     print("|---|---|---|---|---|---|")
-    mine = next((c for c in cases if c.name == ours), None)
+    mine = next(c for c in cases if c.name == ours)
+    shares = {}
     for case in cases:
         if case.error:
             print(f"| {case.name} | failed: {case.error} | | | | no ratio |")
             continue
-        share = "no ratio"
-        if mine is not None and not mine.error:
-            share = f"{mine.median / case.median:.2f}×"
+        ratio = share(mine, case)
+        if ratio is not None:
+            shares[case.name] = ratio
         speed = f"{total_bytes / case.median / MiB:.0f} MiB/s" if total_bytes else ""
         print(
             f"| {case.name} | {case.median:.2f} s | {min(case.walls):.2f}–{max(case.walls):.2f} s"
-            f" | {case.peak_kib / 1024:.0f} MiB | {speed} | {share} |"
+            f" | {case.peak_kib / 1024:.0f} MiB | {speed} | "
+            f"{f'{ratio:.2f}×' if ratio is not None else 'no ratio'} |"
         )
+    print(
+        "\ns3sign's share: the median, over the rounds, of its time over the other tool's "
+        "in the same round."
+    )
+    return shares
 
 
 def main() -> int:  # noqa: PLR0915 - one linear script of cases
@@ -207,8 +227,9 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                     cases = measure_together(
                         [("s3sign push", push_argv(url, root)), *peers.tree(root)], env, times
                     )
-                    table(f"{part}. {title}", cases, "s3sign push")
+                    shares = table(f"{part}. {title}", cases, "s3sign push")
                     summary[title] = {case.name: case.median for case in cases if not case.error}
+                    summary[f"{title}, s3sign's share"] = shares
                     if count == many:
                         many_case = cases[0]
 
@@ -279,11 +300,13 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
             summary[f"one {label} (MiB/s)"] = {
                 case.name: big_size / case.median / MiB for case in big_cases if not case.error
             }
-            if not multipart.error and not curl_case.error:
-                print(
-                    f"\nmultipart vs curl: {curl_case.median / multipart.median:.2f}× curl's "
-                    "throughput"
-                )
+            summary[f"one {label}, time as share of curl's"] = {
+                case.name: ratio
+                for case in (single, single_sha, multipart)
+                if (ratio := share(case, curl_case)) is not None
+            }
+            if (ratio := share(multipart, curl_case)) is not None:
+                print(f"\nmultipart vs curl: {1 / ratio:.2f}× curl's throughput (per round)")
 
             print("\n## 3. Memory and the backend's share of the bytes\n")
             print(f"- peak RSS, {label} (multipart): {multipart.peak_kib / 1024:.0f} MiB")
@@ -293,15 +316,15 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 f"({many_case.median:.1f} s)"
             )
             uploaded = big_size * runs
-            share = 100 * received / uploaded
+            byte_share = 100 * received / uploaded
             print(
                 f"- backend request bodies during the multipart pushes: {received:,} bytes for "
-                f"{uploaded:,} uploaded ({share:.5f}%)"
+                f"{uploaded:,} uploaded ({byte_share:.5f}%)"
             )
             summary["memory (MiB) and backend share (%)"] = {
                 "push peak RSS, big file": multipart.peak_kib / 1024,
                 f"push peak RSS, {many:,} files": many_case.peak_kib / 1024,
-                "backend share of bytes": share,
+                "backend share of bytes": byte_share,
             }
         finally:
             store.stop()
