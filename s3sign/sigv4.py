@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -54,23 +54,22 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 def canonical_headers(headers: Iterable[tuple[str, str]]) -> tuple[str, str]:
     """(canonical header block, signed header list): names lowercased, values trimmed."""
     pairs = list(headers)
-    order, names, signed = _header_layout(tuple([name for name, _ in pairs]))
-    block = "".join(
-        [
-            f"{name}:{' '.join(pairs[index][1].split())}\n"
-            for index, name in zip(order, names, strict=True)
-        ]
-    )
-    return block, signed
+    layout, signed = _header_layout(tuple([name for name, _ in pairs]))
+    return _header_block(layout, pairs), signed
+
+
+def _header_block(layout: tuple[tuple[int, str], ...], pairs: list[tuple[str, str]]) -> str:
+    return "".join([f"{name}:{' '.join(pairs[index][1].split())}\n" for index, name in layout])
 
 
 @lru_cache(maxsize=256)  # every URL of a batch or a backend has one of a few header sets
-def _header_layout(names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...], str]:
-    """For header names as given: their sorted positions, the lowercased names, the signed list."""
+def _header_layout(names: tuple[str, ...]) -> tuple[tuple[tuple[int, str], ...], str]:
+    """For header names as given: (position, lowercased name) in signing order, and the
+    signed header list."""
     lowered = [name.lower() for name in names]
     order = sorted(range(len(names)), key=lowered.__getitem__)
-    in_order = tuple([lowered[index] for index in order])
-    return tuple(order), in_order, ";".join(in_order)
+    layout = tuple([(index, lowered[index]) for index in order])
+    return layout, ";".join([name for _, name in layout])
 
 
 def presign_query(
@@ -96,21 +95,19 @@ def presign_query(
     parameters (``partNumber``, ``uploadId`` ...), which come first in the URL
     the way botocore orders them.
     """
-    date = timestamp[:8]
-    scope = f"{date}/{region}/{service}/aws4_request"
-    header_block, signed_headers = canonical_headers([("host", host), *headers])
-    auth, canonical_query, in_url_order = _auth_params(
-        access_key, scope, timestamp, expires, signed_headers, token
-    )
+    pairs = [("host", host), *headers]
+    names = tuple([name for name, _ in pairs])
+    shared = _shared(access_key, secret_key, token, region, service, timestamp, expires, names)
+    canonical_query, in_url_order = shared.canonical_query, shared.in_url_order
     if query:
         operation = [(uri_encode(name), uri_encode(value)) for name, value in query]
-        canonical_query = _joined(sorted([*operation, *auth]))
-        in_url_order = _joined([*operation, *auth])
+        canonical_query = _joined(sorted([*operation, *shared.auth]))
+        in_url_order = _joined([*operation, *shared.auth])
     canonical_request = (
-        f"{method}\n{canonical_uri}\n{canonical_query}\n{header_block}\n"
-        f"{signed_headers}\n{UNSIGNED_PAYLOAD}"
+        f"{method}\n{canonical_uri}\n{canonical_query}\n"
+        f"{_header_block(shared.layout, pairs)}\n{shared.signed_headers}\n{UNSIGNED_PAYLOAD}"
     )
-    signature = sign_canonical(canonical_request, secret_key, timestamp, scope, region, service)
+    signature = _signature(shared.keyed, shared.to_sign, canonical_request)
     return f"{in_url_order}&X-Amz-Signature={signature}"
 
 
@@ -118,11 +115,15 @@ def sign_canonical(
     canonical_request: str, secret_key: str, timestamp: str, scope: str, region: str, service: str
 ) -> str:
     """The hex signature of a canonical request; ``scope`` is DATE/REGION/SERVICE/aws4_request."""
-    hashed_request = hashlib.sha256(canonical_request.encode()).hexdigest()
-    inner, outer = _keyed_hmac(secret_key, scope[:8], region, service)
-    inner = inner.copy()
-    inner.update(f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashed_request}".encode())
-    outer = outer.copy()
+    keyed = _keyed_hmac(secret_key, scope[:8], region, service)
+    return _signature(keyed, f"{ALGORITHM}\n{timestamp}\n{scope}\n".encode(), canonical_request)
+
+
+def _signature(keyed: tuple[Hash, Hash], to_sign: bytes, canonical_request: str) -> str:
+    """HMAC-SHA256 of the string to sign: ``to_sign`` + the canonical request's hex SHA-256."""
+    hashed_request = hashlib.sha256(canonical_request.encode()).hexdigest().encode()
+    inner, outer = keyed[0].copy(), keyed[1].copy()
+    inner.update(to_sign + hashed_request)
     outer.update(inner.digest())
     return outer.hexdigest()
 
@@ -140,21 +141,38 @@ def _keyed_hmac(secret_key: str, date: str, region: str, service: str) -> tuple[
     return inner, outer
 
 
-@lru_cache(maxsize=64)  # the same for every URL of a batch signed within one second
-def _auth_params(
+class _Shared(NamedTuple):
+    """What every URL signed within one second, with one set of header names, shares."""
+
+    auth: tuple[tuple[str, str], ...]  # the encoded X-Amz-* parameters, in botocore's order
+    canonical_query: str  # ... sorted and joined
+    in_url_order: str  # ... joined as they are
+    layout: tuple[tuple[int, str], ...]
+    signed_headers: str
+    to_sign: bytes  # the string to sign, but for the canonical request's hash
+    keyed: tuple[Hash, Hash]
+
+
+@lru_cache(maxsize=64)  # a batch or a backend signs many URLs within the same second
+def _shared(
     access_key: str,
-    scope: str,
+    secret_key: str,
+    token: str | None,
+    region: str,
+    service: str,
     timestamp: str,
     expires: int,
-    signed_headers: str,
-    token: str | None,
-) -> tuple[tuple[tuple[str, str], ...], str, str]:
-    """The encoded ``X-Amz-*`` parameters in botocore's order, and joined: sorted, as is.
+    names: tuple[str, ...],
+) -> _Shared:
+    """The URL-independent part of signing: parameters, header layout, string-to-sign start.
 
     Names are constants, the date and expiry are digits, and header names are
     ``[a-z0-9-]`` joined by ``;``: only the credential and the token need quoting.
     """
-    params = [
+    date = timestamp[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    layout, signed_headers = _header_layout(names)
+    auth = [
         ("X-Amz-Algorithm", ALGORITHM),
         ("X-Amz-Credential", uri_encode(f"{access_key}/{scope}")),
         ("X-Amz-Date", timestamp),
@@ -162,8 +180,16 @@ def _auth_params(
         ("X-Amz-SignedHeaders", signed_headers.replace(";", "%3B")),
     ]
     if token is not None:
-        params.append(("X-Amz-Security-Token", uri_encode(token)))
-    return tuple(params), _joined(sorted(params)), _joined(params)
+        auth.append(("X-Amz-Security-Token", uri_encode(token)))
+    return _Shared(
+        tuple(auth),
+        _joined(sorted(auth)),
+        _joined(auth),
+        layout,
+        signed_headers,
+        f"{ALGORITHM}\n{timestamp}\n{scope}\n".encode(),
+        _keyed_hmac(secret_key, date, region, service),
+    )
 
 
 def _joined(pairs: Iterable[tuple[str, str]]) -> str:
