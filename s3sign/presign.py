@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Literal, NamedTuple
@@ -102,6 +102,14 @@ class Presigner:
         self._bucket_root = lru_cache(maxsize=256)(
             partial(bucket_root, self.endpoint, addressing=addressing)
         )
+        self._presign_query = partial(  # what every URL of this presigner signs with
+            presign_query,
+            access_key=credentials.access_key,
+            secret_key=credentials.secret_key,
+            token=credentials.token,
+            region=region,
+            service="s3",
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Presigner:
@@ -114,38 +122,21 @@ class Presigner:
             settings.addressing,
         )
 
-    def _query(
-        self,
-        method: str,
-        host: str,
-        path: str,
-        headers: Iterable[tuple[str, str]],
-        timestamp: str,
-        expires: int,
-        query: Iterable[tuple[str, str]],
-    ) -> str:
-        return presign_query(
-            method=method,
-            host=host,
-            canonical_uri=path,
-            headers=headers,
-            access_key=self.credentials.access_key,
-            secret_key=self.credentials.secret_key,
-            token=self.credentials.token,
-            region=self.region,
-            service="s3",
-            timestamp=timestamp,
-            expires=expires,
-            query=query,
-        )
-
     def sign_bucket_get(
         self, bucket: str, query: tuple[tuple[str, str], ...], expires: int = 60
     ) -> str:
         """A pre-signed GET of the bucket itself (ListObjectsV2 and the like): its URL."""
         location = locate_bucket(self.endpoint, bucket, self.addressing)
         timestamp, _, _ = _clock(int(time.time()), expires)
-        signed = self._query("GET", location.host, location.path, (), timestamp, expires, query)
+        signed = self._presign_query(
+            method="GET",
+            host=location.host,
+            canonical_uri=location.path,
+            headers=(),
+            timestamp=timestamp,
+            expires=expires,
+            query=query,
+        )
         return f"{location.url}?{signed}"
 
     def sign(self, request: SignRequest, now: datetime | None = None) -> SignedRequest:
@@ -156,8 +147,14 @@ class Presigner:
         host, path_prefix, url_prefix = self._bucket_root(request.bucket)
         path = path_prefix + encode_key(request.key)
         headers = headers_to_send(request)
-        query = self._query(
-            request.method, host, path, headers.items(), timestamp, request.expires, request.query
+        query = self._presign_query(
+            method=request.method,
+            host=host,
+            canonical_uri=path,
+            headers=headers.items(),
+            timestamp=timestamp,
+            expires=request.expires,
+            query=request.query,
         )
         url = f"{url_prefix}{path}?{query}"
         return SignedRequest(
