@@ -939,6 +939,7 @@ def push(
         content_type=content_type,
         skip_existing=skip_existing,
         ca_bundle=os.environ.get("AWS_CA_BUNDLE") or None,
+        hash_multipart=json_report or manifest is not None or skip_existing,
     )
     failed = _run_push(
         _backend_url(settings.backend),

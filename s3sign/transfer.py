@@ -76,6 +76,9 @@ class PushOptions:
     connect_timeout: float = 10.0
     stall_timeout: float = 120.0
     ca_bundle: str | None = None
+    # A multipart file's SHA-256 binds nothing (S3 checks parts by length only): it is
+    # worked out only for a report (--json, --manifest) or to compare with --skip-existing.
+    hash_multipart: bool = True
 
 
 class _Fatal(Exception):
@@ -254,7 +257,7 @@ class Pusher:
             if algorithm == "none":
                 pass
             elif job.local.size > self.multipart_threshold:
-                if algorithm == "sha256":  # parts are not bound: the hash is for the report
+                if algorithm == "sha256" and self.options.hash_multipart:
                     job.sha256 = self._hashing_soon(job)
             else:
                 try:

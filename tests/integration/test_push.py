@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -118,6 +119,10 @@ def test_push_a_tree_with_a_multipart_file(backend: Backend, tmp_path: Path) -> 
     assert sorted(f["fileName"] for f in report["files"]) == sorted(contents)
     assert all(f["status"] == "uploaded" for f in report["files"])
     assert all(f["key"] == f"runs/{run}/{f['fileName']}" for f in report["files"])
+    by_name = {f["fileName"]: f for f in report["files"]}
+    for name in ("logs/big.bin", "logs/build.log"):  # multipart and one PUT alike
+        digest = hashlib.sha256((tmp_path / name).read_bytes()).digest()
+        assert by_name[name]["sha256"] == base64.b64encode(digest).decode(), name
     assert_stored(backend, run, tmp_path, list(contents))
     # Without --content-type, the backend names the type from the file name.
     stored_json = read_back(backend, f"runs/{run}/logs/steps/step 1+2.json")
