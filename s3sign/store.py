@@ -16,13 +16,12 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from s3sign.client import backoff
+from s3sign.client import RETRY_STATUSES, backoff
 from s3sign.presign import Method, Presigner, SignRequest
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
 
 TIMEOUT = (10, 60)  # connect, read: seconds
 ATTEMPTS = 4  # a worker waits on these calls: retry briefly, then report
-_TRANSIENT = frozenset({500, 502, 503, 504})
 # S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
 _CALLER_ERRORS = {
     "NoSuchUpload": 404,
@@ -116,13 +115,13 @@ class ObjectStore:
                         f"the object store is unreachable: {type(exc).__name__}", transient=True
                     ) from None
             else:
-                if response.status_code not in _TRANSIENT or attempt == ATTEMPTS:
+                if response.status_code not in RETRY_STATUSES or attempt == ATTEMPTS:
                     break
             time.sleep(backoff(attempt, base=0.1, cap=2.0))
         if response.status_code not in ok:
             code = _error_code(response.text) or f"HTTP {response.status_code}"
             status = _CALLER_ERRORS.get(code, 502)  # else: our credentials or the store failed
-            transient = response.status_code in _TRANSIENT
+            transient = response.status_code in RETRY_STATUSES
             raise StoreError(f"the object store refused {method} ({code})", code, status, transient)
         return response
 

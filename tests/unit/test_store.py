@@ -1,0 +1,70 @@
+"""The backend's store client: which answers it retries, and which it reports as transient."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from s3sign.credentials import Credentials
+from s3sign.presign import Presigner
+from s3sign.store import ATTEMPTS, ObjectStore, StoreError
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Answers HEAD with the next status of ``statuses`` (then 200), counting the calls."""
+
+    statuses: ClassVar[list[int]] = []
+    calls: ClassVar[int] = 0
+
+    def do_HEAD(self) -> None:
+        type(self).calls += 1
+        status = self.statuses.pop(0) if self.statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "3" if status == 200 else "0")
+        self.send_header("ETag", '"abc"')
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def store() -> Iterator[ObjectStore]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    presigner = Presigner(Credentials("AKIAEXAMPLE", "secret"), "us-east-1", endpoint)
+    Scripted.calls = 0
+    yield ObjectStore(lambda: presigner, "bucket")
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+def test_overload_and_timeouts_are_retried(store: ObjectStore, status: int) -> None:
+    Scripted.statuses = [status, status]
+    info = store.head("key")
+    assert info is not None
+    assert info.size == 3
+    assert Scripted.calls == 3
+
+
+def test_an_overloaded_store_is_reported_as_transient(store: ObjectStore) -> None:
+    """So that complete answers storage_unavailable, and the worker asks again later."""
+    Scripted.statuses = [429] * ATTEMPTS
+    with pytest.raises(StoreError) as raised:
+        store.head("key")
+    assert raised.value.transient
+    assert Scripted.calls == ATTEMPTS
+
+
+def test_a_refusal_is_not_retried(store: ObjectStore) -> None:
+    Scripted.statuses = [403]
+    with pytest.raises(StoreError) as raised:
+        store.head("key")
+    assert not raised.value.transient
+    assert Scripted.calls == 1
