@@ -419,18 +419,27 @@ def test_serve_without_secret_or_bucket_is_a_clear_error(local_s3: Any) -> None:
     assert "needs a bucket" in no_bucket.stderr
 
 
+def uploaded(backend: Backend, run: str, token: str, names: list[str], body: bytes) -> list[Any]:
+    """Ask for the files' URLs, PUT ``body`` to each; the backend's answers."""
+    created: list[Any] = backend.post(
+        f"/v1/runs/{run}/uploads",
+        {"files": [{"fileName": name, "fileSize": len(body)} for name in names]},
+        token,
+    ).json()["files"]
+    for result in created:
+        assert put(result["upload"], body).status_code == 200
+    return created
+
+
 def test_complete_of_many_files_uses_a_listing_and_still_checks_each(backend: Backend) -> None:
     """25 files: one never uploaded, one with a wrong declared size; the rest verified."""
     run = run_id()
     token = backend.token(run)
-    names = [f"many/{i:02}.txt" for i in range(25)]
-    created = backend.post(
-        f"/v1/runs/{run}/uploads",
-        {"files": [{"fileName": name, "fileSize": 3} for name in names]},
-        token,
+    created = uploaded(backend, run, token, [f"many/{i:02}.txt" for i in range(1, 25)], b"abc")
+    never = backend.post(
+        f"/v1/runs/{run}/uploads", {"files": [{"fileName": "many/00.txt", "fileSize": 3}]}, token
     ).json()["files"]
-    for result in created[1:]:
-        assert put(result["upload"], b"abc").status_code == 200
+    created = never + created
     declared = [{"key": f["key"], "fileSize": 3} for f in created]
     declared[5]["fileSize"] = 4
     answer = backend.post(f"/v1/runs/{run}/uploads/complete", {"files": declared}, token).json()
@@ -446,14 +455,7 @@ def test_complete_of_every_other_file_lists_past_the_others(backend: Backend) ->
     """The run holds objects between the batch's keys: each batch file is still verified."""
     run = run_id()
     token = backend.token(run)
-    names = [f"mixed/{i:02}.txt" for i in range(50)]
-    created = backend.post(
-        f"/v1/runs/{run}/uploads",
-        {"files": [{"fileName": name, "fileSize": 2} for name in names]},
-        token,
-    ).json()["files"]
-    for result in created:
-        assert put(result["upload"], b"ok").status_code == 200
+    created = uploaded(backend, run, token, [f"mixed/{i:02}.txt" for i in range(50)], b"ok")
     declared = [{"key": f["key"], "fileSize": 2} for f in created[::2]]
     declared[-1]["fileSize"] = 3
     answer = backend.post(f"/v1/runs/{run}/uploads/complete", {"files": declared}, token).json()
