@@ -594,7 +594,7 @@ def _sign_batch(
     now: datetime | None,
 ) -> None:
     """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed."""
-    from s3sign.batch import Defaults, sign_stream
+    from s3sign.batch import Defaults, sign_source
 
     if output not in (OutputChoice.url, OutputChoice.json):
         raise UsageError(f"--batch prints JSON lines, not {output.value}", hint="drop --output")
@@ -612,8 +612,8 @@ def _sign_batch(
         raise UsageError(message, hint="give a readable file, or - for stdin") from None
     stdout = sys.stdout
     try:
-        result = sign_stream(
-            source.read1,
+        result = sign_source(
+            source,
             stdout.write,
             stdout.flush,
             presigner,

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import itertools
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from s3sign import batch as batch_module
 from s3sign.credentials import Credentials
 from s3sign.formats import as_dict
 from s3sign.presign import Presigner, SignRequest
@@ -176,3 +181,117 @@ def test_a_reader_that_leaves_early_ends_the_batch_quietly() -> None:
     process.stdout.close()
     assert process.wait(60) == 141
     assert process.stderr.read() == b""
+
+
+def mixed_lines(count: int) -> str:
+    """Good lines, unicode keys, bad JSON, blank lines and refused requests, spread out."""
+    chosen = []
+    for index in range(count):
+        if index % 997 == 0:
+            chosen.append("not json")
+        elif index % 1499 == 0:
+            chosen.append("")
+        elif index % 2003 == 0:
+            chosen.append(json.dumps({"bucket": "b-1", "key": "k", "method": "GET", "size": 3}))
+        else:
+            chosen.append(json.dumps({"bucket": "b-1", "key": f"ü/{index} x.json", "size": index}))
+    return "\n".join(chosen) + "\n"
+
+
+def batch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "s3sign", "sign", "--batch", *args, "--now", NOW],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: one process")
+def test_a_big_file_signed_in_parts_gives_what_one_process_gives(tmp_path: Path) -> None:
+    source = mixed_lines(60_000)  # ~3.5 MB: cut into parts, one per core
+    path = tmp_path / "requests.jsonl"
+    path.write_text(source)
+    with path.open("rb") as handle:
+        assert len(batch_module._parts(handle)) >= 2
+    in_parts = batch(str(path))
+    one_process = batch("-", stdin=source)
+    assert in_parts.returncode == one_process.returncode == 1
+    assert in_parts.stdout == one_process.stdout
+    assert in_parts.stderr == one_process.stderr
+    inputs = source.splitlines()
+    errors = [json.loads(line) for line in in_parts.stdout.splitlines() if '"line"' in line]
+    assert max(error["line"] for error in errors) > 40_000  # past the first part
+    for error in errors:  # each number names a bad input line, in whichever part it was
+        assert inputs[error["line"] - 1] == "not json" or '"GET"' in inputs[error["line"] - 1]
+
+
+def test_parts_are_cut_after_a_newline_with_their_first_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    path.write_text(mixed_lines(60_000))
+    data = path.read_bytes()
+    with path.open("rb") as handle:
+        parts = batch_module._parts(handle)
+    if len(os.sched_getaffinity(0)) < 2:
+        assert parts in ([], [(0, len(data), 1)])
+        return
+    assert parts[0][0] == 0
+    assert parts[-1][1] == len(data)
+    for (_, end, _), (start, _, first_line) in itertools.pairwise(parts):
+        assert end == start
+        assert data[start - 1 : start] == b"\n"
+        assert first_line == data[:start].count(b"\n") + 1
+
+
+def test_a_part_whose_process_failed_is_signed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "requests.jsonl"
+    path.write_text(mixed_lines(40_000))
+    presigner = Presigner(Credentials(EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY), "eu-west-1")
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    defaults = batch_module.Defaults()
+
+    def signed(source: io.BufferedReader) -> tuple[str, int, int]:
+        out = io.StringIO()
+        result = batch_module.sign_source(
+            source, out.write, out.flush, presigner, defaults, now=moment
+        )
+        return out.getvalue(), result.signed, result.failed
+
+    with path.open("rb") as handle:
+        whole = signed(handle)
+
+    def failed(pid: int, report: int) -> None:
+        os.waitpid(pid, 0)
+
+    monkeypatch.setattr(batch_module, "_collect", failed)
+    with path.open("rb") as handle:
+        assert signed(handle) == whole
+
+
+def test_a_big_file_stops_whole_on_ctrl_c_and_on_a_closed_stdout(tmp_path: Path) -> None:
+    """No part's process outlives the command: Ctrl-C is exit 130, `| head -1` exit 141."""
+    path = tmp_path / "requests.jsonl"
+    path.write_text(mixed_lines(300_000))
+    command = [sys.executable, "-m", "s3sign", "sign", "--batch", str(path)]
+    interrupted = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    time.sleep(1.5)
+    os.kill(interrupted.pid, signal.SIGINT)  # the parent only: it must stop its parts itself
+    assert interrupted.wait(60) == 130
+    closed = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    assert closed.stdout is not None
+    closed.stdout.readline()
+    closed.stdout.close()
+    assert closed.wait(60) == 141
+    for process in (interrupted, closed):
+        left = subprocess.run(
+            ["pgrep", "-s", str(process.pid)], capture_output=True, text=True, check=False
+        )
+        assert left.stdout.split() == [], "a part's process was left running"
