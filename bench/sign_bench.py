@@ -6,10 +6,11 @@
    median wall time and peak RSS of whole processes.
 2. In-process signing: s3sign's Presigner vs boto3's generate_presigned_url
    in a loop, URLs per second, after checking both produce the same URL.
-3. `s3sign sign --batch` of 100,000 JSON lines (20,000 with --quick) as a
-   whole process, start-up included, against the boto3 loop of (2) timed in
-   turn with it, and `aws s3 presign` run once per URL (from (1)); and its
-   peak RSS for 10x the lines, which must not grow.
+3. `s3sign sign --batch FILE` of 100,000 JSON lines (20,000 with --quick) as
+   a whole process, start-up included (one process per core), and the same
+   lines on stdin (one process), against the boto3 loop of (2) timed in turn
+   with them, and `aws s3 presign` run once per URL (from (1)); and its peak
+   RSS for 10x the lines, which must not grow.
 
 Ratios are printed only for peers that ran; a failed peer is named with why.
 """
@@ -217,8 +218,12 @@ def batch_lines(
     aws_rate: float | None,
     rounds: int,
 ) -> tuple[float, float] | None:
-    """(s3sign's URLs/s, boto3's URLs/s): ``sign --batch`` of ``count`` lines as a whole
-    process and a boto3 loop, in turn each round, the best round of each (as in (2))."""
+    """(s3sign's URLs/s, boto3's URLs/s): ``sign --batch FILE`` of ``count`` lines as a whole
+    process and a boto3 loop, in turn each round, the best round of each (as in (2)).
+
+    ``--batch -`` (stdin) runs in the same rounds: one process, where FILE is cut into
+    one part per core.
+    """
     import tempfile
 
     print(f"\n## 3. `s3sign sign --batch`, {count:,} lines, whole process, best of {rounds}\n")
@@ -236,27 +241,40 @@ def batch_lines(
                         f'"size": {1000 + index}}}\n'
                     )
             paths.append(path)
-        wall, boto_wall, boto_count, peak = float("inf"), float("inf"), 1000, 0
+        from_file = [s3sign, "sign", "--batch", str(paths[0])]
+        from_stdin = ["sh", "-c", 'exec "$0" sign --batch - < "$1"', s3sign, str(paths[0])]
+        walls = {"file": float("inf"), "stdin": float("inf"), "boto3": float("inf")}
+        peak = 0
         for _ in range(rounds):
-            result = measure_process([s3sign, "sign", "--batch", str(paths[0])], ENV)
-            if result.exit_code:
-                print(f"s3sign sign --batch failed ({result.exit_code}): {result.stderr_tail}")
-                return None
-            wall, peak = min(wall, result.wall), max(peak, result.peak_kib)
+            for name, argv in (("file", from_file), ("stdin", from_stdin)):
+                result = measure_process(argv, ENV)
+                if result.exit_code:
+                    print(f"s3sign sign --batch failed ({result.exit_code}): {result.stderr_tail}")
+                    return None
+                walls[name] = min(walls[name], result.wall)
+                peak = max(peak, result.peak_kib)
             start = time.perf_counter()
-            boto3_loop(boto_count)
-            boto_wall = min(boto_wall, time.perf_counter() - start)
+            boto3_loop(1000)
+            walls["boto3"] = min(walls["boto3"], (time.perf_counter() - start) * count / 1000)
         more = measure_process([s3sign, "sign", "--batch", str(paths[1])], ENV)
-    rate, boto_rate = count / wall, boto_count / boto_wall
-    print("| command | URLs/s | ratio |")
+    rate, stdin_rate, boto_rate = (count / walls[name] for name in ("file", "stdin", "boto3"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    print("| command | URLs/s | × boto3's rate |")
     print("|---|---|---|")
-    print(f"| s3sign sign --batch ({count:,} lines, {wall:.2f} s) | {rate:,.0f} | 1.0× |")
-    print(f"| boto3 generate_presigned_url loop | {boto_rate:,.0f} | {rate / boto_rate:.1f}× |")
+    print(
+        f"| s3sign sign --batch FILE ({count:,} lines, {walls['file']:.2f} s; one process per "
+        f"core, {cores} here) | {rate:,.0f} | {rate / boto_rate:.1f}× |"
+    )
+    print(
+        f"| s3sign sign --batch - (the same lines on stdin: one process) | {stdin_rate:,.0f} | "
+        f"{stdin_rate / boto_rate:.1f}× |"
+    )
+    print(f"| boto3 generate_presigned_url loop (one process) | {boto_rate:,.0f} | 1.0× |")
     if aws_rate is None:
         print("| aws s3 presign, one process per URL | failed | no ratio |")
     else:
-        ratio = f"{rate / aws_rate:,.0f}×"
-        print(f"| aws s3 presign, one process per URL | {aws_rate:,.1f} | {ratio} |")
+        share = aws_rate / boto_rate
+        print(f"| aws s3 presign, one process per URL | {aws_rate:,.1f} | {share:.4f}× |")
     print(
         f"\nPeak RSS: {peak / 1024:.0f} MiB for {count:,} lines, {more.peak_kib / 1024:.0f} MiB "
         f"for {10 * count:,} lines ({10 * count / more.wall:,.0f} URLs/s)"
