@@ -192,7 +192,8 @@ def _parts(source: io.BufferedReader) -> list[tuple[int, int, int]]:
     parts, line = [], 1
     for start, end in pairwise(cuts):
         parts.append((start, end, line))
-        line += _newlines(fd, start, end)
+        if end < cuts[-1]:  # the last part's lines need no counting
+            line += _newlines(fd, start, end)
     return parts
 
 
