@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from s3sign.local import LocalS3, free_ports
-from tests.integration.conftest import running_backend
+from tests.integration.conftest import Backend, running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_push import (
     assert_no_secrets,
@@ -52,6 +54,23 @@ def stored_keys(store: LocalS3, run: str) -> list[str]:
     return re.findall(r"<Key>([^<]+)</Key>", text)
 
 
+@contextmanager
+def behind_faults(store: LocalS3, faults: Faults, tmp_path: Path) -> Iterator[Backend]:
+    """A backend whose signed URLs (and its own calls to S3) go through the faulty proxy;
+    multipart from 5 MiB, so that a small tree has parts too."""
+    with (
+        FaultyProxy(store.endpoint_url, faults) as proxy,
+        running_backend(
+            store,
+            tmp_path / "serve.log",
+            endpoint_url=proxy.url,
+            multipart_threshold="5MiB",
+            part_size="5MiB",
+        ) as backend,
+    ):
+        yield backend
+
+
 def test_every_fault_at_once_and_every_object_arrives_once(
     local_s3: LocalS3, tmp_path: Path
 ) -> None:
@@ -67,16 +86,7 @@ def test_every_fault_at_once_and_every_object_arrives_once(
         stall_seconds=0.5,
         latency=0.005,
     )
-    with (
-        FaultyProxy(local_s3.endpoint_url, faults) as proxy,
-        running_backend(
-            local_s3,
-            tmp_path / "serve.log",
-            endpoint_url=proxy.url,
-            multipart_threshold="5MiB",
-            part_size="5MiB",
-        ) as faulty,
-    ):
+    with behind_faults(local_s3, faults, tmp_path) as faulty:
         run = run_id()
         done = push(faulty, run, "mixed", "--json", "-vv", cwd=root)
         report = json.loads(done.stdout)
@@ -95,16 +105,7 @@ def test_every_fault_at_once_and_every_object_arrives_once(
 def test_when_every_request_fails_every_file_is_reported(local_s3: LocalS3, tmp_path: Path) -> None:
     root = tmp_path / "src"
     names = mixed_tree(root, 8, big=6 * MiB)
-    with (
-        FaultyProxy(local_s3.endpoint_url, Faults(drop=1.0)) as proxy,
-        running_backend(
-            local_s3,
-            tmp_path / "serve.log",
-            endpoint_url=proxy.url,
-            multipart_threshold="5MiB",
-            part_size="5MiB",
-        ) as dead,
-    ):
+    with behind_faults(local_s3, Faults(drop=1.0), tmp_path) as dead:
         run = run_id()
         done = push(dead, run, "mixed", "--json", cwd=root)
     assert done.returncode in (1, 5), done.stderr
