@@ -9,7 +9,8 @@ fail are named, and get no ratio). Every tool runs with 8 parallel transfers.
    vs s5cmd cp vs aws s3 cp --recursive vs rclone copy vs the seed's pattern
    (boto3 presign + requests PUT).
 2. One 1 GiB file (256 MiB with --quick): s3sign push as one PUT and as
-   multipart vs curl -T to a pre-signed URL vs aws s3 cp vs s5cmd cp, and
+   multipart (parts bound to their SHA-256, the default, and with
+   --checksum none) vs curl -T to a pre-signed URL vs aws s3 cp vs s5cmd cp, and
    curl -T to a local server that discards the body: the loopback ceiling.
 3. Peak RSS of s3sign push for the big file and for the many small files,
    and the bytes the backend received.
@@ -271,7 +272,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 NullSink() as sink,
             ):
                 before = metric(url, "s3sign_request_body_bytes_total")
-                single, single_sha, multipart, curl_case, *others, ceiling = measure_together(
+                single, single_sha, multipart, bare, curl_case, *others, ceiling = measure_together(
                     [
                         (
                             "s3sign push (one PUT, --checksum none)",
@@ -279,6 +280,10 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                         ),
                         ("s3sign push (one PUT, sha256)", push_argv(single_url, big)),
                         ("s3sign push (multipart, sha256)", push_argv(url, big)),
+                        (
+                            "s3sign push (multipart, --checksum none)",
+                            push_argv(url, big, "--checksum", "none"),
+                        ),
                         ("curl -T pre-signed URL", curl_argv),
                         *peers.file(big),
                         (
@@ -295,14 +300,14 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 )
                 received = metric(url, "s3sign_request_body_bytes_total") - before
             label = f"{big_size // MiB} MiB file"
-            big_cases = [single, single_sha, multipart, curl_case, *others, ceiling]
+            big_cases = [single, single_sha, multipart, bare, curl_case, *others, ceiling]
             table(f"2. One {label}", big_cases, "s3sign push (one PUT, --checksum none)", big_size)
             summary[f"one {label} (MiB/s)"] = {
                 case.name: big_size / case.median / MiB for case in big_cases if not case.error
             }
             summary[f"one {label}, time as share of curl's"] = {
                 case.name: ratio
-                for case in (single, single_sha, multipart)
+                for case in (single, single_sha, multipart, bare)
                 if (ratio := share(case, curl_case)) is not None
             }
             if (ratio := share(multipart, curl_case)) is not None:
@@ -315,7 +320,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 f"- peak RSS, {many:,} × 1 KiB: {many_case.peak_kib / 1024:.0f} MiB "
                 f"({many_case.median:.1f} s)"
             )
-            uploaded = big_size * runs
+            uploaded = big_size * runs * 2  # both multipart cases
             byte_share = 100 * received / uploaded
             print(
                 f"- backend request bodies during the multipart pushes: {received:,} bytes for "

@@ -92,10 +92,24 @@ class BackendClient:
         return self._call("POST", f"/v1/runs/{run_id}/uploads", body, CreateUploadsResponse)
 
     def sign_parts(
-        self, run_id: str, key: str, upload_id: str, file_size: int, part_numbers: Sequence[int]
+        self,
+        run_id: str,
+        key: str,
+        upload_id: str,
+        file_size: int,
+        part_numbers: Sequence[int],
+        *,
+        sha256: list[str] | None = None,
+        md5: list[str] | None = None,
     ) -> PartsResponse:
+        """Part URLs; with ``sha256`` or ``md5`` (one per part), each bound to its digest."""
         body = PartsRequest(
-            key=key, upload_id=upload_id, file_size=file_size, part_numbers=list(part_numbers)
+            key=key,
+            upload_id=upload_id,
+            file_size=file_size,
+            part_numbers=list(part_numbers),
+            sha256=sha256,
+            md5=md5,
         )
         return self._call("POST", f"/v1/runs/{run_id}/uploads/parts", body, PartsResponse)
 

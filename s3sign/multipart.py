@@ -75,7 +75,8 @@ def complete(presigner: Presigner, bucket: str, key: str, upload_id: str, etags:
     """Assemble the parts listed in ``etags`` (the text of the file); the object's ETag."""
     parts = read_etags(etags)
     with _store_errors("completing the multipart upload"):
-        return ObjectStore(lambda: presigner, bucket).complete_multipart(key, upload_id, parts)
+        store = ObjectStore(lambda: presigner, bucket)
+        return store.complete_multipart(key, upload_id, [(n, etag, None) for n, etag in parts])
 
 
 def abort(presigner: Presigner, bucket: str, key: str, upload_id: str) -> None:

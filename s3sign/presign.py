@@ -163,12 +163,24 @@ class Presigner:
 
 
 def part_request(
-    bucket: str, key: str, upload_id: str, number: int, part_size: int, size: int, expires: int
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    part_size: int,
+    size: int,
+    expires: int,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
 ) -> SignRequest:
-    """The PUT of part ``number`` of a ``size``-byte multipart upload, bound to its length."""
+    """The PUT of part ``number`` of a ``size``-byte multipart upload, bound to its length
+    and, when given, to the part's base64 SHA-256 or MD5."""
     length = min(part_size, size - (number - 1) * part_size)
     query = (("partNumber", str(number)), ("uploadId", upload_id))
-    return SignRequest(bucket, key, size=length, expires=expires, query=query)
+    return SignRequest(
+        bucket, key, size=length, sha256=sha256, md5=md5, expires=expires, query=query
+    )
 
 
 @lru_cache(maxsize=16)  # a batch signs many URLs within the same second

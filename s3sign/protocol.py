@@ -247,6 +247,9 @@ class FileSpec:
     content_type: str | None = None
     sha256: str | None = None  # base64 of the SHA-256 of the whole file
     md5: str | None = None  # base64 of the MD5, for stores without SHA-256 checks
+    # For a file that goes multipart: "sha256" asks for an upload whose every part is bound
+    # to its SHA-256 (S3 refuses a part whose body differs). Ignored for a single PUT.
+    part_checksum: Literal["sha256"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +276,9 @@ class MultipartPlan:
     upload_id: str
     part_size: int
     part_count: int
+    # "sha256" when the upload was created so: ask each part's URL with its SHA-256 (parts
+    # request), and list them at completion. None: parts are bound to their length only.
+    part_checksum: Literal["sha256"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +308,10 @@ class PartsRequest:
     upload_id: str
     file_size: int
     part_numbers: list[int]  # 1 to MAX_PARTS_PER_REQUEST: checked by the server
+    # Optional, one per part number in the same order: base64 digests each part's URL is
+    # bound to (x-amz-checksum-sha256, or Content-MD5).
+    sha256: list[str] | None = None
+    md5: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +338,7 @@ class CompletedPart:
     __pydantic_config__ = WIRE_CONFIG
     part_number: int
     etag: str
+    sha256: str | None = None  # the part's base64 SHA-256: needed when its URL was bound to one
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,9 @@ class ObjectInfo:
     size: int
     etag: str
     sha256: str | None  # base64, when the store keeps a whole-object SHA-256
+    # A multipart object whose parts carried SHA-256s: "BASE64-N", the SHA-256 of the
+    # parts' SHA-256s (S3's composite checksum), when the store reports it.
+    parts_sha256: str | None = None
 
 
 class StoreError(Exception):
@@ -125,20 +128,26 @@ class ObjectStore:
             raise StoreError(f"the object store refused {method} ({code})", code, status, transient)
         return response
 
-    def create_multipart(self, key: str, content_type: str | None) -> str:
-        """Start a multipart upload; its upload id."""
-        headers = {"Content-Type": content_type} if content_type else None
+    def create_multipart(self, key: str, content_type: str | None, sha256: bool = False) -> str:
+        """Start a multipart upload (with ``sha256``, one whose parts carry SHA-256s); its id."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        if sha256:
+            headers["x-amz-checksum-algorithm"] = "SHA256"
         response = self._call("POST", key, [("uploads", "")], headers=headers)
         upload_id = xml_text(response.text, "UploadId")
         if not upload_id:
             raise StoreError("the object store did not return an upload id")
         return upload_id
 
-    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> str:
-        """Assemble the parts (number, etag); the object's etag."""
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str, str | None]]
+    ) -> str:
+        """Assemble the parts (number, etag, base64 SHA-256 or None); the object's etag."""
         body = "".join(
-            f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag></Part>"
-            for number, etag in parts
+            f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag>"
+            + (f"<ChecksumSHA256>{escape(sha256)}</ChecksumSHA256>" if sha256 else "")
+            + "</Part>"
+            for number, etag, sha256 in parts
         )
         xml = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
         response = self._call("POST", key, [("uploadId", upload_id)], body=xml)
@@ -158,11 +167,13 @@ class ObjectStore:
         )
         if response.status_code == 404:
             return None
-        checksum = response.headers.get("x-amz-checksum-sha256")
+        checksum = response.headers.get("x-amz-checksum-sha256") or None
+        composite = checksum is not None and "-" in checksum
         return ObjectInfo(
             size=int(response.headers.get("Content-Length", "-1")),
             etag=response.headers.get("ETag", "").strip('"'),
-            sha256=checksum if checksum and "-" not in checksum else None,
+            sha256=None if composite else checksum,
+            parts_sha256=checksum if composite else None,
         )
 
     def delete(self, key: str) -> None:

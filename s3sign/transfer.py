@@ -11,8 +11,9 @@ No printing here: progress goes to a ``Reporter``, the result is a
   or count.
 - The SHA-256 of a single-PUT file is computed before it is signed (the next
   batch is hashed while this one uploads), so S3 itself refuses a corrupted
-  body. Multipart files are hashed alongside their upload and declared at
-  completion.
+  body. Each part of a multipart file is hashed in its upload task, just
+  before its URL is asked for, and bound the same way; other parts upload
+  meanwhile.
 - Connection errors, 408, 429 and 5xx are retried with backoff; a checksum or
   size mismatch is not. A file that changed since it was listed fails with a
   clear message instead of becoming a mismatched object.
@@ -35,13 +36,13 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
 from s3sign.connections import BodyShrank, Connections
 from s3sign.errors import BackendError, S3SignError
-from s3sign.files import LocalFile, file_digest
+from s3sign.files import LocalFile, file_digest, range_digest
 from s3sign.progress import FileOutcome, PushReport, Reporter
 from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
@@ -116,6 +117,7 @@ class _Job:
     upload: _Signed | None = None
     plan: MultipartPlan | None = None
     parts: dict[int, _Signed] = field(default_factory=dict)
+    part_digests: dict[int, str] = field(default_factory=dict)  # when parts are bound to one
     etags: dict[int, str] = field(default_factory=dict)
     retries: int = 0
     started: bool = False
@@ -257,8 +259,11 @@ class Pusher:
             if algorithm == "none":
                 pass
             elif job.local.size > self.multipart_threshold:
-                if algorithm == "sha256" and self.options.hash_multipart:
-                    job.sha256 = self._hashing_soon(job)
+                if algorithm == "sha256":
+                    # Each part is hashed just before it goes, and its URL bound to that.
+                    job.spec = replace(job.spec, part_checksum="sha256")
+                    if self.options.hash_multipart:
+                        job.sha256 = self._hashing_soon(job)
             else:
                 try:
                     value = file_digest(job.local.path, algorithm)
@@ -391,7 +396,11 @@ class Pusher:
                 sha256 = job.outcome.sha256 = _wait_one(job.sha256)
             parts = None
             if job.plan is not None:
-                parts = [CompletedPart(part_number=n, etag=e) for n, e in sorted(job.etags.items())]
+                sha256s = job.part_digests if job.plan.part_checksum == "sha256" else {}
+                parts = [
+                    CompletedPart(part_number=n, etag=e, sha256=sha256s.get(n))
+                    for n, e in sorted(job.etags.items())
+                ]
             files.append(
                 CompleteFile(
                     key=job.outcome.key or "",
@@ -450,6 +459,8 @@ class Pusher:
         assert job.outcome.key is not None
         numbers = list(range(1, job.plan.part_count + 1))
         tasks: list[Future[None]] = []
+        if self._part_digest_algorithm(job):  # each part signed once hashed, in its task
+            return [self._uploads.submit(partial(self._part, job, n)) for n in numbers]
         for chunk in _chunks(numbers, PARTS_PER_SIGNING):
             try:
                 signed = self.client.sign_parts(
@@ -470,9 +481,51 @@ class Pusher:
         offset = (number - 1) * job.plan.part_size
         length = min(job.plan.part_size, job.local.size - offset)
         try:
+            if number not in job.parts:  # to be bound to its digest: hashed, then signed
+                job.part_digests[number] = self._part_digest(job, offset, length)
+                self._sign_part(job, number)
             job.etags[number] = self._with_retries(job, offset, length, number)
         except _Fatal as exc:
             self._fail(job, str(exc))
+
+    def _part_digest_algorithm(self, job: _Job) -> Literal["sha256", "md5"] | None:
+        """What each part's URL is bound to: the SHA-256 when the upload was created for
+        that, the MD5 (Content-MD5, which needs nothing at creation) with --checksum md5."""
+        if job.plan is not None and job.plan.part_checksum == "sha256":
+            return "sha256"
+        return "md5" if self.options.checksum == "md5" else None
+
+    def _part_digest(self, job: _Job, offset: int, length: int) -> str:
+        algorithm = self._part_digest_algorithm(job)
+        assert algorithm is not None
+        try:
+            return range_digest(job.local.path, offset, length, algorithm)
+        except FileNotFoundError:
+            raise _Fatal(DISAPPEARED) from None
+        except EOFError:
+            raise _Fatal("the file got shorter while it was being uploaded") from None
+        except OSError as exc:
+            raise _Fatal(f"cannot read it: {exc.strerror}") from None
+
+    def _sign_part(self, job: _Job, number: int) -> None:
+        """Sign (or sign again) one part's URL, bound to its digest when it has one."""
+        assert job.plan is not None
+        assert job.outcome.key is not None
+        digest = job.part_digests.get(number)
+        algorithm = self._part_digest_algorithm(job) if digest else None
+        try:
+            signed = self.client.sign_parts(
+                self.options.run_id,
+                job.outcome.key,
+                job.plan.upload_id,
+                job.local.size,
+                [number],
+                sha256=[digest] if digest and algorithm == "sha256" else None,
+                md5=[digest] if digest and algorithm == "md5" else None,
+            )
+        except S3SignError as exc:
+            raise _Fatal(f"signing its part {number} failed: {exc.message}") from None
+        job.parts[number] = _signed(signed.parts[0])
 
     def _abort(self, job: _Job) -> None:
         key = job.outcome.key
@@ -535,22 +588,16 @@ class Pusher:
                 self._store_down = True
 
     def _resign(self, job: _Job, part: int | None) -> None:
-        run = self.options.run_id
+        if part is not None:
+            self._sign_part(job, part)
+            return
         try:
-            if part is None:
-                result = self.client.create_uploads(run, [job.spec]).files[0]
-                if result.upload is None:
-                    raise _Fatal("the backend would not sign it again")
-                job.upload = _signed(result.upload)
-            else:
-                assert job.plan is not None
-                assert job.outcome.key is not None
-                signed = self.client.sign_parts(
-                    run, job.outcome.key, job.plan.upload_id, job.local.size, [part]
-                )
-                job.parts[part] = _signed(signed.parts[0])
+            result = self.client.create_uploads(self.options.run_id, [job.spec]).files[0]
         except S3SignError as exc:
             raise _Fatal(f"signing it again failed: {exc.message}") from None
+        if result.upload is None:
+            raise _Fatal("the backend would not sign it again")
+        job.upload = _signed(result.upload)
 
     def _put(self, job: _Job, signed: _Signed, offset: int, length: int) -> str:
         local = job.local
@@ -589,7 +636,10 @@ class Pusher:
         if response.status in RETRY_STATUSES:
             raise _Retryable(f"S3 answered {response.status} {code}".rstrip())
         if code in _CHECKSUM_ERRORS:
-            raise _Fatal("S3 refused the body: it does not match the SHA-256 the file had")
+            raise _Fatal(
+                "S3 refused the body: it differs from the checksum taken before the upload "
+                "(did the file change?)"
+            )
         if code == "SignatureDoesNotMatch":
             _check_unchanged(local, "while it was being uploaded")
         raise _Fatal(f"S3 refused the upload: {response.status} {code} {message}".rstrip())

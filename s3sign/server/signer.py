@@ -8,6 +8,8 @@ own can call the same methods after its own authentication.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import threading
@@ -31,6 +33,7 @@ from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
     AbortRequest,
     AbortResponse,
+    CompletedPart,
     CompleteFile,
     CompleteRequest,
     CompleteResponse,
@@ -138,12 +141,18 @@ class UploadSigner:
             raise PolicyError("invalid_checksum", "give sha256 or md5, not both")
         content_type = spec.content_type or guess_content_type(spec.file_name)
         if spec.file_size > self.settings.multipart_threshold:
+            sha256_parts = spec.part_checksum == "sha256"
             try:
-                upload_id = self.store.create_multipart(key, content_type)
+                upload_id = self.store.create_multipart(key, content_type, sha256=sha256_parts)
             except StoreError as exc:
                 raise PolicyError(exc.code, str(exc)) from None
             part_size, part_count = plan_parts(spec.file_size, self.settings.part_size)
-            plan = MultipartPlan(upload_id=upload_id, part_size=part_size, part_count=part_count)
+            plan = MultipartPlan(
+                upload_id=upload_id,
+                part_size=part_size,
+                part_count=part_count,
+                part_checksum=spec.part_checksum,
+            )
             return FileResult(file_name=spec.file_name, key=key, status="ready", multipart=plan)
         signed = self._sign(
             SignRequest(
@@ -202,8 +211,11 @@ class UploadSigner:
         part_size, part_count = plan_parts(request.file_size, self.settings.part_size)
         if len(set(request.part_numbers)) != len(request.part_numbers):
             raise ProtocolError(422, "invalid_part_number", "a part number is asked twice")
+        count = len(request.part_numbers)
+        sha256s = _part_digests(request.sha256, count, "sha256", 32)
+        md5s = _part_digests(request.md5, count, "md5", 16)
         parts = []
-        for number in request.part_numbers:
+        for number, sha256, md5 in zip(request.part_numbers, sha256s, md5s, strict=True):
             if not 1 <= number <= part_count:
                 raise ProtocolError(
                     422, "invalid_part_number", f"part numbers run from 1 to {part_count}"
@@ -217,6 +229,8 @@ class UploadSigner:
                     part_size,
                     request.file_size,
                     self.settings.expires,
+                    sha256=sha256,
+                    md5=md5,
                 )
             )
             parts.append(
@@ -293,14 +307,7 @@ class UploadSigner:
 
         try:
             if item.upload_id is not None:
-                parts = sorted((p.part_number, p.etag) for p in item.parts or ())
-                if not parts:
-                    return failed("invalid_parts", "a multipart upload needs its parts")
-                try:
-                    self.store.complete_multipart(item.key, item.upload_id, parts)
-                except StoreError as exc:
-                    if exc.code != "NoSuchUpload":  # else: completed by an earlier call
-                        raise
+                self._assemble(item.key, item.upload_id, item.parts or [])
             info = listed.get(item.key) or self.store.head(item.key)
             if info is None:
                 return failed("not_found", "no object was stored under this key")
@@ -310,16 +317,36 @@ class UploadSigner:
                     "size_mismatch",
                     f"stored {info.size} bytes, declared {item.file_size}: the object was deleted",
                 )
-            if item.sha256 and info.sha256 and info.sha256 != item.sha256:
+            parts_sha256 = _parts_sha256(item.parts or [])
+            if (item.sha256 and info.sha256 and info.sha256 != item.sha256) or (
+                parts_sha256 and info.parts_sha256 and info.parts_sha256 != parts_sha256
+            ):
                 self.store.delete(item.key)
                 return failed(
                     "checksum_mismatch", "the stored SHA-256 differs: the object was deleted"
                 )
+        except PolicyError as exc:
+            return failed(exc.code, exc.message)
         except StoreError as exc:
             return failed(STORAGE_UNAVAILABLE if exc.transient else exc.code, str(exc))
         return CompleteResult(
             key=item.key, status="complete", size=info.size, etag=info.etag, sha256=info.sha256
         )
+
+    def _assemble(self, key: str, upload_id: str, parts: list[CompletedPart]) -> None:
+        """Complete a multipart upload; an upload completed by an earlier call is fine."""
+        if not parts:
+            raise PolicyError("invalid_parts", "a multipart upload needs its parts")
+        if any(part.sha256 and not is_base64_digest(part.sha256, 32) for part in parts):
+            raise PolicyError("invalid_checksum", "a part's sha256 is not the base64 of 32 bytes")
+        ordered = sorted(
+            ((part.part_number, part.etag, part.sha256) for part in parts), key=lambda p: p[:2]
+        )
+        try:
+            self.store.complete_multipart(key, upload_id, ordered)
+        except StoreError as exc:
+            if exc.code != "NoSuchUpload":
+                raise
 
     # --- abort -----------------------------------------------------------------------
 
@@ -344,6 +371,31 @@ class UploadSigner:
         except PolicyError as exc:
             status = 403 if exc.code == "key_outside_run" else 422
             raise ProtocolError(status, exc.code, exc.message) from None
+
+
+def _part_digests(
+    digests: list[str] | None, count: int, name: str, size: int
+) -> list[str] | list[None]:
+    """One digest per asked part (or None each), each checked to be base64 of ``size`` bytes."""
+    if digests is None:
+        return [None] * count
+    if len(digests) != count:
+        raise ProtocolError(422, "invalid_checksum", f"{name} needs one digest per part number")
+    if not all(is_base64_digest(digest, size) for digest in digests):
+        raise ProtocolError(422, "invalid_checksum", f"each {name} is the base64 of {size} bytes")
+    return digests
+
+
+def _parts_sha256(parts: list[CompletedPart]) -> str | None:
+    """S3's composite checksum of a multipart object: the SHA-256 of the parts' SHA-256s, -N.
+
+    None unless every part declared its SHA-256: then nothing is compared.
+    """
+    ordered = sorted(parts, key=lambda part: part.part_number)
+    if not ordered or any(part.sha256 is None for part in ordered):
+        return None
+    joined = b"".join(base64.b64decode(part.sha256 or "") for part in ordered)
+    return f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-{len(ordered)}"
 
 
 def _check_run(run_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from s3sign.store import ObjectStore
 from tests.integration.conftest import SECRET, Backend
 
 pytestmark = pytest.mark.integration
@@ -29,6 +31,10 @@ SEED_REQUEST = {
 
 def run_id() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
 
 
 def put(upload: dict[str, Any], body: bytes) -> requests.Response:
@@ -104,7 +110,7 @@ def test_asking_again_gives_fresh_urls_for_the_same_keys(backend: Backend) -> No
 def test_checksum_and_content_type_are_bound(backend: Backend) -> None:
     run = run_id()
     body = b"checked body"
-    sha = __import__("base64").b64encode(hashlib.sha256(body).digest()).decode()
+    sha = b64(hashlib.sha256(body).digest())
     request = {
         "files": [
             {"fileName": "a.txt", "fileSize": len(body), "sha256": sha, "contentType": "text/plain"}
@@ -141,7 +147,12 @@ def test_wrong_declared_size_deletes_the_object(backend: Backend) -> None:
     assert (missing["status"], missing["error"]["code"]) == ("failed", "not_found")
 
 
-def test_multipart_upload_reads_back_identical(backend: Backend, tmp_path: Path) -> None:
+@pytest.mark.parametrize("bound", [False, True], ids=["length-only", "sha256-bound"])
+def test_multipart_upload_reads_back_identical(
+    backend: Backend, tmp_path: Path, bound: bool
+) -> None:
+    """Parts bound to their length (any v1 client), or also to their SHA-256 (partChecksum):
+    then S3 refuses a part whose body differs, and the object carries the composite SHA-256."""
     run = run_id()
     token = backend.token(run)
     size = 100 * 1024 * 1024 + 12345
@@ -150,49 +161,93 @@ def test_multipart_upload_reads_back_identical(backend: Backend, tmp_path: Path)
         for _ in range(size // (1024 * 1024)):
             handle.write(os.urandom(1024 * 1024))
         handle.write(os.urandom(size % (1024 * 1024)))
-    result = backend.post(
-        f"/v1/runs/{run}/uploads", {"files": [{"fileName": "big.bin", "fileSize": size}]}, token
-    ).json()["files"][0]
+    spec: dict[str, Any] = {"fileName": "big.bin", "fileSize": size}
+    if bound:
+        spec["partChecksum"] = "sha256"
+    result = backend.post(f"/v1/runs/{run}/uploads", {"files": [spec]}, token).json()["files"][0]
     plan = result["multipart"]
     assert plan["partSize"] == 16 * 1024 * 1024
     assert plan["partCount"] == 7
-    parts = backend.post(
-        f"/v1/runs/{run}/uploads/parts",
-        {
-            "key": result["key"],
-            "uploadId": plan["uploadId"],
-            "fileSize": size,
-            "partNumbers": list(range(1, plan["partCount"] + 1)),
-        },
-        token,
-    )
+    assert plan.get("partChecksum") == ("sha256" if bound else None)
+    chunks = [path.read_bytes()[i : i + plan["partSize"]] for i in range(0, size, plan["partSize"])]
+    digests = [b64(hashlib.sha256(chunk).digest()) for chunk in chunks]
+    request: dict[str, Any] = {
+        "key": result["key"],
+        "uploadId": plan["uploadId"],
+        "fileSize": size,
+        "partNumbers": list(range(1, plan["partCount"] + 1)),
+    }
+    if bound:
+        request["sha256"] = digests
+    parts = backend.post(f"/v1/runs/{run}/uploads/parts", request, token)
     assert parts.status_code == 200, parts.text
     etags = []
-    with path.open("rb") as handle:
-        for part in parts.json()["parts"]:
-            chunk = handle.read(plan["partSize"])
-            assert part["headers"]["Content-Length"] == str(len(chunk))
-            response = put(part, chunk)
-            assert response.status_code == 200, response.text
-            etags.append({"partNumber": part["partNumber"], "etag": response.headers["ETag"]})
-    complete = backend.post(
-        f"/v1/runs/{run}/uploads/complete",
-        {
-            "files": [
-                {
-                    "key": result["key"],
-                    "fileSize": size,
-                    "uploadId": plan["uploadId"],
-                    "parts": etags,
-                }
-            ]
-        },
-        token,
-    ).json()["files"][0]
-    assert complete["status"] == "complete", complete
-    assert complete["size"] == size
+    for part, chunk, digest in zip(parts.json()["parts"], chunks, digests, strict=True):
+        assert part["headers"]["Content-Length"] == str(len(chunk))
+        if bound:
+            assert part["headers"]["x-amz-checksum-sha256"] == digest
+            tampered = b"X" + chunk[1:]
+            assert put(part, tampered).status_code == 400  # BadDigest: S3 itself refuses it
+            forged = dict(
+                part,
+                headers={
+                    **part["headers"],
+                    "x-amz-checksum-sha256": b64(hashlib.sha256(tampered).digest()),
+                },
+            )
+            assert put(forged, tampered).status_code == 403  # the digest is signed
+        response = put(part, chunk)
+        assert response.status_code == 200, response.text
+        etag = {"partNumber": part["partNumber"], "etag": response.headers["ETag"]}
+        etags.append({**etag, "sha256": digest} if bound else etag)
+
+    def complete(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        item = {"key": result["key"], "fileSize": size, "uploadId": plan["uploadId"]}
+        answer = backend.post(
+            f"/v1/runs/{run}/uploads/complete", {"files": [{**item, "parts": parts}]}, token
+        )
+        return dict(answer.json()["files"][0])
+
+    if bound:  # the parts declared at completion must be the ones S3 checked
+        refused = complete([{**etags[0], "sha256": digests[1]}, *etags[1:]])
+        assert refused["status"] == "failed", refused
+        assert read_back(backend, result["key"]).status_code == 404
+    done = complete(etags)
+    assert done["status"] == "complete", done
+    assert done["size"] == size
     fetched = read_back(backend, result["key"])
     assert hashlib.sha256(fetched.content).digest() == hashlib.sha256(path.read_bytes()).digest()
+    stored = ObjectStore(backend.store.presigner, backend.store.bucket).head(result["key"])
+    assert stored is not None
+    if bound:  # S3's composite checksum: the SHA-256 of the parts' SHA-256s
+        joined = b"".join(hashlib.sha256(chunk).digest() for chunk in chunks)
+        assert stored.parts_sha256 == f"{b64(hashlib.sha256(joined).digest())}-{len(chunks)}"
+    else:
+        assert stored.parts_sha256 is None
+
+
+def test_part_digests_are_checked(backend: Backend) -> None:
+    run = run_id()
+    token = backend.token(run)
+    size = 200 * 1024 * 1024
+    spec = {"fileName": "big.bin", "fileSize": size, "partChecksum": "sha256"}
+    result = backend.post(f"/v1/runs/{run}/uploads", {"files": [spec]}, token).json()["files"][0]
+    base = {"key": result["key"], "uploadId": result["multipart"]["uploadId"], "fileSize": size}
+    digest = b64(hashlib.sha256(b"part").digest())
+    for extra in (
+        {"partNumbers": [1, 2], "sha256": [digest]},  # one digest per part
+        {"partNumbers": [1], "sha256": ["not base64"]},
+        {"partNumbers": [1], "md5": [digest]},  # 32 bytes is no MD5
+    ):
+        answer = backend.post(f"/v1/runs/{run}/uploads/parts", {**base, **extra}, token)
+        assert answer.status_code == 422, extra
+        assert answer.json()["error"]["code"] == "invalid_checksum"
+    complete = backend.post(
+        f"/v1/runs/{run}/uploads/complete",
+        {"files": [{**base, "parts": [{"partNumber": 1, "etag": "e", "sha256": "nope"}]}]},
+        token,
+    ).json()["files"][0]
+    assert (complete["status"], complete["error"]["code"]) == ("failed", "invalid_checksum")
 
 
 def test_abort_frees_a_multipart_upload(backend: Backend) -> None:

@@ -25,6 +25,7 @@ from s3sign.client import BackendClient
 from s3sign.files import expand_paths
 from s3sign.local import LocalS3, free_ports
 from s3sign.progress import SilentReporter
+from s3sign.store import ObjectStore
 from s3sign.transfer import Pusher, PushOptions
 from tests.integration.conftest import Backend, running_backend
 from tests.integration.faults import Faults, FaultyProxy
@@ -124,6 +125,12 @@ def test_push_a_tree_with_a_multipart_file(backend: Backend, tmp_path: Path) -> 
         digest = hashlib.sha256((tmp_path / name).read_bytes()).digest()
         assert by_name[name]["sha256"] == base64.b64encode(digest).decode(), name
     assert_stored(backend, run, tmp_path, list(contents))
+    # Every part was bound to its SHA-256: the store keeps the composite checksum (10 parts).
+    stored = ObjectStore(backend.store.presigner, backend.store.bucket).head(
+        f"runs/{run}/logs/big.bin"
+    )
+    assert stored is not None
+    assert (stored.parts_sha256 or "").endswith("-10")
     # Without --content-type, the backend names the type from the file name.
     stored_json = read_back(backend, f"runs/{run}/logs/steps/step 1+2.json")
     assert stored_json.headers["Content-Type"] == "application/json"
@@ -330,6 +337,39 @@ def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path)
         assert process.returncode == 130, stderr
         assert "interrupted" in stderr
         assert f"runs/{run}/huge.bin" not in open_uploads(local_s3)
+
+
+@pytest.mark.parametrize("checksum", ["sha256", "md5"])
+def test_a_part_that_does_not_match_its_digest_is_refused(
+    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checksum: str
+) -> None:
+    """A part whose bytes differ from what its URL was bound to: the real store refuses it,
+    the file fails with that reason, the others upload, and the upload is aborted."""
+    import s3sign.transfer
+
+    run = run_id()
+    (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
+    (tmp_path / "small.txt").write_text("fine")
+    real = s3sign.transfer.range_digest
+
+    def corrupted(path: str, offset: int, length: int, algorithm: Any) -> str:
+        digest = real(path, offset, length, algorithm)
+        return real(path, 0, 1, algorithm) if offset else digest  # wrong for parts 2 and 3
+
+    monkeypatch.setattr(s3sign.transfer, "range_digest", corrupted)
+    settings = {"multipart_threshold": "5MiB", "part_size": "5MiB"}
+    with running_backend(local_s3, tmp_path / "serve.log", **settings) as small_parts:
+        names = [str(tmp_path / "big.bin"), str(tmp_path / "small.txt")]
+        files = list(expand_paths(names, tmp_path).files)
+        client = BackendClient(small_parts.url, small_parts.token(run))
+        options = PushOptions(run_id=run, checksum=checksum)  # type: ignore[arg-type]
+        report = Pusher(client, options, SilentReporter()).push(files)
+    outcomes = {f.file_name: f for f in report.files}
+    assert outcomes["small.txt"].status == "uploaded"
+    assert outcomes["big.bin"].status == "failed"
+    assert "S3 refused the" in (outcomes["big.bin"].error or ""), outcomes["big.bin"].error
+    assert read_back(small_parts, f"runs/{run}/big.bin").status_code == 404
+    assert f"runs/{run}/big.bin" not in open_uploads(local_s3)
 
 
 def test_no_secrets_at_vv(backend: Backend, tmp_path: Path) -> None:

@@ -30,7 +30,13 @@ from s3sign.protocol import (
 )
 
 SAMPLES: list[Any] = [
-    CreateUploadsRequest(files=[FileSpec("a.log", 5), FileSpec("b", 0, "text/plain", "x=")]),
+    CreateUploadsRequest(
+        files=[
+            FileSpec("a.log", 5),
+            FileSpec("b", 0, "text/plain", "x="),
+            FileSpec("big", 500, part_checksum="sha256"),
+        ]
+    ),
     CreateUploadsResponse(
         files=[
             FileResult(
@@ -40,11 +46,19 @@ SAMPLES: list[Any] = [
                 upload=SignedUpload("PUT", "http://s3/a?X=1", {"Content-Length": "5"}, "2026Z"),
             ),
             FileResult("big", "ready", "runs/r/big", multipart=MultipartPlan("u-1", 16, 3)),
+            FileResult(
+                "bound", "ready", "runs/r/b", multipart=MultipartPlan("u-2", 16, 3, "sha256")
+            ),
             FileResult("../x", "rejected", error=ErrorInfo("invalid_file_name", "no")),
         ]
     ),
     PartsRequest("runs/r/big", "u-1", 48, [1, 2, 3]),
+    PartsRequest("runs/r/big", "u-1", 48, [1, 2], sha256=["s1=", "s2="]),
+    PartsRequest("runs/r/big", "u-1", 48, [3], md5=["m3="]),
     CompleteFile("runs/r/big", 48, None, "u-1", [CompletedPart(1, "e1"), CompletedPart(2, "e2")]),
+    CompleteFile(
+        "runs/r/b", 32, None, "u-2", [CompletedPart(1, "e1", "s1="), CompletedPart(2, "e")]
+    ),
     CompleteResult("runs/r/a.log", "complete", 5, "etag", None),
     ServerInfo(1, "runs", 10, 500, 100, 16),
 ]
@@ -67,6 +81,11 @@ def test_both_codecs_write_and_read_the_same_json(document: Any) -> None:
         (FileSpec, {"fileName": 3, "fileSize": 1}),
         (FileSpec, {"fileName": "a"}),  # missing
         (FileResult, {"fileName": "a", "status": "maybe"}),  # not one of the literals
+        (FileSpec, {"fileName": "a", "fileSize": 1, "partChecksum": "crc32"}),
+        (
+            PartsRequest,
+            {"key": "k", "uploadId": "u", "fileSize": 1, "partNumbers": [1], "sha256": "s"},
+        ),
         (SignedUpload, {"method": "PUT", "url": "u", "headers": {"a": 1}, "expiresAt": "t"}),
         (CreateUploadsRequest, {"files": {"fileName": "a", "fileSize": 1}}),
         (CreateUploadsRequest, [1]),
