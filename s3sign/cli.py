@@ -7,6 +7,7 @@ package: Typer reads every parameter's annotation at start-up, and string
 annotations cost it an ``eval`` each (about 15 ms of every ``sign`` run).
 """
 
+import gc
 import io
 import json
 import os
@@ -1352,4 +1353,9 @@ def main() -> None:
         from typer._completion_classes import completion_init
 
         completion_init()
-    app()
+    try:
+        app()
+    finally:
+        # The work is done and every file closed: spare the interpreter's last garbage
+        # collection over every object at exit (25-40 ms after pushing 1,000 files).
+        gc.freeze()

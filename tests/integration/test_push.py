@@ -345,20 +345,20 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
 ) -> None:
     """A part whose bytes differ from what its URL was bound to: the real store refuses it,
     the file fails with that reason, the others upload, and the upload is aborted."""
-    import s3sign.transfer
+    from s3sign.files import range_digest as real
 
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
     (tmp_path / "small.txt").write_text("fine")
-    real = s3sign.transfer.range_digest
 
     def corrupted(path: str, offset: int, length: int, algorithm: Any) -> str:
         digest = real(path, offset, length, algorithm)
         return real(path, 0, 1, algorithm) if offset else digest  # wrong for parts 2 and 3
 
-    monkeypatch.setattr(s3sign.transfer, "range_digest", corrupted)
-    settings = {"multipart_threshold": "5MiB", "part_size": "5MiB"}
-    with running_backend(local_s3, tmp_path / "serve.log", **settings) as small_parts:
+    monkeypatch.setattr("s3sign.transfer.range_digest", corrupted)
+    with running_backend(
+        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
+    ) as small_parts:
         names = [str(tmp_path / "big.bin"), str(tmp_path / "small.txt")]
         files = list(expand_paths(names, tmp_path).files)
         client = BackendClient(small_parts.url, small_parts.token(run))
