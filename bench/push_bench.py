@@ -81,10 +81,14 @@ def measure_together(
     commands: list[tuple[str, object]], env: dict[str, str], runs: int
 ) -> list[Case]:
     """Each command ``runs`` times, round-robin: a slow spell of this shared machine
-    then hits every tool alike instead of whichever ran during it."""
+    then hits every tool alike instead of whichever ran during it. Each round starts one
+    tool further on, so that no tool always runs right after the same one: the store may
+    still be busy after a heavy run (aws s3 cp sends 1,000 files in 5 s)."""
     cases = [Case(name, []) for name, _ in commands]
+    pairs = list(zip(cases, commands, strict=True))
     for index in range(runs):
-        for case, (_, make_argv) in zip(cases, commands, strict=True):
+        shift = index % len(pairs)
+        for case, (_, make_argv) in pairs[shift:] + pairs[:shift]:
             if case.error:
                 continue
             argv = make_argv(index)  # type: ignore[operator]
