@@ -372,6 +372,45 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
     assert f"runs/{run}/big.bin" not in open_uploads(local_s3)
 
 
+def test_an_expired_part_url_is_signed_again_with_its_digest(
+    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part's first URL is taken as expired: its new URL must carry the same SHA-256,
+    or the store refuses to assemble an upload created with part checksums."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    from s3sign.transfer import _signed as real_signed
+
+    first_urls: set[int] = set()
+
+    def expired_at_first(upload: Any) -> Any:
+        signed = real_signed(upload)
+        number = getattr(upload, "part_number", None)
+        if number is None or number in first_urls:
+            return signed
+        first_urls.add(number)
+        return dataclasses.replace(signed, refresh_at=datetime.now(UTC) - timedelta(seconds=1))
+
+    monkeypatch.setattr("s3sign.transfer._signed", expired_at_first)
+    run = run_id()
+    (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
+    with running_backend(
+        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
+    ) as small_parts:
+        before = _requests_served(small_parts)
+        files = list(expand_paths([str(tmp_path / "big.bin")], tmp_path).files)
+        client = BackendClient(small_parts.url, small_parts.token(run))
+        report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
+        assert report.files[0].status == "uploaded", report.files[0].error
+        # info, create, 3 parts signed, 3 signed again, complete
+        assert _requests_served(small_parts) - before >= 9
+        stored = ObjectStore(local_s3.presigner, local_s3.bucket).head(f"runs/{run}/big.bin")
+    assert first_urls == {1, 2, 3}
+    assert stored is not None
+    assert (stored.parts_sha256 or "").endswith("-3")
+
+
 def test_no_secrets_at_vv(backend: Backend, tmp_path: Path) -> None:
     run = run_id()
     make_tree(tmp_path)
