@@ -88,7 +88,7 @@ def file_digest(path: str | os.PathLike[str], algorithm: Literal["sha256", "md5"
 
 
 def range_digest(path: str, offset: int, length: int, algorithm: Literal["sha256", "md5"]) -> str:
-    """The base64 digest of ``length`` bytes from ``offset`` (a multipart part), read in 1 MiB
+    """The base64 digest of ``length`` bytes from ``offset`` (a multipart part), read in 256 KiB
     blocks; ``EOFError`` when the file ends first."""
     digest = hashlib.new(algorithm)
     block = bytearray(min(length, _BLOCK))
