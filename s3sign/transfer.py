@@ -458,9 +458,9 @@ class Pusher:
         assert job.plan is not None
         assert job.outcome.key is not None
         numbers = list(range(1, job.plan.part_count + 1))
-        tasks: list[Future[None]] = []
         if self._part_digest_algorithm(job):  # each part signed once hashed, in its task
             return [self._uploads.submit(partial(self._part, job, n)) for n in numbers]
+        tasks: list[Future[None]] = []
         for chunk in _chunks(numbers, PARTS_PER_SIGNING):
             try:
                 signed = self.client.sign_parts(
