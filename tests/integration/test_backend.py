@@ -186,7 +186,7 @@ def test_multipart_upload_reads_back_identical(
         assert part["headers"]["Content-Length"] == str(len(chunk))
         if bound:
             assert part["headers"]["x-amz-checksum-sha256"] == digest
-            tampered = b"X" + chunk[1:]
+            tampered = bytes([chunk[0] ^ 0xFF]) + chunk[1:]  # never equal to chunk
             assert put(part, tampered).status_code == 400  # BadDigest: S3 itself refuses it
             forged = dict(
                 part,
