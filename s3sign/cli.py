@@ -1265,8 +1265,12 @@ def _run_push(
 
     client = BackendClient(backend, token)
     pusher = Pusher(client, options, _push_reporter(console, json_report, options.concurrency))
+    fatal = None  # the error that cut the push short: said once, not once per file
     try:
         pusher.push(files)
+    except S3SignError as exc:
+        fatal = exc.message
+        raise
     finally:
         client.close()
         report = pusher.report or PushReport(options.run_id)
@@ -1276,7 +1280,7 @@ def _run_push(
         if json_report:
             typer.echo(document)
         elif files:
-            summary(console, report)
+            summary(console, report, fatal)
     return report.count("failed")
 
 

@@ -83,7 +83,8 @@ class PlainReporter:
         with self._lock:
             self._files, self._total = files, total_bytes
             self._started = self._last = self._clock()
-        self._console.note(f"pushing {files} files, {format_size(total_bytes)}")
+        noun = "file" if files == 1 else "files"
+        self._console.note(f"pushing {files:,} {noun}, {format_size(total_bytes)}")
 
     def file_started(self, name: str, size: int) -> None:
         self._console.info(f"uploading {name} ({format_size(size)})", level=2)
@@ -196,8 +197,9 @@ def _short(name: str, width: int = 40) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
-def summary(console: Console, report: PushReport) -> None:
-    """The final lines on stderr: counts, bytes, time, speed, and every failure's reason."""
+def summary(console: Console, report: PushReport, fatal: str | None = None) -> None:
+    """The final lines on stderr: counts, bytes, time, speed, and every failure's reason
+    (except ``fatal``, the error that cut the push short, which the caller says once)."""
     seconds = max(report.seconds, 1e-9)
     uploaded = report.bytes("uploaded")
     console.note(
@@ -208,7 +210,7 @@ def summary(console: Console, report: PushReport) -> None:
     )
     by_reason: dict[str, list[str]] = {}
     for outcome in report.files:
-        if outcome.status == "failed":
+        if outcome.status == "failed" and outcome.error != fatal:
             by_reason.setdefault(outcome.error or "failed", []).append(outcome.file_name)
     for reason, names in by_reason.items():
         if len(names) <= 3:

@@ -211,7 +211,8 @@ def test_bad_token_and_unreachable_backend(backend: Backend, tmp_path: Path) -> 
         extra_env={"S3SIGN_BACKEND": f"http://127.0.0.1:{free_ports(1)[0]}"},
     )
     assert down.returncode == 5, down.stderr
-    assert "attempts" in down.stderr
+    assert down.stderr.count("attempts") == 1, down.stderr  # said once, not once per file
+    assert "5 failed" in down.stderr
 
 
 def test_rejected_file_is_exit_1_and_the_others_upload(local_s3: LocalS3, tmp_path: Path) -> None:
