@@ -181,6 +181,7 @@ class Pusher:
         # and the rest fail at once instead of each waiting through its retries.
         self._unanswered = 0
         self._store_down = False
+        self._successes = 0  # uploads (files or parts) S3 took: is it up for the others?
         self._health = threading.Lock()
         self.multipart_threshold = DEFAULT_MULTIPART_THRESHOLD
         self.part_size: int | None = None
@@ -552,7 +553,7 @@ class Pusher:
             first, job.started = not job.started, True
         if first:  # now, not when queued: a live display shows what is really moving
             self.reporter.file_started(job.local.name, job.local.size)
-        attempt, resigned = 0, 0
+        attempt, resigned, successes_at_first_failure = 0, 0, -1
         while True:
             attempt += 1
             if self._store_down:
@@ -564,6 +565,7 @@ class Pusher:
                     raise _Expired
                 etag = self._put(job, signed, offset, length)
                 self._unanswered = 0
+                self._successes += 1  # unlocked: an increment lost to a race changes nothing
                 return etag
             except _Expired:
                 resigned += 1
@@ -572,7 +574,13 @@ class Pusher:
                 self._resign(job, part)
                 attempt -= 1  # a fresh URL is not a failed attempt
             except _Retryable as exc:
-                if attempt >= self.options.attempts:
+                if successes_at_first_failure < 0:
+                    successes_at_first_failure = self._successes
+                # Out of attempts? Not while other uploads get through: S3 is up and this
+                # one was unlucky (a flaky network, a throttled prefix), so it goes on, up to
+                # twice the attempts, rather than fail a CI job over a transient fault.
+                unlucky = self._successes > successes_at_first_failure
+                if attempt >= self.options.attempts * (2 if unlucky else 1):
                     if exc.network:
                         self._count_unanswered()
                     raise _Fatal(f"{exc} (after {attempt} attempts)") from None

@@ -5,7 +5,7 @@ verify). A new connection may be dropped at its first request (``drop``);
 any request may be cut with a TCP reset halfway through its body (``reset``),
 answered with an error status without being forwarded (``unavailable``, one
 of ``statuses``), or stalled first. Decisions come from a seeded random
-generator.
+generator; ``refuse`` answers 503 to the first requests for chosen paths.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Faults:
     stall: float = 0.0  # wait stall_seconds, then forward
     stall_seconds: float = 1.0
     latency: float = 0.0  # added to every request
+    refuse: dict[str, int] = field(default_factory=dict)  # path part -> first N requests: 503
     seed: int = 1234
     counts: dict[str, int] = field(
         default_factory=lambda: {"drop": 0, "reset": 0, "503": 0, "stall": 0, "ok": 0}
@@ -61,6 +62,10 @@ class FaultyProxy:
             def _roll(self) -> str:
                 with lock:
                     drop, roll = random_source.random(), random_source.random()
+                    for part, left in faults.refuse.items():
+                        if part in self.path and left > 0:
+                            faults.refuse[part] = left - 1
+                            return "503"
                 first, self.first_request = self.first_request, False
                 if first and drop < faults.drop:
                     return "drop"

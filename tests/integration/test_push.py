@@ -274,6 +274,32 @@ def test_push_through_faults(local_s3: LocalS3, tmp_path: Path) -> None:
     assert_stored(faulty, run, root, names)
 
 
+def test_a_file_s3_keeps_refusing_retries_longer_while_the_others_get_through(
+    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5 attempts; while other uploads succeed, S3 is up and a file it keeps refusing was
+    unlucky, so it gets up to 10. (When nothing gets through, 5 is all: test_faults.)"""
+    monkeypatch.setattr("s3sign.transfer.backoff", lambda attempt: 0.1)
+    for name in ("a-unlucky.bin", "b-doomed.bin", *(f"c-{index}.txt" for index in range(60))):
+        (tmp_path / name).write_bytes(os.urandom(1000))
+    files = sorted(expand_paths([str(tmp_path)], tmp_path).files, key=lambda f: f.name)
+    faults = Faults(refuse={"a-unlucky.bin": 7, "b-doomed.bin": 1000})
+    run = run_id()
+    with (
+        FaultyProxy(local_s3.endpoint_url, faults) as proxy,
+        running_backend(local_s3, tmp_path / "serve.log", endpoint_url=proxy.url) as faulty,
+    ):
+        client = BackendClient(faulty.url, faulty.token(run))
+        options = PushOptions(run_id=run, concurrency=4)
+        report = Pusher(client, options, SilentReporter()).push(files)
+    outcomes = {f.file_name: f for f in report.files}
+    assert outcomes["a-unlucky.bin"].status == "uploaded"
+    assert outcomes["a-unlucky.bin"].attempts == 8
+    assert outcomes["b-doomed.bin"].status == "failed"
+    assert "503 SlowDown (after 10 attempts)" in (outcomes["b-doomed.bin"].error or "")
+    assert [f.status for f in report.files].count("uploaded") == 61
+
+
 def test_expired_urls_are_signed_again(local_s3: LocalS3, tmp_path: Path) -> None:
     """URLs live 2 s; a slow link makes later files wait longer than that."""
     root = tmp_path / "src"

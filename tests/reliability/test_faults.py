@@ -113,6 +113,8 @@ def test_when_every_request_fails_every_file_is_reported(local_s3: LocalS3, tmp_
     if done.returncode == 1:
         assert sorted(f["fileName"] for f in report["files"]) == sorted(names)
         assert all(f["status"] == "failed" and f["error"] for f in report["files"])
+        tried = re.findall(r"after (\d+) attempts", " ".join(f["error"] for f in report["files"]))
+        assert set(tried) <= {"5"}, tried  # nothing got through: no file was given more
         assert report["status"] == "error"
     assert f"runs/{run}/" not in open_uploads(local_s3)
     assert stored_keys(local_s3, run) == []
