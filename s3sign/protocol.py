@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get
 PROTOCOL_VERSION = 1
 MAX_PARTS_PER_REQUEST = 1000
 MAX_PARTS = 10_000  # S3's limit per multipart upload
-STORAGE_UNAVAILABLE = "storage_unavailable"  # complete failed for now: asking again may work
+STORAGE_UNAVAILABLE = "storage_unavailable"  # the store failed for now: asking again may work
 
 
 def plan_parts(file_size: int, part_size: int) -> tuple[int, int]:

@@ -36,7 +36,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
@@ -49,6 +49,8 @@ from s3sign.protocol import (
     CompletedPart,
     CompleteFile,
     CompleteResult,
+    ErrorInfo,
+    FileResult,
     FileSpec,
     MultipartPlan,
     plan_parts,
@@ -63,6 +65,14 @@ DISAPPEARED = "the file disappeared after it was listed"
 STORE_DOWN = "not tried: the object store stopped answering (the uploads before it failed)"
 _CHECKSUM_ERRORS = frozenset({"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest"})
 T = TypeVar("T")
+
+
+class _Answer(Protocol):
+    @property
+    def error(self) -> ErrorInfo | None: ...
+
+
+A = TypeVar("A", bound=_Answer)
 
 
 @dataclass(frozen=True)
@@ -305,20 +315,24 @@ class Pusher:
             jobs = self._skip_existing(jobs)
         if not jobs:
             return []
+        answers: dict[int, FileResult] = {}
         try:
-            answer = self.client.create_uploads(self.options.run_id, [job.spec for job in jobs])
+            for index, result in self._asking_again(self._create, [job.spec for job in jobs]):
+                answers[index] = result
         except BackendError as exc:
-            for job in jobs:
-                self._fail(job, exc.message)
-            return []
+            for index, job in enumerate(jobs):
+                if index not in answers:
+                    self._fail(job, exc.message)
         queued = []
-        for job, result in zip(jobs, answer.files, strict=True):
+        for index, result in sorted(answers.items()):
+            job = jobs[index]
             job.outcome.key = result.key
             tasks: list[Future[None]] = []
             if result.status != "ready" or result.key is None:
                 reason = result.error.message if result.error else "rejected by the backend"
-                code = f" ({result.error.code})" if result.error else ""
-                self._fail(job, f"{reason}{code}")
+                if result.error and f"({result.error.code})" not in reason:
+                    reason += f" ({result.error.code})"
+                self._fail(job, reason)
             elif result.upload is not None:
                 job.upload = _signed(result.upload)
                 tasks.append(self._uploads.submit(partial(self._upload_file, job)))
@@ -328,6 +342,28 @@ class Pusher:
                 tasks = self._start_parts(job)
             queued.append((job, tasks))
         return queued
+
+    def _create(self, specs: list[FileSpec]) -> list[FileResult]:
+        return self.client.create_uploads(self.options.run_id, specs).files
+
+    def _asking_again(
+        self, ask: Callable[[list[T]], Sequence[A]], items: list[T]
+    ) -> Iterator[tuple[int, A]]:
+        """``(index, answer)`` for each of ``items``, as ``ask`` answers it for good: the items
+        the store could not serve for now (``storage_unavailable``) are asked for again, with
+        backoff, up to the attempts, so that a brief fault of the store fails no file."""
+        pending = list(range(len(items)))
+        for round_ in range(1, self.options.attempts + 1):
+            last, again = round_ == self.options.attempts, []
+            for index, answer in zip(pending, ask([items[i] for i in pending]), strict=True):
+                if not last and answer.error and answer.error.code == STORAGE_UNAVAILABLE:
+                    again.append(index)
+                else:
+                    yield index, answer
+            if not again:
+                return
+            pending = again
+            time.sleep(backoff(round_))
 
     def _finish_batch(self, queued: list[tuple[_Job, list[Future[None]]]]) -> None:
         """Verify the batch's files in slices, each once its uploads end (they run in order):
@@ -411,27 +447,16 @@ class Pusher:
                     parts=parts,
                 )
             )
-        for round_ in range(1, self.options.attempts + 1):
-            try:
-                answer = self.client.complete(self.options.run_id, files)
-            except BackendError as exc:
-                for job in jobs:
+        try:
+            for index, result in self._asking_again(self._verify, files):
+                self._record_completion(jobs[index], result)
+        except BackendError as exc:
+            for job in jobs:
+                if job.outcome.status != "uploaded":
                     self._fail(job, f"not verified: {exc.message}")
-                return
-            unsure = {
-                index
-                for index, result in enumerate(answer.files)
-                if result.error is not None and result.error.code == STORAGE_UNAVAILABLE
-            }
-            last = round_ == self.options.attempts
-            for index, (job, result) in enumerate(zip(jobs, answer.files, strict=True)):
-                if last or index not in unsure:
-                    self._record_completion(job, result)
-            if last or not unsure:
-                return
-            jobs = [jobs[i] for i in sorted(unsure)]
-            files = [files[i] for i in sorted(unsure)]
-            time.sleep(backoff(round_))
+
+    def _verify(self, files: list[CompleteFile]) -> list[CompleteResult]:
+        return self.client.complete(self.options.run_id, files).files
 
     def _record_completion(self, job: _Job, result: CompleteResult) -> None:
         self._open_multipart.pop(result.key, None)

@@ -145,7 +145,8 @@ class UploadSigner:
             try:
                 upload_id = self.store.create_multipart(key, content_type, sha256=sha256_parts)
             except StoreError as exc:
-                raise PolicyError(exc.code, str(exc)) from None
+                code = STORAGE_UNAVAILABLE if exc.transient else exc.code
+                raise PolicyError(code, str(exc)) from None
             part_size, part_count = plan_parts(spec.file_size, self.settings.part_size)
             plan = MultipartPlan(
                 upload_id=upload_id,

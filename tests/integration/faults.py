@@ -33,7 +33,8 @@ class Faults:
     stall: float = 0.0  # wait stall_seconds, then forward
     stall_seconds: float = 1.0
     latency: float = 0.0  # added to every request
-    refuse: dict[str, int] = field(default_factory=dict)  # path part -> first N requests: 503
+    # part of "METHOD /path?query" -> answer 503 to that many of the requests it matches
+    refuse: dict[str, int] = field(default_factory=dict)
     seed: int = 1234
     counts: dict[str, int] = field(
         default_factory=lambda: {"drop": 0, "reset": 0, "503": 0, "stall": 0, "ok": 0}
@@ -63,7 +64,7 @@ class FaultyProxy:
                 with lock:
                     drop, roll = random_source.random(), random_source.random()
                     for part, left in faults.refuse.items():
-                        if part in self.path and left > 0:
+                        if left > 0 and part in f"{self.command} {self.path}":
                             faults.refuse[part] = left - 1
                             return "503"
                 first, self.first_request = self.first_request, False

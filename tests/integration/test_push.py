@@ -300,6 +300,39 @@ def test_a_file_s3_keeps_refusing_retries_longer_while_the_others_get_through(
     assert [f.status for f in report.files].count("uploaded") == 61
 
 
+def test_a_store_fault_behind_the_backend_fails_no_file(
+    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 fails the backend's own calls longer than the backend retries them (creating a
+    multipart upload, the HEAD at complete): it answers storage_unavailable, and the push
+    asks again instead of failing the file."""
+    monkeypatch.setattr("s3sign.transfer.backoff", lambda attempt: 0.1)
+    (tmp_path / "big.bin").write_bytes(os.urandom(6 * MiB))
+    (tmp_path / "small.txt").write_text("fine")
+    files = list(expand_paths([str(tmp_path)], tmp_path).files)
+    run = run_id()
+    prefix = f"/{local_s3.bucket}/runs/{run}"
+    faults = Faults(refuse={f"POST {prefix}/big.bin?uploads": 6, f"HEAD {prefix}/small.txt": 6})
+    with (
+        FaultyProxy(local_s3.endpoint_url, faults) as proxy,
+        running_backend(
+            local_s3,
+            tmp_path / "serve.log",
+            endpoint_url=proxy.url,
+            multipart_threshold="5MiB",
+            part_size="5MiB",
+        ) as faulty,
+    ):
+        client = BackendClient(faulty.url, faulty.token(run))
+        report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
+    assert [(f.file_name, f.status, f.error) for f in report.files] == [
+        ("big.bin", "uploaded", None),
+        ("small.txt", "uploaded", None),
+    ]
+    assert faults.refuse == dict.fromkeys(faults.refuse, 0)  # every refusal was made
+    assert_stored(faulty, run, tmp_path, ["big.bin", "small.txt"])
+
+
 def test_expired_urls_are_signed_again(local_s3: LocalS3, tmp_path: Path) -> None:
     """URLs live 2 s; a slow link makes later files wait longer than that."""
     root = tmp_path / "src"
