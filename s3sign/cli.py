@@ -12,7 +12,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +27,15 @@ from typer.core import TyperGroup
 from s3sign import __version__
 from s3sign.config import Checksum, load_settings
 from s3sign.console import Console
-from s3sign.errors import ConfigError, CredentialsError, ExitCode, S3SignError, UsageError
+from s3sign.errors import (
+    ConfigError,
+    CredentialsError,
+    ExitCode,
+    S3SignError,
+    Terminated,
+    UsageError,
+    stop_reason,
+)
 from s3sign.formats import Output, iso_utc, render
 from s3sign.presign import (
     Method,
@@ -64,9 +73,10 @@ class S3SignGroup(TyperGroup):
             raise
         except S3SignError as exc:
             _fail(ctx, exc.message, exc.hint, exc.exit_code, exc)
-        except KeyboardInterrupt:
-            _console(ctx).error("interrupted")
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a push
+            _console(ctx).error(stop_reason(exc))
+            terminated = isinstance(exc, Terminated)
+            raise typer.Exit(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED) from None
         except BrokenPipeError:  # `s3sign ... | head`: the reader left; stop quietly, like cat
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(ExitCode.BROKEN_PIPE) from None
@@ -965,7 +975,7 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
     from s3sign.units import format_size
 
     console = _state(ctx, verbose, quiet).console
-    with tempfile.TemporaryDirectory(prefix="s3sign-demo-") as workdir:
+    with _sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="s3sign-demo-") as workdir:
         report = run_demo(Path(workdir), _push_reporter(console, False, 8), console.note)
     summary(console, report.push)
     for name, size, same in report.verified:
@@ -1011,6 +1021,26 @@ def _sigterm_exits() -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, leave)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job, a stopped container) ends a push as Ctrl-C does: open
+    multipart uploads are aborted and the report still written; then exit 143."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can take signals
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _uvicorn_options(settings: Any, console: Console) -> dict[str, Any]:
@@ -1267,9 +1297,10 @@ def _run_push(
     pusher = Pusher(client, options, _push_reporter(console, json_report, options.concurrency))
     fatal = None  # the error that cut the push short: said once, not once per file
     try:
-        pusher.push(files)
-    except S3SignError as exc:
-        fatal = exc.message
+        with _sigterm_interrupts():
+            pusher.push(files)
+    except (S3SignError, KeyboardInterrupt) as exc:
+        fatal = stop_reason(exc)
         raise
     finally:
         client.close()

@@ -22,6 +22,14 @@ class ExitCode(IntEnum):
     INTERNAL = 70
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # stdout closed by its reader (128 + SIGPIPE, as a shell reports)
+    TERMINATED = 143  # SIGTERM (a CI job cancelled, a container stopped): 128 + 15
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a push: it ends like Ctrl-C (open uploads aborted), exit 143."""
+
+    def __init__(self) -> None:
+        super().__init__("terminated (SIGTERM)")
 
 
 class S3SignError(Exception):
@@ -71,3 +79,8 @@ class UnreachableError(S3SignError):
 
     exit_code = ExitCode.UNREACHABLE
     default_hint = "check the URL, your network, and that the service is running"
+
+
+def stop_reason(exc: S3SignError | KeyboardInterrupt) -> str:
+    """What ended a command, in a few words: the error's message, or the interruption."""
+    return exc.message if isinstance(exc, S3SignError) else str(exc) or "interrupted"

@@ -41,7 +41,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
 from s3sign.connections import BodyShrank, Connections
-from s3sign.errors import BackendError, S3SignError
+from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.files import LocalFile, file_digest, range_digest
 from s3sign.progress import FileOutcome, PushReport, Reporter
 from s3sign.protocol import (
@@ -233,11 +233,10 @@ class Pusher:
             for done in completions:
                 _wait_one(done)
         except (S3SignError, KeyboardInterrupt) as exc:
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else exc.message
             self._abort_open_uploads()
             for job in jobs:
                 if job.outcome.status == "failed" and job.outcome.error is None:
-                    job.outcome.error = reason
+                    job.outcome.error = stop_reason(exc)
             raise
         finally:
             report.seconds = time.monotonic() - started

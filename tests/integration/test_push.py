@@ -369,7 +369,16 @@ def open_uploads(store: LocalS3) -> str:
     return requests.get(url, timeout=30).text
 
 
-def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "says"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_aborts_open_multipart_uploads(
+    local_s3: LocalS3, tmp_path: Path, signum: int, exit_code: int, says: str
+) -> None:
+    """Ctrl-C, or SIGTERM (a cancelled CI job, a stopped container): no upload left open,
+    the manifest still written, each file's reason said once."""
     root = tmp_path / "src"
     root.mkdir()
     with (root / "huge.bin").open("wb") as handle:
@@ -382,8 +391,9 @@ def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path)
         run = run_id()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
         env.update(S3SIGN_BACKEND=slow.url, S3SIGN_TOKEN=slow.token(run))
+        manifest = tmp_path / "manifest.json"
         process = subprocess.Popen(
-            [sys.executable, "-m", "s3sign", "push", run, "huge.bin", "-v"],
+            [sys.executable, "-m", "s3sign", "push", run, "huge.bin", "--manifest", manifest],
             cwd=root,
             env=env,
             stdout=subprocess.PIPE,
@@ -392,11 +402,16 @@ def test_ctrl_c_aborts_open_multipart_uploads(local_s3: LocalS3, tmp_path: Path)
         )
         time.sleep(4)  # the multipart upload is open, parts are in flight
         assert f"runs/{run}/huge.bin" in open_uploads(local_s3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 130, stderr
-        assert "interrupted" in stderr
+        assert process.returncode == exit_code, stderr
+        assert stderr.count(says) == 1, stderr
         assert f"runs/{run}/huge.bin" not in open_uploads(local_s3)
+    report = json.loads(manifest.read_text())
+    assert report["status"] == "error"
+    assert [(f["fileName"], f["status"], f["error"]) for f in report["files"]] == [
+        ("huge.bin", "failed", says)
+    ]
 
 
 @pytest.mark.parametrize("checksum", ["sha256", "md5"])
