@@ -400,8 +400,12 @@ def test_ctrl_c_or_sigterm_aborts_open_multipart_uploads(
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(4)  # the multipart upload is open, parts are in flight
-        assert f"runs/{run}/huge.bin" in open_uploads(local_s3)
+        deadline = time.monotonic() + 60
+        while f"runs/{run}/huge.bin" not in open_uploads(local_s3):  # parts on their way
+            assert time.monotonic() < deadline
+            assert process.poll() is None
+            time.sleep(0.2)
+        time.sleep(1)  # and the push has heard of it (the store's answers take 1 s here)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == exit_code, stderr
