@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -278,11 +277,13 @@ def test_a_big_file_stops_whole_on_ctrl_c_and_on_a_closed_stdout(tmp_path: Path)
     path.write_text(mixed_lines(300_000))
     command = [sys.executable, "-m", "s3sign", "sign", "--batch", str(path)]
     interrupted = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
-    time.sleep(1.5)
+    assert interrupted.stdout is not None
+    interrupted.stdout.readline()  # signing is under way
     os.kill(interrupted.pid, signal.SIGINT)  # the parent only: it must stop its parts itself
-    assert interrupted.wait(60) == 130
+    interrupted.communicate(timeout=60)
+    assert interrupted.returncode == 130
     closed = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
