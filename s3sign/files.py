@@ -7,7 +7,7 @@ import glob
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +102,25 @@ def range_digest(path: str, offset: int, length: int, algorithm: Literal["sha256
             digest.update(view[:got])
             length -= got
     return base64.b64encode(digest.digest()).decode()
+
+
+def sha256_with_parts(path: str, part_size: int, on_part: Callable[[int, str], None]) -> str:
+    """The base64 SHA-256 of a whole file, and of each ``part_size`` part of it, in one pass:
+    ``on_part(number, digest)`` as each part ends (numbers from 1)."""
+    whole, part, number, left = hashlib.sha256(), hashlib.sha256(), 1, part_size
+    block = bytearray(_BLOCK)
+    view = memoryview(block)
+    with open(path, "rb", buffering=0) as handle:
+        while got := handle.readinto(view[: min(left, _BLOCK)]):
+            whole.update(view[:got])
+            part.update(view[:got])
+            left -= got
+            if not left:
+                on_part(number, base64.b64encode(part.digest()).decode())
+                part, number, left = hashlib.sha256(), number + 1, part_size
+    if left < part_size:  # the last, shorter part
+        on_part(number, base64.b64encode(part.digest()).decode())
+    return base64.b64encode(whole.digest()).decode()
 
 
 def digest_file(path: Path, algorithm: Literal["sha256", "md5"]) -> str:

@@ -16,9 +16,11 @@ pydantic (importing it and building models cost every push 0.15 s):
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
@@ -37,6 +39,13 @@ def plan_parts(file_size: int, part_size: int) -> tuple[int, int]:
     while math.ceil(file_size / part_size) > MAX_PARTS:
         part_size *= 2
     return part_size, max(1, math.ceil(file_size / part_size))
+
+
+def composite_sha256(part_digests: Sequence[str]) -> str:
+    """S3's checksum of a multipart object whose parts carried SHA-256s (base64): the
+    SHA-256 of the parts' digests, then ``-`` and the part count."""
+    joined = b"".join(base64.b64decode(digest) for digest in part_digests)
+    return f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-{len(part_digests)}"
 
 
 def camel(name: str) -> str:
@@ -366,6 +375,9 @@ class CompleteResult:
     etag: str | None = None
     sha256: str | None = None  # the stored whole-object SHA-256, where the store reports one
     error: ErrorInfo | None = None
+    # A multipart object uploaded with part checksums: S3's composite, the SHA-256 of the
+    # parts' SHA-256s then "-" and the part count ("...=-64"), where the store reports it.
+    parts_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ No printing here: progress goes to a ``Reporter``, the result is a
   batch is hashed while this one uploads), so S3 itself refuses a corrupted
   body. Each part of a multipart file is hashed in its upload task, just
   before its URL is asked for, and bound the same way; other parts upload
-  meanwhile.
+  meanwhile. When a report wants the file's whole SHA-256, one pass gives it
+  and the parts' together: the file is read and hashed once.
 - Connection errors, 408, 429 and 5xx are retried with backoff; a checksum or
   size mismatch is not. A file that changed since it was listed fails with a
   clear message instead of becoming a mismatched object.
@@ -42,7 +43,7 @@ from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
 from s3sign.connections import BodyShrank, Connections
 from s3sign.errors import BackendError, S3SignError, stop_reason
-from s3sign.files import LocalFile, file_digest, range_digest
+from s3sign.files import LocalFile, file_digest, range_digest, sha256_with_parts
 from s3sign.progress import FileOutcome, PushReport, Reporter
 from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
@@ -53,6 +54,7 @@ from s3sign.protocol import (
     FileResult,
     FileSpec,
     MultipartPlan,
+    composite_sha256,
     plan_parts,
 )
 from s3sign.s3xml import s3_error
@@ -87,8 +89,9 @@ class PushOptions:
     connect_timeout: float = 10.0
     stall_timeout: float = 120.0
     ca_bundle: str | None = None
-    # A multipart file's SHA-256 binds nothing (S3 checks parts by length only): it is
-    # worked out only for a report (--json, --manifest) or to compare with --skip-existing.
+    # A multipart file's whole SHA-256 binds nothing (S3 checks each part): it is worked
+    # out only for a report (--json, --manifest) or to compare with --skip-existing, in
+    # one pass with the parts' SHA-256s, which its parts' URLs are then bound to.
     hash_multipart: bool = True
 
 
@@ -116,6 +119,38 @@ class _Signed:
     refresh_at: datetime  # sign again from here on: the URL is about to expire
 
 
+class _PartDigests:
+    """The parts' SHA-256s from the one pass over a multipart file that also gives its whole
+    SHA-256 (for parts of ``part_size``): each part's upload waits for its own."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._digests: dict[int, str] = {}
+        self._finished = False
+        self._changed = threading.Condition()
+
+    def add(self, number: int, digest: str) -> None:
+        with self._changed:
+            self._digests[number] = digest
+            self._changed.notify_all()
+
+    def finish(self) -> None:
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+
+    def get(self, number: int) -> str | None:
+        """Part ``number``'s digest; None if the pass ended without it (the file shrank)."""
+        with self._changed:
+            while number not in self._digests and not self._finished:
+                self._changed.wait(0.25)
+            return self._digests.get(number)
+
+    def all(self) -> list[str]:
+        """Every part's digest, in order, once the pass has ended."""
+        return [self._digests[number] for number in sorted(self._digests)]
+
+
 @dataclass
 class _Job:
     """One file on its way: what was listed, signed and sent."""
@@ -128,6 +163,7 @@ class _Job:
     plan: MultipartPlan | None = None
     parts: dict[int, _Signed] = field(default_factory=dict)
     part_digests: dict[int, str] = field(default_factory=dict)  # when parts are bound to one
+    hashed_parts: _PartDigests | None = None  # worked out ahead, with the whole SHA-256
     etags: dict[int, str] = field(default_factory=dict)
     retries: int = 0
     started: bool = False
@@ -294,14 +330,25 @@ class Pusher:
         return ready
 
     def _hashing_soon(self, job: _Job) -> Future[str | None]:
-        """A multipart file's SHA-256, computed while its parts upload."""
+        """A multipart file's SHA-256, computed while its parts upload, in the same pass as
+        the parts' (when the part size is known): the file is read and hashed once."""
         future: Future[str | None] = Future()
+        if self.part_size is not None:
+            job.hashed_parts = _PartDigests(plan_parts(job.local.size, self.part_size)[0])
+        parts = job.hashed_parts
 
         def run() -> None:
             try:
-                future.set_result(file_digest(job.local.path, "sha256"))
+                if parts is None:
+                    future.set_result(file_digest(job.local.path, "sha256"))
+                else:
+                    path, size = job.local.path, parts.part_size
+                    future.set_result(sha256_with_parts(path, size, parts.add))
             except OSError:
                 future.set_result(None)
+            finally:
+                if parts is not None:
+                    parts.finish()
 
         threading.Thread(target=run, name="s3sign-hash-big", daemon=True).start()
         return future
@@ -414,11 +461,19 @@ class Pusher:
         if stored.sha256 is not None and job.outcome.sha256 is not None:
             return stored.sha256 == job.outcome.sha256
         if stored.etag and "-" in stored.etag and self.part_size:  # a multipart object
-            part_size, _ = plan_parts(job.local.size, self.part_size)
-            return stored.etag == multipart_etag(job.local.path, part_size)
+            return self._same_parts(job, stored.parts_sha256, stored.etag)
         if stored.etag and job.spec.md5:  # a single PUT's ETag is its MD5 (without SSE-KMS)
             return stored.etag == base64.b64decode(job.spec.md5).hex()
         return False
+
+    def _same_parts(self, job: _Job, parts_sha256: str | None, etag: str) -> bool:
+        """A multipart object: its parts' composite SHA-256 (from the pass that gave the
+        file's SHA-256), or else its ETag (the MD5 of the parts' MD5s: one more pass)."""
+        if parts_sha256 and job.hashed_parts and job.outcome.sha256:
+            return parts_sha256 == composite_sha256(job.hashed_parts.all())
+        assert self.part_size is not None
+        part_size, _ = plan_parts(job.local.size, self.part_size)
+        return etag == multipart_etag(job.local.path, part_size)
 
     def _complete(self, jobs: list[_Job]) -> None:
         if not jobs:
@@ -507,7 +562,7 @@ class Pusher:
         length = min(job.plan.part_size, job.local.size - offset)
         try:
             if number not in job.parts:  # to be bound to its digest: hashed, then signed
-                job.part_digests[number] = self._part_digest(job, offset, length)
+                job.part_digests[number] = self._part_digest(job, number, offset, length)
                 self._sign_part(job, number)
             job.etags[number] = self._with_retries(job, offset, length, number)
         except _Fatal as exc:
@@ -520,9 +575,13 @@ class Pusher:
             return "sha256"
         return "md5" if self.options.checksum == "md5" else None
 
-    def _part_digest(self, job: _Job, offset: int, length: int) -> str:
+    def _part_digest(self, job: _Job, number: int, offset: int, length: int) -> str:
         algorithm = self._part_digest_algorithm(job)
         assert algorithm is not None
+        assert job.plan is not None
+        ahead = job.hashed_parts if algorithm == "sha256" else None
+        if ahead and ahead.part_size == job.plan.part_size and (digest := ahead.get(number)):
+            return digest  # from the one pass over the file (None if it ended early: read here)
         try:
             return range_digest(job.local.path, offset, length, algorithm)
         except FileNotFoundError:

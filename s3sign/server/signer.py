@@ -8,8 +8,6 @@ own can call the same methods after its own authentication.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import re
 import threading
@@ -49,6 +47,7 @@ from s3sign.protocol import (
     ProtocolError,
     SignedPart,
     SignedUpload,
+    composite_sha256,
     plan_parts,
 )
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
@@ -331,7 +330,12 @@ class UploadSigner:
         except StoreError as exc:
             return failed(STORAGE_UNAVAILABLE if exc.transient else exc.code, str(exc))
         return CompleteResult(
-            key=item.key, status="complete", size=info.size, etag=info.etag, sha256=info.sha256
+            key=item.key,
+            status="complete",
+            size=info.size,
+            etag=info.etag,
+            sha256=info.sha256,
+            parts_sha256=info.parts_sha256,
         )
 
     def _assemble(self, key: str, upload_id: str, parts: list[CompletedPart]) -> None:
@@ -393,10 +397,8 @@ def _parts_sha256(parts: list[CompletedPart]) -> str | None:
     None unless every part declared its SHA-256: then nothing is compared.
     """
     ordered = sorted(parts, key=lambda part: part.part_number)
-    if not ordered or any(part.sha256 is None for part in ordered):
-        return None
-    joined = b"".join(base64.b64decode(part.sha256 or "") for part in ordered)
-    return f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-{len(ordered)}"
+    digests = [part.sha256 for part in ordered if part.sha256 is not None]
+    return composite_sha256(digests) if digests and len(digests) == len(ordered) else None
 
 
 def _check_run(run_id: str) -> None:

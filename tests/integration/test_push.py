@@ -418,30 +418,47 @@ def test_ctrl_c_or_sigterm_aborts_open_multipart_uploads(
     ]
 
 
-@pytest.mark.parametrize("checksum", ["sha256", "md5"])
+@pytest.mark.parametrize(
+    ("checksum", "one_pass"),
+    [("sha256", False), ("sha256", True), ("md5", False)],
+    ids=["sha256-per-part", "sha256-one-pass", "md5-per-part"],
+)
 def test_a_part_that_does_not_match_its_digest_is_refused(
-    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checksum: str
+    local_s3: LocalS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    checksum: str,
+    one_pass: bool,
 ) -> None:
     """A part whose bytes differ from what its URL was bound to: the real store refuses it,
-    the file fails with that reason, the others upload, and the upload is aborted."""
+    the file fails with that reason, the others upload, and the upload is aborted. Part
+    digests come from each part's task, or (with a report) from the one pass over the file
+    that also gives its whole SHA-256: then no part is read twice."""
     from s3sign.files import range_digest as real
+    from s3sign.files import sha256_with_parts as real_pass
 
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
     (tmp_path / "small.txt").write_text("fine")
 
     def corrupted(path: str, offset: int, length: int, algorithm: Any) -> str:
+        assert not one_pass, "a part read again"
         digest = real(path, offset, length, algorithm)
         return real(path, 0, 1, algorithm) if offset else digest  # wrong for parts 2 and 3
 
+    def corrupted_pass(path: str, part_size: int, on_part: Any) -> str:
+        wrong = real(path, 0, 1, "sha256")
+        return real_pass(path, part_size, lambda n, digest: on_part(n, wrong if n > 1 else digest))
+
     monkeypatch.setattr("s3sign.transfer.range_digest", corrupted)
+    monkeypatch.setattr("s3sign.transfer.sha256_with_parts", corrupted_pass)
     with running_backend(
         local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
     ) as small_parts:
         names = [str(tmp_path / "big.bin"), str(tmp_path / "small.txt")]
         files = list(expand_paths(names, tmp_path).files)
         client = BackendClient(small_parts.url, small_parts.token(run))
-        options = PushOptions(run_id=run, checksum=checksum)  # type: ignore[arg-type]
+        options = PushOptions(run_id=run, checksum=checksum, hash_multipart=one_pass)  # type: ignore[arg-type]
         report = Pusher(client, options, SilentReporter()).push(files)
     outcomes = {f.file_name: f for f in report.files}
     assert outcomes["small.txt"].status == "uploaded"
@@ -568,6 +585,43 @@ def test_md5_checksum_and_skip_existing(backend: Backend, tmp_path: Path) -> Non
     statuses = {f["fileName"]: f["status"] for f in json.loads(changed.stdout)["files"]}
     assert statuses["logs/build.log"] == "uploaded"
     assert list(statuses.values()).count("skipped") == len(contents) - 1
+
+
+def test_skip_existing_compares_a_multipart_object_by_its_parts_sha256(
+    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts bound to their SHA-256 leave S3's composite checksum on the object: a second
+    push compares it with the parts' digests from its one pass over the file (no MD5 pass)
+    and skips the file; the same size with other bytes is uploaded again."""
+    run = run_id()
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
+
+    def md5_pass(*args: Any) -> str:
+        raise AssertionError("the file was read again for its multipart ETag")
+
+    monkeypatch.setattr("s3sign.transfer.multipart_etag", md5_pass)
+    with running_backend(
+        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
+    ) as small_parts:
+        client = BackendClient(small_parts.url, small_parts.token(run))
+
+        def pushed() -> str:
+            files = list(expand_paths([str(big)], tmp_path).files)
+            options = PushOptions(run_id=run, skip_existing=True)
+            report = Pusher(client, options, SilentReporter()).push(files)
+            [outcome] = report.files
+            assert (
+                outcome.sha256
+                == base64.b64encode(hashlib.sha256(big.read_bytes()).digest()).decode()
+            )
+            return outcome.status
+
+        assert pushed() == "uploaded"
+        assert pushed() == "skipped"
+        big.write_bytes(os.urandom(12 * MiB))
+        assert pushed() == "uploaded"
+        assert read_back(small_parts, f"runs/{run}/big.bin").content == big.read_bytes()
 
 
 def test_a_name_the_backend_refuses_fails_alone(backend: Backend, tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ SAMPLES: list[Any] = [
         "runs/r/b", 32, None, "u-2", [CompletedPart(1, "e1", "s1="), CompletedPart(2, "e")]
     ),
     CompleteResult("runs/r/a.log", "complete", 5, "etag", None),
+    CompleteResult("runs/r/big", "complete", 48, "etag-3", parts_sha256="c=-3"),
     ServerInfo(1, "runs", 10, 500, 100, 16),
 ]
 
