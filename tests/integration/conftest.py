@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from s3sign.local import LocalS3, die_with_parent, free_ports
+from tests.integration.faults import Faults, FaultyProxy
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +140,20 @@ def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iter
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with running_backend(local_s3, log, max_file_size="1GiB") as running:
         yield running
+
+
+@contextmanager
+def behind_faults(store: LocalS3, faults: Faults, tmp_path: Path) -> Iterator[Backend]:
+    """A backend whose signed URLs (and its own calls to S3) go through the faulty proxy;
+    multipart from 5 MiB, so that a small tree has parts too."""
+    with (
+        FaultyProxy(store.endpoint_url, faults) as proxy,
+        running_backend(
+            store,
+            tmp_path / "serve.log",
+            endpoint_url=proxy.url,
+            multipart_threshold="5MiB",
+            part_size="5MiB",
+        ) as backend,
+    ):
+        yield backend

@@ -27,7 +27,7 @@ from s3sign.local import LocalS3, free_ports
 from s3sign.progress import SilentReporter
 from s3sign.store import ObjectStore
 from s3sign.transfer import Pusher, PushOptions
-from tests.integration.conftest import Backend, running_backend
+from tests.integration.conftest import Backend, behind_faults, running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_backend import read_back
 
@@ -285,10 +285,7 @@ def test_a_file_s3_keeps_refusing_retries_longer_while_the_others_get_through(
     files = sorted(expand_paths([str(tmp_path)], tmp_path).files, key=lambda f: f.name)
     faults = Faults(refuse={"a-unlucky.bin": 7, "b-doomed.bin": 1000})
     run = run_id()
-    with (
-        FaultyProxy(local_s3.endpoint_url, faults) as proxy,
-        running_backend(local_s3, tmp_path / "serve.log", endpoint_url=proxy.url) as faulty,
-    ):
+    with behind_faults(local_s3, faults, tmp_path) as faulty:
         client = BackendClient(faulty.url, faulty.token(run))
         options = PushOptions(run_id=run, concurrency=4)
         report = Pusher(client, options, SilentReporter()).push(files)
@@ -313,16 +310,7 @@ def test_a_store_fault_behind_the_backend_fails_no_file(
     run = run_id()
     prefix = f"/{local_s3.bucket}/runs/{run}"
     faults = Faults(refuse={f"POST {prefix}/big.bin?uploads": 6, f"HEAD {prefix}/small.txt": 6})
-    with (
-        FaultyProxy(local_s3.endpoint_url, faults) as proxy,
-        running_backend(
-            local_s3,
-            tmp_path / "serve.log",
-            endpoint_url=proxy.url,
-            multipart_threshold="5MiB",
-            part_size="5MiB",
-        ) as faulty,
-    ):
+    with behind_faults(local_s3, faults, tmp_path) as faulty:
         client = BackendClient(faulty.url, faulty.token(run))
         report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
     assert [(f.file_name, f.status, f.error) for f in report.files] == [

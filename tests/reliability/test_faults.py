@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from s3sign.local import LocalS3, free_ports
-from tests.integration.conftest import Backend, running_backend
+from tests.integration.conftest import behind_faults, running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_push import (
     assert_no_secrets,
@@ -52,23 +50,6 @@ def stored_keys(store: LocalS3, run: str) -> list[str]:
     query = (("list-type", "2"), ("prefix", f"runs/{run}/"), ("max-keys", "1000"))
     text = requests.get(store.presigner().sign_bucket_get(store.bucket, query), timeout=30).text
     return re.findall(r"<Key>([^<]+)</Key>", text)
-
-
-@contextmanager
-def behind_faults(store: LocalS3, faults: Faults, tmp_path: Path) -> Iterator[Backend]:
-    """A backend whose signed URLs (and its own calls to S3) go through the faulty proxy;
-    multipart from 5 MiB, so that a small tree has parts too."""
-    with (
-        FaultyProxy(store.endpoint_url, faults) as proxy,
-        running_backend(
-            store,
-            tmp_path / "serve.log",
-            endpoint_url=proxy.url,
-            multipart_threshold="5MiB",
-            part_size="5MiB",
-        ) as backend,
-    ):
-        yield backend
 
 
 def test_every_fault_at_once_and_every_object_arrives_once(
