@@ -10,10 +10,17 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,8 @@ import requests
 from typer.testing import CliRunner
 
 from s3sign.cli import app
-from s3sign.local import LocalS3
+from s3sign.local import LocalS3, free_ports
+from tests.integration.conftest import Backend
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("s3_env")]
 
@@ -231,6 +239,61 @@ def test_doctor_passes_and_names_what_fails(
     assert "not-the-secret" not in bad.stdout
     missing = CliRunner().invoke(app, ["doctor", "--bucket", "no-such-bucket-here"])
     assert "FAIL" in missing.stdout
+
+
+@contextmanager
+def answering_with_a_clock(offset: timedelta) -> Iterator[str]:
+    """An endpoint on 127.0.0.1 whose Date header is ``offset`` from this machine's clock."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def date_time_string(self, timestamp: float | None = None) -> str:  # the Date header
+            return format_datetime(datetime.now(UTC) + offset, usegmt=True)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_doctor_names_a_skewed_clock_an_unreachable_endpoint_and_the_backend(
+    backend: Backend,
+) -> None:
+    def doctor(*args: str) -> tuple[int, dict[str, str]]:
+        done = CliRunner().invoke(app, ["doctor", *args])
+        lines = [line.split(None, 2) for line in done.stdout.splitlines() if line[:1] != " "]
+        return done.exit_code, {name: f"{status} {detail}" for status, name, detail in lines}
+
+    with answering_with_a_clock(timedelta(minutes=-20)) as slow:
+        code, checks = doctor("--endpoint-url", slow)
+    assert code == 1
+    assert checks["endpoint"].startswith("FAIL")
+    assert re.search(r"this clock is 20m(\d+s)? ahead", checks["endpoint"])
+    with answering_with_a_clock(timedelta(minutes=3)) as near:
+        code, checks = doctor("--endpoint-url", near)
+    assert code == 0
+    assert checks["endpoint"].startswith("ok")
+    assert re.search(r"this clock is (2m5\d+s|3m(\d+s)?) behind", checks["endpoint"])
+    nowhere = f"http://127.0.0.1:{free_ports(1)[0]}"
+    code, checks = doctor("--endpoint-url", nowhere)
+    assert code == 1
+    assert checks["endpoint"].startswith("FAIL")
+    assert "unreachable" in checks["endpoint"]
+    assert doctor("--backend", backend.url)[1]["backend"].startswith("ok")
+    for wrong in (nowhere, backend.store.endpoint_url):  # down; not an s3sign backend
+        code, checks = doctor("--backend", wrong)
+        assert code == 1
+        assert checks["backend"].startswith("FAIL")
 
 
 def test_batch_urls_work_and_bind_like_single_ones(local_s3: LocalS3) -> None:
