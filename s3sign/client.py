@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from s3sign.connections import Connections
@@ -42,6 +43,8 @@ RESTART_ATTEMPTS = 3
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
 Response = TypeVar("Response")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
@@ -79,6 +82,10 @@ class BackendClient:
         )
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
         self._reached = False  # once it answered, an outage is a restart: wait longer
+        # The backend's clock minus this machine's, from its Date header; zero when they
+        # agree within 2 s (the header has whole seconds). A URL's expiresAt is on the
+        # backend's clock: a worker whose clock is off must not take good URLs for expired.
+        self.clock_offset = timedelta(0)
 
     def close(self) -> None:
         self._http.close()
@@ -147,11 +154,28 @@ class BackendClient:
                 problem = f"the backend answered {response.status} {_message(response)}"
                 continue
             self._reached = True
+            if (date := http_date(response.headers.get("date", ""))) is not None:
+                offset = date - datetime.now(UTC)
+                self.clock_offset = offset if abs(offset) >= timedelta(seconds=2) else timedelta(0)
             return _parse(response, response_type)
         raise UnreachableError(
             f"{problem} ({attempts} attempts)",
             hint="check --backend / S3SIGN_BACKEND and that the backend is running",
         )
+
+
+def http_date(value: str) -> datetime | None:
+    """An HTTP ``Date`` (``Sun, 06 Nov 1994 08:49:37 GMT``); None for anything else.
+    (``email.utils`` would cost every push 9 ms of imports.)"""
+    parts = value.split()
+    if len(parts) != 6 or parts[5] != "GMT":
+        return None
+    try:
+        hour, minute, second = (int(field) for field in parts[4].split(":"))
+        month = _MONTHS[parts[2]]
+        return datetime(int(parts[3]), month, int(parts[1]), hour, minute, second, tzinfo=UTC)
+    except (KeyError, ValueError):
+        return None
 
 
 def _parse(response: HTTPResponse, response_type: type[Response] | None) -> Response:

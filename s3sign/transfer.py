@@ -380,7 +380,7 @@ class Pusher:
                     reason += f" ({result.error.code})"
                 self._fail(job, reason)
             elif result.upload is not None:
-                job.upload = _signed(result.upload)
+                job.upload = self._signed(result.upload)
                 tasks.append(self._uploads.submit(partial(self._upload_file, job)))
             elif result.multipart is not None:
                 job.plan = result.multipart
@@ -550,7 +550,7 @@ class Pusher:
                 self._fail(job, exc.message)
                 return tasks
             for part in signed.parts:
-                job.parts[part.part_number] = _signed(part)
+                job.parts[part.part_number] = self._signed(part)
                 tasks.append(self._uploads.submit(partial(self._part, job, part.part_number)))
         return tasks
 
@@ -609,7 +609,7 @@ class Pusher:
             )
         except S3SignError as exc:
             raise _Fatal(f"signing its part {number} failed: {exc.message}") from None
-        job.parts[number] = _signed(signed.parts[0])
+        job.parts[number] = self._signed(signed.parts[0])
 
     def _abort(self, job: _Job) -> None:
         key = job.outcome.key
@@ -688,7 +688,15 @@ class Pusher:
             raise _Fatal(f"signing it again failed: {exc.message}") from None
         if result.upload is None:
             raise _Fatal("the backend would not sign it again")
-        job.upload = _signed(result.upload)
+        job.upload = self._signed(result.upload)
+
+    def _signed(self, upload: Any) -> _Signed:
+        """A URL from the backend, to be signed again 30 s (or a quarter of its life) before
+        it expires: by the backend's clock, which S3 shares, not by this machine's."""
+        expires = datetime.fromisoformat(upload.expires_at.replace("Z", "+00:00"))
+        expires -= self.client.clock_offset  # on this machine's clock
+        margin = min(RESIGN_MARGIN, (expires - datetime.now(UTC)) / 4)
+        return _Signed(upload.method, upload.url, dict(upload.headers), expires - margin)
 
     def _put(self, job: _Job, signed: _Signed, offset: int, length: int) -> str:
         local = job.local
@@ -757,13 +765,6 @@ def _check_unchanged(local: LocalFile, when: str) -> None:
             f"the file changed {when} (size or modification time); not uploaded as it is "
             "still being written?"
         )
-
-
-def _signed(upload: Any) -> _Signed:
-    """A URL from the backend, to be signed again 30 s (or a quarter of its life) before expiry."""
-    expires = datetime.fromisoformat(upload.expires_at.replace("Z", "+00:00"))
-    margin = min(RESIGN_MARGIN, (expires - datetime.now(UTC)) / 4)
-    return _Signed(upload.method, upload.url, dict(upload.headers), expires - margin)
 
 
 def _chunks(items: Sequence[T], size: int, first: int | None = None) -> Iterator[list[T]]:

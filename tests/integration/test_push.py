@@ -464,19 +464,18 @@ def test_an_expired_part_url_is_signed_again_with_its_digest(
     import dataclasses
     from datetime import UTC, datetime, timedelta
 
-    from s3sign.transfer import _signed as real_signed
-
+    real_signed = Pusher._signed
     first_urls: set[int] = set()
 
-    def expired_at_first(upload: Any) -> Any:
-        signed = real_signed(upload)
+    def expired_at_first(pusher: Pusher, upload: Any) -> Any:
+        signed = real_signed(pusher, upload)
         number = getattr(upload, "part_number", None)
         if number is None or number in first_urls:
             return signed
         first_urls.add(number)
         return dataclasses.replace(signed, refresh_at=datetime.now(UTC) - timedelta(seconds=1))
 
-    monkeypatch.setattr("s3sign.transfer._signed", expired_at_first)
+    monkeypatch.setattr(Pusher, "_signed", expired_at_first)
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
     with running_backend(
@@ -493,6 +492,28 @@ def test_an_expired_part_url_is_signed_again_with_its_digest(
     assert first_urls == {1, 2, 3}
     assert stored is not None
     assert (stored.parts_sha256 or "").endswith("-3")
+
+
+def test_a_worker_whose_clock_is_20_minutes_ahead_takes_no_good_url_for_expired(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """URLs expire by the backend's clock (S3's): the push reads it from the Date header."""
+    from datetime import datetime, timedelta
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(minutes=20)
+
+    monkeypatch.setattr("s3sign.transfer.datetime", Ahead)
+    monkeypatch.setattr("s3sign.client.datetime", Ahead)
+    run = run_id()
+    contents = make_tree(tmp_path)
+    files = list(expand_paths([str(tmp_path / "logs")], tmp_path).files)
+    client = BackendClient(backend.url, backend.token(run))
+    report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
+    assert [(f.status, f.attempts) for f in report.files] == [("uploaded", 1)] * len(contents)
+    assert -timedelta(minutes=21) < client.clock_offset < -timedelta(minutes=19)
 
 
 def test_no_secrets_at_vv(backend: Backend, tmp_path: Path) -> None:

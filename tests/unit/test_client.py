@@ -1,14 +1,17 @@
-"""The backend client's retries: equal-jitter backoff, and a longer wait once it was reached."""
+"""The backend client's retries: equal-jitter backoff, and a longer wait once it was reached;
+and the backend's clock, read from its Date header."""
 
 from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from s3sign.client import RESTART_ATTEMPTS, BackendClient, backoff
+from s3sign.client import RESTART_ATTEMPTS, BackendClient, backoff, http_date
 from s3sign.errors import UnreachableError
 from s3sign.local import free_ports
 
@@ -62,3 +65,20 @@ def test_a_backend_gone_mid_push_gets_more_attempts_than_one_never_reached() -> 
         client.info()
     assert len(gone) == 4 + RESTART_ATTEMPTS
     assert sum(gone) >= 25  # at least half of 0.5+1+2+4+8+16+20 s: time for a restart
+
+
+def test_http_dates_are_read_and_anything_else_is_none() -> None:
+    moment = datetime(2026, 2, 28, 23, 5, 9, tzinfo=UTC)
+    assert http_date(format_datetime(moment, usegmt=True)) == moment
+    assert http_date("Sun, 06 Nov 1994 08:49:37 GMT") == datetime(
+        1994, 11, 6, 8, 49, 37, tzinfo=UTC
+    )
+    for bad in (
+        "",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 CET",
+        "Sun, 31 Feb 1994 08:49:37 GMT",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "a b c d e GMT",
+    ):
+        assert http_date(bad) is None, bad
