@@ -269,10 +269,11 @@ class Pusher:
             for done in completions:
                 _wait_one(done)
         except (S3SignError, KeyboardInterrupt) as exc:
+            for job in jobs:  # first: the parts the abort cuts short must not say "NoSuchUpload"
+                with job.lock:
+                    if job.outcome.status == "failed" and job.outcome.error is None:
+                        job.outcome.error = stop_reason(exc)
             self._abort_open_uploads()
-            for job in jobs:
-                if job.outcome.status == "failed" and job.outcome.error is None:
-                    job.outcome.error = stop_reason(exc)
             raise
         finally:
             report.seconds = time.monotonic() - started
