@@ -863,8 +863,9 @@ def push(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to upload into.")],
     paths: Annotated[
-        list[str], typer.Argument(metavar="PATHS...", help="Files, directories, globs.")
-    ],
+        list[str] | None,
+        typer.Argument(metavar="PATHS...", help="Files, directories, globs.", show_default=False),
+    ] = None,
     backend: Annotated[
         str | None, typer.Option(metavar="URL", help="The signing backend (S3SIGN_BACKEND).")
     ] = None,
@@ -911,6 +912,14 @@ def push(
     literal: Annotated[
         bool, typer.Option("--literal", help="Take paths as written: no glob expansion.")
     ] = False,
+    files_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also the paths in FILE, one per line, as written ('-': stdin).",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -931,7 +940,13 @@ def push(
         from s3sign.presign import check_content_type
 
         check_content_type(content_type, "--content-type")
-    files = _files_to_push(paths, base, literal, if_no_files_found, state.console)
+    listed = _paths_from(files_from) if files_from is not None else []
+    if not paths and not listed and files_from is None:
+        raise UsageError(
+            "no paths to push",
+            hint="name files, directories or globs after RUN_ID, or pass --files-from FILE",
+        )
+    files = _files_to_push(paths or [], listed, base, literal, if_no_files_found, state.console)
     if dry_run:
         _dry_run(run_id, files, settings.backend, state.console)
         return
@@ -1230,20 +1245,44 @@ def _check_run_id(run_id: str) -> None:
         raise UsageError(f"run id {run_id!r}: {exc.message}") from None
 
 
+def _paths_from(source: str) -> list[str]:
+    """``--files-from``: one path per line (``-``: stdin), taken as written; blank lines
+    skipped. Bytes as the file system names them, so any file name can be listed."""
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
+    except OSError as exc:
+        raise UsageError(
+            f"--files-from {source}: cannot read it: {exc.strerror}",
+            hint="give a readable file of paths, one per line, or - for stdin",
+        ) from None
+    return [os.fsdecode(line.removesuffix(b"\r")) for line in data.split(b"\n") if line.strip()]
+
+
 def _files_to_push(
-    paths: list[str], base: Path, literal: bool, policy: NoFilesPolicy, console: Console
+    paths: list[str],
+    listed: list[str],
+    base: Path,
+    literal: bool,
+    policy: NoFilesPolicy,
+    console: Console,
 ) -> "list[LocalFile]":
-    """The files PATHS name, with ``--if-no-files-found`` applied."""
+    """The files PATHS (and ``--files-from``) name, with ``--if-no-files-found`` applied."""
     from s3sign.files import expand_paths
 
-    expansion = expand_paths(paths, base, literal=literal)
+    expansion = expand_paths(paths, base, literal=literal, listed=listed)
     nothing = not expansion.files
     if policy is NoFilesPolicy.warn or (policy is NoFilesPolicy.error and not nothing):
         for unmatched in expansion.unmatched:
             console.warning(f"{unmatched}: no file matched")
     if nothing and policy is NoFilesPolicy.error:
+        named = [repr(path) for path in [*paths, *listed]]
+        more = f" and {len(named) - 3:,} more" if len(named) > 3 else ""
         raise UsageError(
-            "no files matched " + " ".join(repr(p) for p in paths),
+            "no files matched " + (" ".join(named[:3]) + more if named else "(an empty list)"),
             hint="check the paths (quote globs to let s3sign expand them), "
             "or pass --if-no-files-found warn|ignore",
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import glob
 import hashlib
+import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -166,11 +167,14 @@ class Expansion:
     unmatched: tuple[str, ...]
 
 
-def expand_paths(paths: list[str], base: Path, *, literal: bool = False) -> Expansion:
+def expand_paths(
+    paths: list[str], base: Path, *, literal: bool = False, listed: Sequence[str] = ()
+) -> Expansion:
     """Files, directories (recursively) and globs (``*``, ``?``, ``[...]``, ``**``) -> files.
 
     Globs are expanded here when the shell did not (quoted patterns); with
-    ``literal`` every path is taken as written. Symlinked directories are never
+    ``literal`` every path is taken as written, as ``listed`` ones (``--files-from``)
+    always are. Symlinked directories are never
     descended into (so nothing outside the tree is reached through them);
     symlinks to regular files are followed; sockets, FIFOs and devices are
     skipped. Names are relative to ``base``; a file outside it is a
@@ -181,8 +185,13 @@ def expand_paths(paths: list[str], base: Path, *, literal: bool = False) -> Expa
         raise UsageError(f"--base {base} is not a directory", hint="give an existing directory")
     found: dict[str, LocalFile] = {}
     unmatched: list[str] = []
-    for raw in paths:
-        is_pattern = not literal and bool(_GLOB_CHARS & set(raw)) and not os.path.lexists(raw)
+    for index, raw in enumerate(itertools.chain(paths, listed)):
+        is_pattern = (
+            not literal
+            and index < len(paths)
+            and bool(_GLOB_CHARS & set(raw))
+            and not os.path.lexists(raw)
+        )
         candidates = sorted(glob.glob(raw, recursive=True)) if is_pattern else [raw]
         produced = 0
         for candidate in candidates:

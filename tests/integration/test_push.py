@@ -48,6 +48,7 @@ def push(
     token: str | None = None,
     extra_env: dict[str, str] | None = None,
     timeout: float = 300,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = push_env(backend, run, token)
     env.update(extra_env or {})
@@ -55,6 +56,7 @@ def push(
         [sys.executable, "-m", "s3sign", "push", run, *args],
         cwd=cwd,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -193,6 +195,32 @@ def test_no_files_matched(backend: Backend, tmp_path: Path) -> None:
     assert quiet.returncode == 0, quiet.stderr  # nothing to upload: no backend or token needed
     assert quiet.stderr == ""
     assert json.loads(quiet.stdout)["files"] == []
+
+
+def test_files_from_a_list_or_stdin(backend: Backend, tmp_path: Path) -> None:
+    """--files-from: paths one per line, as written (CRLF too), from a file or stdin."""
+    run = run_id()
+    make_tree(tmp_path)
+    (tmp_path / "list.txt").write_text("logs/build.log\r\n\nlogs/steps/step 1+2.json\n")
+    done = push(backend, run, "--files-from", "list.txt", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    uploaded = [f["fileName"] for f in json.loads(done.stdout)["files"]]
+    assert uploaded == ["logs/build.log", "logs/steps/step 1+2.json"]
+    assert_stored(backend, run, tmp_path, uploaded)
+    piped = push(
+        backend, run, "logs/empty.txt", "--files-from", "-", cwd=tmp_path, stdin="logs/nope\n"
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "logs/nope: no file matched" in piped.stderr
+    assert "1 uploaded" in piped.stderr
+    for args, stdin, says in [
+        ((), None, "no paths to push"),
+        (("--files-from", "-"), "", "no files matched (an empty list)"),
+        (("--files-from", "missing.txt"), None, "--files-from missing.txt: cannot read it"),
+    ]:
+        refused = push(backend, run, *args, cwd=tmp_path, stdin=stdin)
+        assert refused.returncode == 2, refused.stderr
+        assert says in refused.stderr
 
 
 def test_bad_token_and_unreachable_backend(backend: Backend, tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def names(paths: list[str], base: Path, **kwargs: bool) -> list[str]:
-    return [f.name for f in expand_paths(paths, base, **kwargs).files]
+def names(paths: list[str], base: Path, literal: bool = False) -> list[str]:
+    return [f.name for f in expand_paths(paths, base, literal=literal).files]
 
 
 def test_directory_recursion_skips_symlinked_dirs_and_special_files(
@@ -73,6 +73,23 @@ def test_literal_names_with_glob_characters(
     assert names(["[weird]*.txt"], tmp_path) == ["[weird]*.txt"]  # exists: taken as written
     assert names(["*.txt"], tmp_path) == ["[weird]*.txt", "w.txt"]
     assert expand_paths(["*.txt"], tmp_path, literal=True).unmatched == ("*.txt",)
+
+
+def test_listed_paths_are_taken_as_written_and_named_once(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--files-from: no glob expansion; a directory is walked; the same file named by PATHS
+    and by the list goes once; a missing one is unmatched."""
+    monkeypatch.chdir(tree)
+    listed = ["logs/a.txt", "logs/*.json", "logs/nested deep", "missing.txt"]
+    expansion = expand_paths(["logs/[ab]*"], tree, listed=listed)
+    assert [f.name for f in expansion.files] == [
+        "logs/a.txt",
+        "logs/b+c.json",
+        "logs/nested deep/x y.log",
+        "logs/nested deep/ü/z.txt",
+    ]
+    assert expansion.unmatched == ("logs/*.json", "missing.txt")
 
 
 def test_names_are_relative_to_base(tree: Path) -> None:
