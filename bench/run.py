@@ -128,7 +128,7 @@ WHY = {
         "SeaweedFS on 2 cores is CPU-bound: it uses ~1.8 cores for one curl stream (about "
         "12 ms of CPU per MiB), so parallel parts cannot go faster than one stream here, and "
         "every CPU second the client spends is one SeaweedFS does not get. The other "
-        "multipart clients are slower still (aws s3 cp, s5cmd cp in the table). By default "
+        "multipart clients do no better (aws s3 cp, s5cmd cp in the table). By default "
         "each part is bound to its SHA-256, which both s3sign and SeaweedFS then compute "
         "(~1 s of CPU per GiB each); the --checksum none row shows the transfer alone. "
         "Against S3 over a network, where one stream is the bound, parallel parts are where "
