@@ -629,6 +629,7 @@ class Pusher:
     def _upload_file(self, job: _Job) -> None:
         try:
             job.outcome.etag = self._with_retries(job, 0, job.local.size, None)
+            job.upload = None  # its URL and headers: a push of 100,000 files holds none of them
         except _Fatal as exc:
             self._fail(job, str(exc))
 
