@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from s3sign.connections import Connections
+from s3sign.connections import Connections, network_problem
 from s3sign.connections import Response as HTTPResponse
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
 from s3sign.protocol import (
@@ -148,7 +148,7 @@ class BackendClient:
             try:
                 response = self._http.request(method, url, headers, data)
             except OSError as exc:
-                problem = f"{type(exc).__name__} reaching {self.base_url}"
+                problem = f"cannot reach {self.base_url}: {network_problem(exc)}"
                 continue
             if response.status in RETRY_STATUSES:
                 problem = f"the backend answered {response.status} {_message(response)}"

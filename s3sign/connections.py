@@ -55,6 +55,31 @@ class BadResponse(ConnectionError):
     """The server's answer is not HTTP/1.x as expected."""
 
 
+_PROBLEMS: tuple[tuple[type[OSError], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset"),
+    (ConnectionAbortedError, "connection aborted"),
+    (BrokenPipeError, "connection closed while sending"),
+    (TimeoutError, "timed out"),
+    (socket.gaierror, "host name not found"),
+)
+
+
+def network_problem(exc: OSError) -> str:
+    """A failed request's cause in a few words: "connection refused", "timed out", ..."""
+    if isinstance(exc, BadResponse):
+        return f"a bad answer: {exc}"
+    if type(exc).__name__ == "SSLCertVerificationError":  # ssl is imported only for TLS
+        return (
+            "its TLS certificate is not trusted (a private CA? AWS_CA_BUNDLE for S3, "
+            "REQUESTS_CA_BUNDLE for the backend)"
+        )
+    for kind, words in _PROBLEMS:
+        if isinstance(exc, kind):
+            return words
+    return type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Response:
     status: int

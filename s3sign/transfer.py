@@ -41,7 +41,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
 from s3sign.config import Checksum
-from s3sign.connections import BodyShrank, Connections
+from s3sign.connections import BodyShrank, Connections, network_problem
 from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.files import LocalFile, file_digest, range_digest, sha256_with_parts
 from s3sign.progress import FileOutcome, PushReport, Reporter
@@ -724,7 +724,7 @@ class Pusher:
             raise _Fatal("the file cannot be read: permission denied") from None
         except OSError as exc:
             self.reporter.advanced(local.name, -sent)
-            raise _Retryable(f"network error ({type(exc).__name__})", network=True) from None
+            raise _Retryable(f"network error: {network_problem(exc)}", network=True) from None
         except ValueError as exc:  # a header or URL from the backend that HTTP cannot carry
             raise _Fatal(f"the backend's upload URL cannot be sent: {exc}") from None
         if 200 <= response.status < 300:

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from s3sign.connections import BodyShrank, Connections, Proxies, Response
+from s3sign.connections import BodyShrank, Connections, Proxies, Response, network_problem
 from s3sign.errors import ConfigError
+from s3sign.local import free_ports
 
 
 class Store(ThreadingHTTPServer):
@@ -143,8 +144,9 @@ def test_https_bodies_are_read_and_sent(
     store.socket = context.wrap_socket(store.socket, server_side=True)
     url = f"https://127.0.0.1:{store.server_port}/b/k"
 
-    with pytest.raises(ssl.SSLCertVerificationError):  # not trusted without the bundle
+    with pytest.raises(ssl.SSLCertVerificationError) as untrusted:  # not without the bundle
         put(Connections(5, 5), url, payload, 0, 10)
+    assert network_problem(untrusted.value).startswith("its TLS certificate is not trusted")
 
     connections = Connections(5, 5, ca_bundle=str(cert))
     progress = put(connections, url, payload, 5, 2_000_000)
@@ -378,3 +380,15 @@ def test_no_proxy_rules(no_proxy: str, host: str, port: int, direct: bool) -> No
 def test_an_https_proxy_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="https_proxy"):
         Proxies({"https_proxy": "https://proxy:3128"})
+
+
+def test_a_failed_request_says_why_in_a_few_words(payload: Path) -> None:
+    url = f"http://127.0.0.1:{free_ports(1)[0]}/b/k"
+    with pytest.raises(ConnectionRefusedError) as refused:
+        put(Connections(5, 5), url, payload, 0, 10)
+    assert network_problem(refused.value) == "connection refused"
+    assert network_problem(socket.gaierror(-2, "Name or service not known")) == (
+        "host name not found"
+    )
+    assert network_problem(TimeoutError()) == "timed out"
+    assert network_problem(OSError(5, "odd")) == "OSError"
