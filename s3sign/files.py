@@ -174,11 +174,11 @@ def expand_paths(
 
     Globs are expanded here when the shell did not (quoted patterns); with
     ``literal`` every path is taken as written, as ``listed`` ones (``--files-from``)
-    always are. Symlinked directories are never
-    descended into (so nothing outside the tree is reached through them);
-    symlinks to regular files are followed; sockets, FIFOs and devices are
-    skipped. Names are relative to ``base``; a file outside it is a
-    ``UsageError``. A file named twice is listed once.
+    always are. Symlinked directories are never descended into (so nothing
+    outside the tree is reached through them); symlinks to regular files are
+    followed; sockets, FIFOs and devices are skipped. Names are relative to
+    ``base``; a file outside it is a ``UsageError``. A file named twice is
+    listed once.
     """
     base_abs = os.path.abspath(base)
     if not os.path.isdir(base_abs):
