@@ -115,7 +115,7 @@ class ObjectStore:
             except requests.RequestException as exc:
                 if attempt == ATTEMPTS:
                     raise StoreError(
-                        f"the object store is unreachable: {type(exc).__name__}", transient=True
+                        f"the object store is unreachable: {_why(exc)}", transient=True
                     ) from None
             else:
                 if response.status_code not in RETRY_STATUSES or attempt == ATTEMPTS:
@@ -208,6 +208,17 @@ class ObjectStore:
         except StoreError:
             return False
         return _error_code(response.text) != "NoSuchBucket"
+
+
+def _why(exc: requests.RequestException) -> str:
+    """A failed call's cause in a few words, for the worker's report."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "its TLS certificate is not trusted"
+    if isinstance(exc, requests.ConnectionError):
+        return "no connection (refused, reset or dropped)"
+    return type(exc).__name__
 
 
 def _error_code(document: str) -> str | None:

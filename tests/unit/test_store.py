@@ -10,6 +10,7 @@ from typing import ClassVar
 import pytest
 
 from s3sign.credentials import Credentials
+from s3sign.local import free_ports
 from s3sign.presign import Presigner
 from s3sign.store import ATTEMPTS, ObjectStore, StoreError
 
@@ -68,3 +69,14 @@ def test_a_refusal_is_not_retried(store: ObjectStore) -> None:
         store.head("key")
     assert not raised.value.transient
     assert Scripted.calls == 1
+
+
+def test_an_unreachable_store_is_transient_and_says_why() -> None:
+    endpoint = f"http://127.0.0.1:{free_ports(1)[0]}"
+    presigner = Presigner(Credentials("AKIAEXAMPLE", "secret"), "us-east-1", endpoint)
+    with pytest.raises(StoreError) as raised:
+        ObjectStore(lambda: presigner, "bucket").head("key")
+    assert raised.value.transient
+    assert str(raised.value) == (
+        "the object store is unreachable: no connection (refused, reset or dropped)"
+    )
