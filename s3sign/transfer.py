@@ -746,12 +746,18 @@ class Pusher:
         raise _Fatal(f"S3 refused the upload: {response.status} {code} {message}".rstrip())
 
 
-def multipart_etag(path: os.PathLike[str] | str, part_size: int) -> str:
-    """The ETag S3 gives a multipart object: MD5 of the parts' MD5s, then ``-COUNT``."""
-    digests = []
-    with open(path, "rb") as handle:
-        while chunk := handle.read(part_size):
-            digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+def multipart_etag(path: str, part_size: int) -> str:
+    """The ETag S3 gives a multipart object: MD5 of the parts' MD5s, then ``-COUNT``. Each
+    part is read in blocks (``range_digest``), not whole: parts grow to 512 MiB and more.
+    A file that shrinks while it is read has no such ETag: ``""``."""
+    size = os.stat(path).st_size
+    try:
+        digests = [
+            base64.b64decode(range_digest(path, offset, min(part_size, size - offset), "md5"))
+            for offset in range(0, size, part_size)
+        ]
+    except EOFError:
+        return ""
     return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
 
 

@@ -661,6 +661,31 @@ def test_skip_existing_compares_a_multipart_object_by_its_parts_sha256(
         assert read_back(small_parts, f"runs/{run}/big.bin").content == big.read_bytes()
 
 
+def test_skip_existing_compares_a_multipart_object_by_its_etag_without_part_checksums(
+    local_s3: LocalS3, tmp_path: Path
+) -> None:
+    """With --checksum md5 the parts carry no SHA-256: the stored ETag (the MD5 of the
+    parts' MD5s) is compared instead, reading each part in blocks."""
+    run = run_id()
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
+    with running_backend(
+        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
+    ) as small_parts:
+        client = BackendClient(small_parts.url, small_parts.token(run))
+
+        def pushed() -> str:
+            files = list(expand_paths([str(big)], tmp_path).files)
+            options = PushOptions(run_id=run, checksum="md5", skip_existing=True)
+            [outcome] = Pusher(client, options, SilentReporter()).push(files).files
+            return outcome.status
+
+        assert pushed() == "uploaded"
+        assert pushed() == "skipped"
+        big.write_bytes(os.urandom(12 * MiB))
+        assert pushed() == "uploaded"
+
+
 def test_a_name_the_backend_refuses_fails_alone(backend: Backend, tmp_path: Path) -> None:
     """With --skip-existing too: the check for stored objects falls back, the file is named."""
     run = run_id()

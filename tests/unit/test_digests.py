@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from s3sign.files import range_digest, sha256_with_parts
 from s3sign.protocol import composite_sha256
+from s3sign.transfer import multipart_etag
 
 
 def b64_sha256(data: bytes) -> str:
@@ -41,3 +42,16 @@ def test_composite_is_the_sha256_of_the_parts_sha256s_and_their_count() -> None:
     joined = hashlib.sha256(b"a" * 10).digest() + hashlib.sha256(b"b" * 3).digest()
     expected = f"{base64.b64encode(hashlib.sha256(joined).digest()).decode()}-2"
     assert composite_sha256([b64_sha256(part) for part in parts]) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(size=st.integers(0, 700_000), part_size=st.integers(1, 300_000))
+def test_the_multipart_etag_is_the_md5_of_the_parts_md5s(size: int, part_size: int) -> None:
+    data = hashlib.shake_256(str(size).encode()).digest(size) if size else b""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "f"
+        path.write_bytes(data)
+        slices = [data[i : i + part_size] for i in range(0, size, part_size)]
+        joined = b"".join(hashlib.md5(chunk).digest() for chunk in slices)
+        expected = f"{hashlib.md5(joined).hexdigest()}-{len(slices)}"
+        assert multipart_etag(str(path), part_size) == expected
