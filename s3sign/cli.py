@@ -25,7 +25,7 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from s3sign import __version__
-from s3sign.config import Checksum, load_settings
+from s3sign.config import Checksum, PushChecksum, load_settings
 from s3sign.console import Console
 from s3sign.errors import (
     ConfigError,
@@ -221,6 +221,13 @@ class AddressingChoice(StrEnum):
 
 
 class ChecksumChoice(StrEnum):
+    sha256 = "sha256"
+    md5 = "md5"
+    none = "none"
+
+
+class PushChecksumChoice(StrEnum):
+    auto = "auto"
     sha256 = "sha256"
     md5 = "md5"
     none = "none"
@@ -884,10 +891,11 @@ def push(
         int | None, typer.Option(metavar="N", help="Uploads in flight.  [default: 8]")
     ] = None,
     checksum: Annotated[
-        ChecksumChoice | None,
+        PushChecksumChoice | None,
         typer.Option(
             case_sensitive=False,
-            help="Checksum bound into each upload.  [default: sha256]",
+            help="Checksum bound into each upload (auto: the strongest the store enforces, "
+            "as the backend found out).  [default: auto]",
             show_default=False,
         ),
     ] = None,
@@ -932,10 +940,16 @@ def push(
         {
             "backend": backend,
             "concurrency": concurrency,
-            "checksum": checksum.value if checksum else None,
+            "checksum": checksum.value if checksum and checksum != "auto" else None,
         },
         config_path=state.config,
     )
+    # The flag, else S3SIGN_CHECKSUM or the config file, else what the store enforces.
+    push_checksum: PushChecksum = "auto"
+    if checksum is not None:
+        push_checksum = checksum.value
+    elif settings.sources.get("checksum") in ("env", "file"):
+        push_checksum = settings.checksum
     if content_type is not None:
         from s3sign.presign import check_content_type
 
@@ -961,7 +975,7 @@ def push(
     options = PushOptions(
         run_id=run_id,
         concurrency=settings.concurrency,
-        checksum=settings.checksum,
+        checksum=push_checksum,
         content_type=content_type,
         skip_existing=skip_existing,
         ca_bundle=os.environ.get("AWS_CA_BUNDLE") or None,
@@ -1064,7 +1078,7 @@ def _uvicorn_options(settings: Any, console: Console) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        "log_config": log_config(),
+        "log_config": log_config(quiet=console.verbosity < 0),
         "log_level": "warning" if console.verbosity < 0 else "info",
         "access_log": console.verbosity >= 0,
         "server_header": False,

@@ -21,6 +21,7 @@ from s3sign.connections import Response as HTTPResponse
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
 from s3sign.protocol import (
     AbortRequest,
+    AbortResponse,
     CompleteFile,
     CompleteRequest,
     CompleteResponse,
@@ -31,6 +32,9 @@ from s3sign.protocol import (
     PartsRequest,
     PartsResponse,
     ServerInfo,
+    StatusFile,
+    StatusRequest,
+    StatusResponse,
     WireError,
     from_wire,
     to_wire,
@@ -124,9 +128,18 @@ class BackendClient:
         body = CompleteRequest(files=list(files))
         return self._call("POST", f"/v1/runs/{run_id}/uploads/complete", body, CompleteResponse)
 
-    def abort(self, run_id: str, key: str, upload_id: str) -> None:
-        body = AbortRequest(key=key, upload_id=upload_id)
-        self._call("POST", f"/v1/runs/{run_id}/uploads/abort", body, None)
+    def status(self, run_id: str, files: Sequence[StatusFile]) -> StatusResponse:
+        """Which files are stored, and the same: asks the store, changes nothing."""
+        body = StatusRequest(files=list(files))
+        return self._call("POST", f"/v1/runs/{run_id}/uploads/status", body, StatusResponse)
+
+    def abort(
+        self, run_id: str, key: str, upload_id: str | None = None, etag: str | None = None
+    ) -> AbortResponse:
+        """Abandon a multipart upload (``upload_id``), or take back the single PUT that got
+        ``etag`` (``kept``: the object under the key is no longer that upload)."""
+        body = AbortRequest(key=key, upload_id=upload_id, etag=etag)
+        return self._call("POST", f"/v1/runs/{run_id}/uploads/abort", body, AbortResponse)
 
     def _call(
         self,

@@ -22,6 +22,7 @@ from s3sign.providers import PROVIDERS
 from s3sign.units import format_size, parse_duration, parse_size
 
 Checksum = Literal["sha256", "md5", "none"]
+PushChecksum = Literal["auto", "sha256", "md5", "none"]  # auto: what the store enforces
 Source = Literal["flag", "env", "file", "provider", "default"]
 
 MAX_EXPIRES = 7 * 86400  # SigV4's hard limit for a pre-signed URL

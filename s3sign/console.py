@@ -97,6 +97,9 @@ class PlainReporter:
     def retrying(self, name: str, attempt: int, reason: str) -> None:
         self._console.info(f"retrying {name} after attempt {attempt}: {reason}")
 
+    def notice(self, message: str) -> None:
+        self._console.warning(message)
+
     def file_finished(self, outcome: FileOutcome) -> None:
         with self._lock:
             self._done += 1
@@ -178,6 +181,11 @@ class LiveReporter:
         task = self._tasks.get(name)
         if task is not None:
             self._progress.update(task, description=f"{_short(name)} [yellow](retry {attempt})")
+
+    def notice(self, message: str) -> None:
+        from rich.text import Text
+
+        self._progress.console.print(Text(f"warning: {message}", style="yellow"))
 
     def file_finished(self, outcome: FileOutcome) -> None:
         with self._lock:

@@ -87,6 +87,9 @@ class Reporter(Protocol):
 
     def retrying(self, name: str, attempt: int, reason: str) -> None: ...
 
+    def notice(self, message: str) -> None:
+        """Something about the whole push the user should know (said once)."""
+
     def file_finished(self, outcome: FileOutcome) -> None: ...
 
     def finish(self, report: PushReport) -> None: ...
@@ -105,6 +108,9 @@ class SilentReporter:
         pass
 
     def retrying(self, name: str, attempt: int, reason: str) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
         pass
 
     def file_finished(self, outcome: FileOutcome) -> None:

@@ -139,7 +139,7 @@ def _make_decoder(hint: Any) -> Decoder:
         return _one_of(args)
     if is_dataclass(hint):
         return _object_of(hint)
-    return {int: _integer, str: _string}[hint]  # the only scalars on the wire
+    return {int: _integer, str: _string, bool: _boolean}[hint]  # the only scalars on the wire
 
 
 def _optional(inner: Decoder) -> Decoder:
@@ -210,6 +210,12 @@ def _strings_by_name(value: Any) -> dict[str, str]:
 def _integer(value: Any) -> int:
     if type(value) is not int:  # not a bool either
         raise _Mismatch("expected an integer")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _Mismatch("expected true or false")
     return value
 
 
@@ -358,6 +364,9 @@ class CompleteFile:
     sha256: str | None = None
     upload_id: str | None = None
     parts: list[CompletedPart] | None = None
+    # The ETag that the worker's own PUT got back: proof that a stored object is its upload,
+    # without which the server never deletes a mismatched object (it keeps it and says so).
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +395,77 @@ class CompleteResponse:
     files: list[CompleteResult]
 
 
+# --- POST /v1/runs/{runId}/uploads/status ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFile:
+    """A local file to compare with what is stored under its name: the digests the worker
+    has (base64, as in uploads; ``etag``: the ETag S3 would give it, hex MD5 or the
+    multipart form ``HEX-N``). With none of them, the sizes alone are compared."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    file_name: str
+    file_size: int
+    sha256: str | None = None
+    parts_sha256: str | None = None  # the composite a multipart upload of it would get
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    __pydantic_config__ = WIRE_CONFIG
+    files: list[StatusFile]  # at least one: checked by the server
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    """``same`` only when a checksum the store itself verified (or computed) matches, or
+    when no digest was given and the sizes match; ``different`` also when sameness cannot
+    be shown (``match`` is then absent); ``rejected`` for a name the policy refuses or a
+    store that could not answer (``storage_unavailable``: ask again)."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    file_name: str
+    status: Literal["missing", "same", "different", "rejected"]
+    key: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    sha256: str | None = None
+    parts_sha256: str | None = None
+    match: Literal["sha256", "partsSha256", "etag", "size"] | None = None  # what decided
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResponse:
+    __pydantic_config__ = WIRE_CONFIG
+    files: list[StatusResult]
+
+
 # --- GET /v1/info ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChecks:
+    """What the object store was seen to enforce on a pre-signed PUT (a scratch object,
+    deleted again), and what it reports. None: it could not be found out."""
+
+    __pydantic_config__ = WIRE_CONFIG
+
+    size: bool | None = None  # a body of another length than the signed one is refused
+    content_type: bool | None = None  # another Content-Type than the signed one is refused
+    sha256: bool | None = None  # a body unlike its signed x-amz-checksum-sha256 is refused
+    md5: bool | None = None  # a body unlike its signed Content-MD5 is refused
+    signature: bool | None = None  # a tampered signature is refused
+    etag_is_md5: bool | None = None  # a single PUT's ETag is the MD5 of the bytes received
+    keeps_sha256: bool | None = None  # HEAD reports the SHA-256 a PUT was bound to
+
+    def strongest(self) -> Literal["sha256", "md5", "none"]:
+        """The strongest checksum the store enforces, to bind into uploads."""
+        if self.sha256:
+            return "sha256"
+        return "md5" if self.md5 else "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +480,7 @@ class ServerInfo:
     max_files_per_request: int
     multipart_threshold: int
     part_size: int
+    store: StoreChecks | None = None  # left out while the store has not been checked
 
 
 # --- POST /v1/runs/{runId}/uploads/abort -------------------------------------------------
@@ -408,13 +488,17 @@ class ServerInfo:
 
 @dataclass(frozen=True, slots=True)
 class AbortRequest:
+    """A multipart upload to abandon (``uploadId``), or a single PUT to take back (``etag``:
+    the ETag that PUT got; the object is deleted only while it is still that upload)."""
+
     __pydantic_config__ = WIRE_CONFIG
     key: str
-    upload_id: str
+    upload_id: str | None = None  # one of the two: checked by the server
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AbortResponse:
     __pydantic_config__ = WIRE_CONFIG
     key: str
-    status: Literal["aborted"]
+    status: Literal["aborted", "kept"]  # kept: the stored object is not that upload

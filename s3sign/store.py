@@ -1,4 +1,4 @@
-"""The S3 calls the server itself makes: multipart create/complete/abort, HEAD, DELETE.
+"""The S3 calls the server itself makes: multipart create/complete/abort, HEAD, DELETE, LIST.
 
 They go through the same SigV4 signer as every URL the server hands out (a
 pre-signed URL, used at once), over one pooled HTTP session per thread. The
@@ -35,14 +35,27 @@ _CALLER_ERRORS = {
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a HEAD tells about a stored object."""
+    """What a HEAD (or a listing) tells about a stored object, as the store said it.
+
+    ``checksum`` is the stored ``x-amz-checksum-sha256`` as is: the SHA-256 of a
+    single PUT's body, or for a multipart object S3's composite (the SHA-256 of the
+    parts' SHA-256s) written ``BASE64-N`` by AWS and SeaweedFS but without ``-N`` by
+    others (moto). Which one it is, the caller decides from what it knows, not from
+    the value's shape; ``checksum_type`` (``COMPOSITE``, ``FULL_OBJECT``) where the
+    store says.
+    """
 
     size: int
     etag: str
-    sha256: str | None  # base64, when the store keeps a whole-object SHA-256
-    # A multipart object whose parts carried SHA-256s: "BASE64-N", the SHA-256 of the
-    # parts' SHA-256s (S3's composite checksum), when the store reports it.
-    parts_sha256: str | None = None
+    checksum: str | None = None
+    checksum_type: str | None = None
+
+    @property
+    def multipart(self) -> bool:
+        """Does the store show it as assembled from parts (an ETag ``HEX-N``)? A guess
+        for objects this server did not assemble itself: never a reason to delete."""
+        head, _, count = self.etag.rpartition("-")
+        return bool(head) and count.isdigit()
 
 
 class StoreError(Exception):
@@ -91,19 +104,33 @@ class ObjectStore:
             query=tuple(query),
             headers=tuple((headers or {}).items()),
         )
+        return self.send_signed(request, body, ok=ok)
+
+    def send_signed(
+        self,
+        request: SignRequest,
+        body: bytes = b"",
+        *,
+        ok: Sequence[int] | None = (200,),
+        edit: Callable[[str, dict[str, str]], tuple[str, dict[str, str]]] | None = None,
+    ) -> requests.Response:
+        """``request`` signed afresh for each attempt and sent with ``body``; ``edit`` may
+        change the URL and headers after signing (the store check's tampering); with
+        ``ok=None`` any answer but a retried one is returned as it is."""
 
         def signed() -> tuple[str, dict[str, str]]:
             answer = self._presigner().sign(request)
-            return answer.url, dict(answer.headers)
+            url, headers = answer.url, dict(answer.headers)
+            return edit(url, headers) if edit else (url, headers)
 
-        return self._send(method, signed, body, ok)
+        return self._send(request.method, signed, body, ok)
 
     def _send(
         self,
         method: str,
         sign: Callable[[], tuple[str, dict[str, str]]],
         body: bytes,
-        ok: Sequence[int],
+        ok: Sequence[int] | None,
     ) -> requests.Response:
         """Send with a few quick retries when the store is down or overloaded."""
         for attempt in range(1, ATTEMPTS + 1):
@@ -121,7 +148,7 @@ class ObjectStore:
                 if response.status_code not in RETRY_STATUSES or attempt == ATTEMPTS:
                     break
             time.sleep(backoff(attempt, base=0.1, cap=2.0))
-        if response.status_code not in ok:
+        if ok is not None and response.status_code not in ok:
             code = _error_code(response.text) or f"HTTP {response.status_code}"
             status = _CALLER_ERRORS.get(code, 502)  # else: our credentials or the store failed
             transient = response.status_code in RETRY_STATUSES
@@ -167,17 +194,28 @@ class ObjectStore:
         )
         if response.status_code == 404:
             return None
-        checksum = response.headers.get("x-amz-checksum-sha256") or None
-        composite = checksum is not None and "-" in checksum
         return ObjectInfo(
             size=int(response.headers.get("Content-Length", "-1")),
             etag=response.headers.get("ETag", "").strip('"'),
-            sha256=None if composite else checksum,
-            parts_sha256=checksum if composite else None,
+            checksum=response.headers.get("x-amz-checksum-sha256") or None,
+            checksum_type=response.headers.get("x-amz-checksum-type") or None,
         )
 
-    def delete(self, key: str) -> None:
-        self._call("DELETE", key, ok=(204, 200))
+    def delete_if(self, key: str, etag: str) -> bool:
+        """Delete the object only while its ETag is ``etag``: True once no such object is
+        left (deleted, or none was there), False when another object is kept.
+
+        ``If-Match`` makes the check and the delete one step on stores that honour it
+        (AWS, SeaweedFS, moto); elsewhere a HEAD just before narrows the race.
+        """
+        info = self.head(key)
+        if info is None:
+            return True
+        if info.etag != etag:
+            return False
+        quoted = f'"{etag}"'
+        response = self._call("DELETE", key, headers={"If-Match": quoted}, ok=(204, 200, 412))
+        return response.status_code != 412
 
     def list_objects(
         self, prefix: str, start_after: str, token: str | None = None, max_keys: int = 1000
@@ -197,7 +235,7 @@ class ObjectStore:
             key = item.findtext(S3_NAMESPACE + "Key") or ""
             size = int(item.findtext(S3_NAMESPACE + "Size") or -1)
             etag = (item.findtext(S3_NAMESPACE + "ETag") or "").strip('"')
-            objects.append((key, ObjectInfo(size=size, etag=etag, sha256=None)))
+            objects.append((key, ObjectInfo(size=size, etag=etag)))
         truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
         return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 

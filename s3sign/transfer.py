@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 from s3sign.client import RETRY_STATUSES, BackendClient, backoff
-from s3sign.config import Checksum
+from s3sign.config import Checksum, PushChecksum
 from s3sign.connections import BodyShrank, Connections, network_problem
 from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.files import LocalFile, file_digest, range_digest, sha256_with_parts
@@ -54,6 +54,9 @@ from s3sign.protocol import (
     FileResult,
     FileSpec,
     MultipartPlan,
+    StatusFile,
+    StatusResult,
+    StoreChecks,
     composite_sha256,
     plan_parts,
 )
@@ -81,7 +84,9 @@ A = TypeVar("A", bound=_Answer)
 class PushOptions:
     run_id: str
     concurrency: int = 8
-    checksum: Checksum = "sha256"
+    # auto: the strongest the store enforces, as the backend found out (sha256 when it
+    # does not say)
+    checksum: PushChecksum = "auto"
     content_type: str | None = None
     skip_existing: bool = False
     batch_size: int = 500
@@ -233,6 +238,8 @@ class Pusher:
         self.part_size: int | None = None
         self.key_prefix: str | None = None
         self.max_files_per_request = options.batch_size
+        self.store: StoreChecks | None = None  # what the store enforces, as the backend says
+        self.checksum: Checksum = "sha256" if options.checksum == "auto" else options.checksum
         self.report: PushReport | None = None
 
     # --- the whole push ------------------------------------------------------------------
@@ -246,6 +253,7 @@ class Pusher:
         self.reporter.start(len(jobs), sum(local.size for local in files))
         try:
             self._learn_limits()
+            jobs = self._refuse_same_keys(jobs)
             size = min(self.options.batch_size, self.max_files_per_request)
             # A small first batch sets the uploads going sooner; the next grow from it, so
             # that each is signed while the one before still keeps the pool busy.
@@ -297,11 +305,35 @@ class Pusher:
         self.multipart_threshold = info.multipart_threshold
         self.part_size = info.part_size
         self.max_files_per_request = info.max_files_per_request
+        self.store = info.store
+        if self.options.checksum == "auto" and info.store is not None:
+            self.checksum = info.store.strongest()
+            if self.checksum == "none":
+                self.reporter.notice(
+                    "the object store verifies no checksum on upload (the backend checked): "
+                    "only the sizes that the backend checks at the end vouch for the bytes"
+                )
+
+    def _refuse_same_keys(self, jobs: list[_Job]) -> list[_Job]:
+        """Two names that are one key once Unicode-normalised (NFC, as the backend does)
+        fail before anything is sent, each naming the other; the rest go on."""
+        by_key: dict[str, list[_Job]] = {}
+        for job in jobs:
+            by_key.setdefault(unicodedata.normalize("NFC", job.local.name), []).append(job)
+        for same in by_key.values():
+            for job in same if len(same) > 1 else ():
+                others = " and ".join(ascii(o.local.name) for o in same if o is not job)
+                self._fail(
+                    job,
+                    f"{job.local.name!a} and {others} are the same key once Unicode-"
+                    "normalised (NFC): rename one",
+                )
+        return [job for job in jobs if job.outcome.error is None]
 
     def _prepare(self, batch: list[_Job]) -> list[_Job]:
         """Hash (in the hashing thread, ahead of use) what the signature will bind."""
         ready = []
-        algorithm = self.options.checksum
+        algorithm = self.checksum
         for job in batch:
             if algorithm == "none":
                 pass
@@ -425,27 +457,17 @@ class Pusher:
             )
 
     def _skip_existing(self, jobs: list[_Job]) -> list[_Job]:
-        """Files already stored with the same size (and SHA-256, when known) are skipped."""
-        if self.key_prefix is None:
-            return jobs
-        prefix = f"{self.key_prefix}/{self.options.run_id}/"
-        keyed = {prefix + unicodedata.normalize("NFC", job.local.name): job for job in jobs}
-        for job in keyed.values():
-            if job.sha256 is not None:
-                job.outcome.sha256 = _wait_one(job.sha256)
-        # Declaring the SHA-256 makes the backend HEAD the object and show its stored one.
-        files = [
-            CompleteFile(key=key, file_size=job.local.size, sha256=job.outcome.sha256)
-            for key, job in keyed.items()
-        ]
+        """Files stored with the same content are skipped. The backend's status call
+        decides, from checksums the store verified; it never changes what is stored."""
+        files = [self._status_file(job) for job in jobs]
         try:
-            answer = self.client.complete(self.options.run_id, files)
+            answers = dict(self._asking_again(self._status, files))
         except BackendError:
-            return jobs  # cannot tell what is stored (a name the backend refuses?): upload all
+            return jobs  # cannot tell (a backend without the status call): upload them all
         remaining = []
-        for result in answer.files:
-            job = keyed[result.key]
-            if self._same_content(job, result):
+        for index, job in enumerate(jobs):
+            result = answers[index]
+            if result.status == "same":
                 job.outcome.key, job.outcome.etag = result.key, result.etag
                 job.outcome.status, job.outcome.attempts = "skipped", 0
                 self.reporter.file_finished(job.outcome)
@@ -453,28 +475,42 @@ class Pusher:
                 remaining.append(job)
         return remaining
 
-    def _same_content(self, job: _Job, stored: CompleteResult) -> bool:
-        """Is the stored object this file? Same size, and same SHA-256, MD5 or multipart ETag."""
-        if stored.status != "complete" or stored.size != job.local.size:
-            return False
-        if self.options.checksum == "none":
-            return True  # asked not to hash: size alone decides
-        if stored.sha256 is not None and job.outcome.sha256 is not None:
-            return stored.sha256 == job.outcome.sha256
-        if stored.etag and "-" in stored.etag and self.part_size:  # a multipart object
-            return self._same_parts(job, stored.parts_sha256, stored.etag)
-        if stored.etag and job.spec.md5:  # a single PUT's ETag is its MD5 (without SSE-KMS)
-            return stored.etag == base64.b64decode(job.spec.md5).hex()
-        return False
+    def _status(self, files: list[StatusFile]) -> list[StatusResult]:
+        return self.client.status(self.options.run_id, files).files
 
-    def _same_parts(self, job: _Job, parts_sha256: str | None, etag: str) -> bool:
-        """A multipart object: its parts' composite SHA-256 (from the pass that gave the
-        file's SHA-256), or else its ETag (the MD5 of the parts' MD5s: one more pass)."""
-        if parts_sha256 and job.hashed_parts and job.outcome.sha256:
-            return parts_sha256 == composite_sha256(job.hashed_parts.all())
-        assert self.part_size is not None
-        part_size, _ = plan_parts(job.local.size, self.part_size)
-        return etag == multipart_etag(job.local.path, part_size)
+    def _status_file(self, job: _Job) -> StatusFile:
+        """What the backend compares a file with: its size and the digests this push has
+        (none with --checksum none: the sizes alone, as asked); the ETag it would get
+        where the store computes ETags as MD5s but does not verify SHA-256s."""
+        if self.checksum == "none":
+            return StatusFile(job.local.name, job.local.size)
+        multipart = job.local.size > self.multipart_threshold
+        parts = None
+        if job.sha256 is not None:  # a multipart file, hashed in one pass with its parts
+            job.outcome.sha256 = _wait_one(job.sha256)
+            if job.outcome.sha256 and job.hashed_parts:
+                parts = composite_sha256(job.hashed_parts.all())
+        sha256 = None if multipart else job.spec.sha256
+        store = self.store
+        etag = None
+        if store and store.etag_is_md5 and not (store.sha256 and (sha256 or parts)):
+            etag = self._expected_etag(job, multipart)
+        return StatusFile(
+            job.local.name, job.local.size, sha256=sha256, parts_sha256=parts, etag=etag
+        )
+
+    def _expected_etag(self, job: _Job, multipart: bool) -> str | None:
+        """The ETag S3 gives this file: its MD5, or for a multipart upload the MD5 of its
+        parts' MD5s then ``-COUNT`` (one more pass over the file)."""
+        try:
+            if not multipart:
+                md5 = job.spec.md5 or file_digest(job.local.path, "md5")
+                return base64.b64decode(md5).hex()
+            if self.part_size is None:
+                return None
+            return multipart_etag(job.local.path, plan_parts(job.local.size, self.part_size)[0])
+        except OSError:
+            return None  # unreadable now: it fails when it is uploaded, with the reason
 
     def _complete(self, jobs: list[_Job]) -> None:
         if not jobs:
@@ -500,6 +536,8 @@ class Pusher:
                     sha256=sha256,
                     upload_id=job.plan.upload_id if job.plan else None,
                     parts=parts,
+                    # A single PUT's ETag: the backend deletes a mismatched object only then.
+                    etag=job.outcome.etag if job.plan is None else None,
                 )
             )
         try:
@@ -574,7 +612,7 @@ class Pusher:
         that, the MD5 (Content-MD5, which needs nothing at creation) with --checksum md5."""
         if job.plan is not None and job.plan.part_checksum == "sha256":
             return "sha256"
-        return "md5" if self.options.checksum == "md5" else None
+        return "md5" if self.checksum == "md5" else None
 
     def _part_digest(self, job: _Job, number: int, offset: int, length: int) -> str:
         algorithm = self._part_digest_algorithm(job)
@@ -648,7 +686,7 @@ class Pusher:
             try:
                 if datetime.now(UTC) >= signed.refresh_at:
                     raise _Expired
-                etag = self._put(job, signed, offset, length)
+                etag = self._put(job, signed, offset, length, part)
                 self._unanswered = 0
                 self._successes += 1  # unlocked: an increment lost to a race changes nothing
                 return etag
@@ -700,7 +738,7 @@ class Pusher:
         margin = min(RESIGN_MARGIN, (expires - datetime.now(UTC)) / 4)
         return _Signed(upload.method, upload.url, dict(upload.headers), expires - margin)
 
-    def _put(self, job: _Job, signed: _Signed, offset: int, length: int) -> str:
+    def _put(self, job: _Job, signed: _Signed, offset: int, length: int, part: int | None) -> str:
         local = job.local
         _check_unchanged(local, "since it was listed")
         sent = 0
@@ -728,8 +766,14 @@ class Pusher:
         except ValueError as exc:  # a header or URL from the backend that HTTP cannot carry
             raise _Fatal(f"the backend's upload URL cannot be sent: {exc}") from None
         if 200 <= response.status < 300:
-            _check_unchanged(local, "while it was being uploaded")
-            return response.headers.get("etag", "").strip('"')
+            etag = response.headers.get("etag", "").strip('"')
+            try:
+                _check_unchanged(local, "while it was being uploaded")
+            except _Fatal as exc:
+                if part is None:  # a part is left to the abort of its upload
+                    raise _Fatal(f"{exc}; {self._take_back(job, etag)}") from None
+                raise
+            return etag
         self.reporter.advanced(local.name, -sent)
         code, message = s3_error(response.data) or ("", "")
         if response.status == 403 and "expired" in message.lower():
@@ -744,6 +788,18 @@ class Pusher:
         if code == "SignatureDoesNotMatch":
             _check_unchanged(local, "while it was being uploaded")
         raise _Fatal(f"S3 refused the upload: {response.status} {code} {message}".rstrip())
+
+    def _take_back(self, job: _Job, etag: str) -> str:
+        """Delete what this push's PUT stored (and only that: the backend checks the ETag),
+        so that a failed upload leaves no object unlike the file: what to tell the user."""
+        assert job.outcome.key is not None
+        try:
+            answer = self.client.abort(self.options.run_id, job.outcome.key, etag=etag or None)
+        except S3SignError as exc:
+            return f"what S3 stored meanwhile is still there: {exc.message}"
+        if answer.status == "kept":
+            return "another upload has replaced it since"
+        return "what S3 stored meanwhile was deleted"
 
 
 def multipart_etag(path: str, part_size: int) -> str:

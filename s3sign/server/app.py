@@ -37,12 +37,15 @@ from s3sign.protocol import (
     PartsResponse,
     ProtocolError,
     ServerInfo,
+    StatusRequest,
+    StatusResponse,
     to_wire,
 )
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import server_secret, verify_token
 
 MAX_BODY_BYTES = 1024 * 1024
+INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 log = logging.getLogger("s3sign.server")
 
 Scope = MutableMapping[str, Any]
@@ -165,6 +168,7 @@ def create_app(
     """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
     secret = secret if secret is not None else server_secret()
     signer = signer or UploadSigner(settings)
+    signer.store_checks()  # started now, in the background: logged, then in /v1/info
     counters = Counters()
     app = FastAPI(
         title="s3sign backend",
@@ -182,34 +186,7 @@ def create_app(
         scheme, _, token = header.partition(" ")
         verify_token(token.strip() if scheme.lower() == "bearer" else None, secret, run_id)
 
-    @app.exception_handler(ProtocolError)
-    async def protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:
-        response = error(exc.status, exc.code, exc.message)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="s3sign"'
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        content_type = request.headers.get("content-type", "application/json")
-        if "json" not in content_type:
-            return error(415, "unsupported_media_type", "send JSON: Content-Type: application/json")
-        problems = exc.errors()
-        if any(p.get("type") == "json_invalid" for p in problems):
-            return error(400, "invalid_json", "the request body is not valid JSON")
-        first = problems[0] if problems else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return error(422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
-        return error(500, "internal_error", "the server failed; see its log")
+    _handle_errors(app)
 
     refusals: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
@@ -262,19 +239,41 @@ def create_app(
         return reply(await run_in_threadpool(signer.complete, run_id, body))
 
     @app.post(
+        "/v1/runs/{run_id}/uploads/status",
+        response_model=StatusResponse,
+        response_model_exclude_none=True,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Compare local files with what is stored; changes nothing",
+        openapi_extra=body_schema(StatusRequest),
+    )
+    async def status(run_id: str, request: Request) -> Response:
+        body = await read_body(request, StatusRequest)
+        _at_least_one(body.files)
+        return reply(await run_in_threadpool(signer.status, run_id, body))
+
+    @app.post(
         "/v1/runs/{run_id}/uploads/abort",
         response_model=AbortResponse,
         responses=refusals,
         dependencies=[Depends(authorise)],
-        summary="Abort a multipart upload",
+        summary="Abort a multipart upload, or take back a single PUT",
         openapi_extra=body_schema(AbortRequest),
     )
     async def abort(run_id: str, request: Request) -> Response:
         body = await read_body(request, AbortRequest)
         return reply(await run_in_threadpool(signer.abort, run_id, body))
 
-    @app.get("/v1/info", response_model=ServerInfo, summary="Key prefix and limits, for planning")
+    @app.get(
+        "/v1/info",
+        response_model=ServerInfo,
+        response_model_exclude_none=True,
+        summary="Key prefix, limits and what the store enforces, for planning",
+    )
     async def info() -> Response:
+        checks = signer.store_checks()
+        if checks is None:  # a check under way (just started): worth a short wait
+            checks = await run_in_threadpool(signer.store_checks, INFO_WAIT)
         return reply(
             ServerInfo(
                 protocol=PROTOCOL_VERSION,
@@ -283,6 +282,7 @@ def create_app(
                 max_files_per_request=settings.max_files_per_request,
                 multipart_threshold=settings.multipart_threshold,
                 part_size=settings.part_size,
+                store=checks,
             )
         )
 
@@ -306,9 +306,42 @@ def create_app(
         )
 
     _document_request_bodies(
-        app, (CreateUploadsRequest, PartsRequest, CompleteRequest, AbortRequest)
+        app, (CreateUploadsRequest, PartsRequest, CompleteRequest, StatusRequest, AbortRequest)
     )
     return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    """Every refusal as ``{"error": {"code", "message"}}``, with the right status."""
+
+    @app.exception_handler(ProtocolError)
+    async def protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:
+        response = error(exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="s3sign"'
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type:
+            return error(415, "unsupported_media_type", "send JSON: Content-Type: application/json")
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return error(400, "invalid_json", "the request body is not valid JSON")
+        first = problems[0] if problems else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return error(422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error(500, "internal_error", "the server failed; see its log")
 
 
 def _document_request_bodies(app: FastAPI, kinds: tuple[type, ...]) -> None:
@@ -340,8 +373,9 @@ class StripQueryString(logging.Filter):
         return True
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging, on stderr (stdout is for results), query strings stripped."""
+def log_config(quiet: bool = False) -> dict[str, Any]:
+    """uvicorn's logging, on stderr (stdout is for results), query strings stripped; the
+    server's own lines (``s3sign.server``) beside uvicorn's, warnings only when ``quiet``."""
     import copy
 
     from uvicorn.config import LOGGING_CONFIG
@@ -350,6 +384,8 @@ def log_config() -> dict[str, Any]:
     config["filters"] = {"strip_query": {"()": StripQueryString}}
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
     config["handlers"]["access"]["filters"] = ["strip_query"]
+    level = "WARNING" if quiet else "INFO"
+    config["loggers"]["s3sign"] = {"handlers": ["default"], "level": level, "propagate": False}
     return config
 
 

@@ -28,12 +28,17 @@ class PolicyError(Exception):
         self.message = message
 
 
+RESERVED_RUN_ID = ".s3sign"  # {keyPrefix}/.s3sign/ holds the server's own scratch objects
+
+
 def check_run_id(run_id: str) -> None:
-    """``[A-Za-z0-9._-]{1,128}``, and not ``.`` or ``..`` (they would be path segments)."""
-    if not _RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+    """``[A-Za-z0-9._-]{1,128}``, and not ``.`` or ``..`` (they would be path segments), nor
+    the server's own ``.s3sign``."""
+    if not _RUN_ID.fullmatch(run_id) or run_id in (".", "..", RESERVED_RUN_ID):
         raise PolicyError(
             "invalid_run_id",
-            "the run id must be 1-128 characters of A-Z a-z 0-9 . _ - and not '.' or '..'",
+            "the run id must be 1-128 characters of A-Z a-z 0-9 . _ - and not '.', '..' "
+            "or '.s3sign'",
         )
 
 

@@ -47,16 +47,21 @@ from s3sign.protocol import (
     ProtocolError,
     SignedPart,
     SignedUpload,
-    composite_sha256,
+    StatusRequest,
+    StatusResponse,
+    StatusResult,
+    StoreChecks,
     plan_parts,
 )
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
+from s3sign.server.verify import StoreCheck, compare, completed, failed, mismatch
 from s3sign.store import ObjectInfo, ObjectStore, StoreError
 
 REFRESH_BEFORE = timedelta(minutes=5)
 STORE_CONCURRENCY = 32  # HEADs in flight while completing one request
 LIST_FROM = 20  # files in one complete request from which a LIST is cheaper than HEADs
-_UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no spaces
+STATUS_WAIT = 10.0  # seconds a status call waits for the store check started with the server
+_UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no spaces: ids and ETags
 
 
 class RefreshingPresigner:
@@ -90,6 +95,7 @@ class UploadSigner:
         settings: Settings,
         presigner: Presigner | Callable[[], Presigner] | None = None,
         store: ObjectStore | None = None,
+        store_checks: StoreChecks | None = None,
     ) -> None:
         if not settings.bucket:
             raise ConfigError(
@@ -104,6 +110,12 @@ class UploadSigner:
         )
         self.store = store or ObjectStore(self._presigner, self.bucket)
         self._checks = ThreadPoolExecutor(STORE_CONCURRENCY, thread_name_prefix="s3sign-store")
+        self._store_check = StoreCheck(self.store, settings.key_prefix, store_checks)
+
+    def store_checks(self, wait: float = 0.0) -> StoreChecks | None:
+        """What the store enforces on uploads (checked once, in the background); None
+        until known. ``wait``: seconds to wait for a check under way."""
+        return self._store_check.get(wait)
 
     # --- create / re-sign ------------------------------------------------------------
 
@@ -249,15 +261,19 @@ class UploadSigner:
     def complete(self, run_id: str, request: CompleteRequest) -> CompleteResponse:
         """Assemble multipart uploads, then HEAD every object and check what was declared.
 
-        An object whose size (or stored SHA-256) differs from the declared one
-        is deleted and reported ``failed``: only what is verified counts.
+        An object whose size (or stored checksum) differs from the declared one is
+        reported ``failed``: only what is verified counts. It is deleted only when it
+        is the caller's own upload (the ETag its PUT got, or the upload assembled
+        here); any other object under the key is kept.
         """
         _check_run(run_id)
         self._check_count(len(request.files))
         for item in request.files:
             self._check_key(run_id, item.key)
             self._check_upload_id(item.upload_id)
-        listed = self._listed(request.files)
+        listed = self._listed(
+            [f.key for f in request.files if f.upload_id is None and f.sha256 is None]
+        )
         check = partial(self._complete_one, listed=listed)
         results: dict[int, CompleteResult] = {}
         waiting = []  # multipart uploads to assemble, and files the listing did not show
@@ -272,14 +288,14 @@ class UploadSigner:
             results[index] = result
         return CompleteResponse(files=[results[index] for index in range(len(request.files))])
 
-    def _listed(self, files: list[CompleteFile]) -> dict[str, ObjectInfo]:
-        """Size and ETag of many single-PUT objects from a few LISTs instead of a HEAD each.
+    def _listed(self, keys: list[str]) -> dict[str, ObjectInfo]:
+        """Size and ETag of many objects from a few LISTs instead of a HEAD each.
 
-        Only for files that declare no SHA-256 (a LIST does not show checksums):
+        Only for keys whose checksum is not wanted (a LIST does not show checksums):
         a worker that had the checksum bound into the URL needs no second check,
         S3 refused any other body. Keys the listing does not show get a HEAD.
         """
-        keys = sorted(f.key for f in files if f.upload_id is None and f.sha256 is None)
+        keys = sorted(keys)
         if len(keys) < LIST_FROM:
             return {}
         wanted, found = set(keys), dict[str, ObjectInfo]()
@@ -300,46 +316,37 @@ class UploadSigner:
         return found
 
     def _complete_one(self, item: CompleteFile, listed: Mapping[str, ObjectInfo]) -> CompleteResult:
-        def failed(code: str, message: str) -> CompleteResult:
-            return CompleteResult(
-                key=item.key, status="failed", error=ErrorInfo(code=code, message=message)
-            )
-
         try:
+            own_etag = item.etag.strip('"') if item.etag else None
             if item.upload_id is not None:
-                self._assemble(item.key, item.upload_id, item.parts or [])
+                own_etag = self._assemble(item.key, item.upload_id, item.parts or []) or None
             info = listed.get(item.key) or self.store.head(item.key)
             if info is None:
-                return failed("not_found", "no object was stored under this key")
-            if info.size != item.file_size:
-                self.store.delete(item.key)
-                return failed(
-                    "size_mismatch",
-                    f"stored {info.size} bytes, declared {item.file_size}: the object was deleted",
-                )
-            parts_sha256 = _parts_sha256(item.parts or [])
-            if (item.sha256 and info.sha256 and info.sha256 != item.sha256) or (
-                parts_sha256 and info.parts_sha256 and info.parts_sha256 != parts_sha256
-            ):
-                self.store.delete(item.key)
-                return failed(
-                    "checksum_mismatch", "the stored SHA-256 differs: the object was deleted"
-                )
+                return failed(item.key, "not_found", "no object was stored under this key")
+            problem = mismatch(item, info)
+            if problem is not None:
+                code, what = problem
+                return failed(item.key, code, f"{what}: {self._discard(item.key, info, own_etag)}")
         except PolicyError as exc:
-            return failed(exc.code, exc.message)
+            return failed(item.key, exc.code, exc.message)
         except StoreError as exc:
-            return failed(STORAGE_UNAVAILABLE if exc.transient else exc.code, str(exc))
-        return CompleteResult(
-            key=item.key,
-            status="complete",
-            size=info.size,
-            etag=info.etag,
-            sha256=info.sha256,
-            parts_sha256=info.parts_sha256,
-        )
+            return failed(item.key, STORAGE_UNAVAILABLE if exc.transient else exc.code, str(exc))
+        return completed(item, info)
 
-    def _assemble(self, key: str, upload_id: str, parts: list[CompletedPart]) -> None:
-        """Complete a multipart upload; an upload completed by an earlier call is fine."""
+    def _discard(self, key: str, info: ObjectInfo, own_etag: str | None) -> str:
+        """Delete a mismatched object only when it is the caller's own upload (its ETag):
+        anything else under the key (an earlier good upload, another writer's) is kept."""
+        if own_etag is None:
+            return "the object was kept (no ETag of an upload of yours to show it is one)"
+        if info.etag != own_etag:
+            return "the object was kept: it is not your upload (its ETag differs)"
+        if self.store.delete_if(key, own_etag):
+            return "your upload was deleted"
+        return "the object was kept: it changed before it could be deleted"
+
+    def _assemble(self, key: str, upload_id: str, parts: list[CompletedPart]) -> str:
+        """Complete a multipart upload: the object's ETag, or "" when an earlier call
+        completed it (then this call cannot say the stored object is that upload)."""
         if not parts:
             raise PolicyError("invalid_parts", "a multipart upload needs its parts")
         if any(part.sha256 and not is_base64_digest(part.sha256, 32) for part in parts):
@@ -348,19 +355,60 @@ class UploadSigner:
             ((part.part_number, part.etag, part.sha256) for part in parts), key=lambda p: p[:2]
         )
         try:
-            self.store.complete_multipart(key, upload_id, ordered)
+            return self.store.complete_multipart(key, upload_id, ordered)
         except StoreError as exc:
             if exc.code != "NoSuchUpload":
                 raise
+        return ""
+
+    # --- status ----------------------------------------------------------------------
+
+    def status(self, run_id: str, request: StatusRequest) -> StatusResponse:
+        """Per file: missing, the same, or different from what is stored. Changes nothing."""
+        _check_run(run_id)
+        self._check_count(len(request.files))
+        checks = self.store_checks(STATUS_WAIT)
+        results: dict[int, StatusResult] = {}
+        keyed: list[tuple[int, str]] = []
+        for index, spec in enumerate(request.files):
+            try:
+                keyed.append((index, object_key(self.settings.key_prefix, run_id, spec.file_name)))
+            except PolicyError as exc:
+                results[index] = _status_rejected(spec.file_name, exc.code, exc.message)
+        # Sizes and ETags come from a LIST; only a SHA-256 to compare needs a HEAD each.
+        by_size = {key for index, key in keyed if not request.files[index].sha256}
+        listed = self._listed(list(by_size))
+
+        def one(index: int, key: str) -> StatusResult:
+            spec = request.files[index]
+            try:
+                info = listed.get(key) or self.store.head(key)
+            except StoreError as exc:
+                code = STORAGE_UNAVAILABLE if exc.transient else exc.code
+                return _status_rejected(spec.file_name, code, str(exc))
+            return compare(spec, key, info, checks)
+
+        answers = self._checks.map(lambda pair: one(*pair), keyed)
+        for (index, _), result in zip(keyed, answers, strict=True):
+            results[index] = result
+        return StatusResponse(files=[results[index] for index in range(len(request.files))])
 
     # --- abort -----------------------------------------------------------------------
 
     def abort(self, run_id: str, request: AbortRequest) -> AbortResponse:
-        """Abandon a multipart upload, freeing its parts."""
+        """Abandon a multipart upload (freeing its parts), or take back a single PUT: its
+        object is deleted only while it is still that upload (the ETag it got)."""
         _check_run(run_id)
         self._check_key(run_id, request.key)
         self._check_upload_id(request.upload_id)
+        self._check_upload_id(request.etag)
+        if (request.upload_id is None) == (request.etag is None):
+            raise ProtocolError(422, "invalid_request", "give uploadId or etag, not both")
         try:
+            if request.etag is not None:
+                gone = self.store.delete_if(request.key, request.etag.strip('"'))
+                return AbortResponse(key=request.key, status="aborted" if gone else "kept")
+            assert request.upload_id is not None
             self.store.abort_multipart(request.key, request.upload_id)
         except StoreError as exc:
             raise ProtocolError(exc.status, exc.code, str(exc)) from None
@@ -368,7 +416,7 @@ class UploadSigner:
 
     def _check_upload_id(self, upload_id: str | None) -> None:
         if upload_id is not None and not _UPLOAD_ID.fullmatch(upload_id):
-            raise ProtocolError(422, "invalid_upload_id", "uploadId is not one S3 hands out")
+            raise ProtocolError(422, "invalid_upload_id", "not an uploadId or ETag S3 hands out")
 
     def _check_key(self, run_id: str, key: str) -> None:
         try:
@@ -391,14 +439,8 @@ def _part_digests(
     return digests
 
 
-def _parts_sha256(parts: list[CompletedPart]) -> str | None:
-    """S3's composite checksum of a multipart object: the SHA-256 of the parts' SHA-256s, -N.
-
-    None unless every part declared its SHA-256: then nothing is compared.
-    """
-    ordered = sorted(parts, key=lambda part: part.part_number)
-    digests = [part.sha256 for part in ordered if part.sha256 is not None]
-    return composite_sha256(digests) if digests and len(digests) == len(ordered) else None
+def _status_rejected(file_name: str, code: str, message: str) -> StatusResult:
+    return StatusResult(file_name, "rejected", error=ErrorInfo(code=code, message=message))
 
 
 def _check_run(run_id: str) -> None:

@@ -17,11 +17,25 @@ import requests
 
 from s3sign.local import LocalS3, die_with_parent, free_ports
 from tests.integration.faults import Faults, FaultyProxy
+from tests.integration.moto_store import MotoS3
+
+Store = LocalS3 | MotoS3  # the two S3-compatible stores the tests run against
 
 
 @pytest.fixture(scope="session")
 def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
     store = LocalS3(tmp_path_factory.mktemp("seaweedfs"), bucket="s3sign-test")
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """moto in server mode: a store that checks no signature or checksum (see moto_store)."""
+    store = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log")
     store.start()
     try:
         yield store
@@ -47,7 +61,7 @@ class Backend:
     """A running ``s3sign serve`` process."""
 
     url: str
-    store: LocalS3
+    store: Store
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -74,7 +88,7 @@ class Backend:
 
 @contextmanager
 def running_backend(
-    store: LocalS3,
+    store: Store,
     log: Path,
     endpoint_url: str | None = None,
     port: int | None = None,
@@ -142,8 +156,21 @@ def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield running
 
 
+@pytest.fixture(scope="session", params=["seaweedfs", "moto"])
+def any_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    """The real ``s3sign serve`` in front of each store in turn (SeaweedFS, then moto), with
+    multipart from 5 MiB: for the cases whose outcome depends on what the store answers."""
+    fixture = "local_s3" if request.param == "seaweedfs" else "moto_s3"
+    store: Store = request.getfixturevalue(fixture)
+    log = tmp_path_factory.mktemp(f"serve-{request.param}") / "serve.log"
+    with running_backend(store, log, multipart_threshold="5MiB", part_size="5MiB") as running:
+        yield running
+
+
 @contextmanager
-def behind_faults(store: LocalS3, faults: Faults, tmp_path: Path) -> Iterator[Backend]:
+def behind_faults(store: Store, faults: Faults, tmp_path: Path) -> Iterator[Backend]:
     """A backend whose signed URLs (and its own calls to S3) go through the faulty proxy;
     multipart from 5 MiB, so that a small tree has parts too."""
     with (

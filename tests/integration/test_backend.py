@@ -124,20 +124,30 @@ def test_checksum_and_content_type_are_bound(backend: Backend) -> None:
     assert put(signed, body).status_code == 200
 
 
-def test_wrong_declared_size_deletes_the_object(backend: Backend) -> None:
+def test_a_wrong_declared_size_deletes_only_the_workers_own_upload(backend: Backend) -> None:
+    """complete deletes a mismatched object only with the ETag its PUT got: without one, or
+    with another upload's, the stored object is kept and the answer says so."""
     run = run_id()
     token = backend.token(run)
     result = backend.post(
         f"/v1/runs/{run}/uploads", {"files": [{"fileName": "x.bin", "fileSize": 10}]}, token
     ).json()["files"][0]
-    assert put(result["upload"], b"0123456789").status_code == 200
-    complete = backend.post(
-        f"/v1/runs/{run}/uploads/complete",
-        {"files": [{"key": result["key"], "fileSize": 11}]},
-        token,
-    ).json()["files"][0]
-    assert complete["status"] == "failed"
-    assert complete["error"]["code"] == "size_mismatch"
+    response = put(result["upload"], b"0123456789")
+    assert response.status_code == 200
+
+    def complete(**extra: str) -> dict[str, Any]:
+        item = {"key": result["key"], "fileSize": 11, **extra}
+        answer = backend.post(f"/v1/runs/{run}/uploads/complete", {"files": [item]}, token)
+        return dict(answer.json()["files"][0])
+
+    for extra in ({}, {"etag": '"' + "0" * 32 + '"'}):
+        kept = complete(**extra)
+        assert (kept["status"], kept["error"]["code"]) == ("failed", "size_mismatch")
+        assert "kept" in kept["error"]["message"]
+        assert read_back(backend, result["key"]).content == b"0123456789"
+    deleted = complete(etag=response.headers["ETag"])
+    assert (deleted["status"], deleted["error"]["code"]) == ("failed", "size_mismatch")
+    assert "your upload was deleted" in deleted["error"]["message"]
     assert read_back(backend, result["key"]).status_code == 404
     missing = backend.post(
         f"/v1/runs/{run}/uploads/complete",
@@ -222,9 +232,9 @@ def test_multipart_upload_reads_back_identical(
     if bound:  # S3's composite checksum: the SHA-256 of the parts' SHA-256s, also in complete's
         joined = b"".join(hashlib.sha256(chunk).digest() for chunk in chunks)
         composite = f"{b64(hashlib.sha256(joined).digest())}-{len(chunks)}"
-        assert stored.parts_sha256 == done["partsSha256"] == composite
+        assert stored.checksum == done["partsSha256"] == composite
     else:
-        assert stored.parts_sha256 is None
+        assert stored.checksum is None
         assert "partsSha256" not in done
 
 
@@ -484,7 +494,9 @@ def uploaded(backend: Backend, run: str, token: str, names: list[str], body: byt
         token,
     ).json()["files"]
     for result in created:
-        assert put(result["upload"], body).status_code == 200
+        response = put(result["upload"], body)
+        assert response.status_code == 200
+        result["putEtag"] = response.headers["ETag"]
     return created
 
 
@@ -498,7 +510,7 @@ def test_complete_of_many_files_uses_a_listing_and_still_checks_each(backend: Ba
     ).json()["files"]
     created = never + created
     declared = [{"key": f["key"], "fileSize": 3} for f in created]
-    declared[5]["fileSize"] = 4
+    declared[5].update(fileSize=4, etag=created[5]["putEtag"])  # its own upload: deleted
     answer = backend.post(f"/v1/runs/{run}/uploads/complete", {"files": declared}, token).json()
     statuses = [(f["status"], f.get("error", {}).get("code")) for f in answer["files"]]
     assert statuses[0] == ("failed", "not_found")

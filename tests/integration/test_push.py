@@ -132,7 +132,7 @@ def test_push_a_tree_with_a_multipart_file(backend: Backend, tmp_path: Path) -> 
         f"runs/{run}/logs/big.bin"
     )
     assert stored is not None
-    assert (stored.parts_sha256 or "").endswith("-10")
+    assert (stored.checksum or "").endswith("-10")
     # Without --content-type, the backend names the type from the file name.
     stored_json = read_back(backend, f"runs/{run}/logs/steps/step 1+2.json")
     assert stored_json.headers["Content-Type"] == "application/json"
@@ -519,7 +519,7 @@ def test_an_expired_part_url_is_signed_again_with_its_digest(
         stored = ObjectStore(local_s3.presigner, local_s3.bucket).head(f"runs/{run}/big.bin")
     assert first_urls == {1, 2, 3}
     assert stored is not None
-    assert (stored.parts_sha256 or "").endswith("-3")
+    assert (stored.checksum or "").endswith("-3")
 
 
 def test_a_worker_whose_clock_is_20_minutes_ahead_takes_no_good_url_for_expired(
