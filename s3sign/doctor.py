@@ -1,12 +1,15 @@
 """``s3sign doctor``: check, one line each, what a signed URL depends on.
 
 Credentials, region, the endpoint's reachability and clock (SigV4 refuses
-requests more than 15 minutes off), access to the bucket, and the backend.
-Each check says what it found and, when it fails, what to do.
+requests more than 15 minutes off), access to the bucket, what the store
+enforces on a pre-signed PUT (with scratch objects under ``PREFIX/.s3sign/``,
+deleted again), and the backend. Each check says what it found and, when it
+fails, what to do.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -17,7 +20,9 @@ from s3sign.config import Settings
 from s3sign.credentials import Credentials, resolve_credentials
 from s3sign.errors import S3SignError
 from s3sign.presign import Presigner, resolve_endpoint_url, resolve_region
+from s3sign.protocol import ServerInfo, from_wire
 from s3sign.s3xml import s3_error
+from s3sign.storecheck import describe
 from s3sign.units import format_duration
 
 SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
@@ -69,6 +74,8 @@ def run_checks(settings: Settings, bucket: str | None) -> list[Check]:
     checks.append(_clock_and_reachability(root))
     if bucket and credentials is not None and checks[-1].ok:
         checks.append(_bucket_access(presigner, bucket))
+        if checks[-1].ok:
+            checks.append(_store_rules(presigner, bucket, settings.key_prefix))
     if settings.backend:
         checks.append(_backend(settings.backend))
     return checks
@@ -134,6 +141,24 @@ def _bucket_access(presigner: Presigner, bucket: str) -> Check:
     return Check("bucket", False, f"{bucket}: {code}", hints.get(code, ""))
 
 
+def _store_rules(presigner: Presigner, bucket: str, prefix: str) -> Check:
+    """What the store enforces: informative (a store that checks no checksum is a fact to
+    know, not a fault to fix here), so never a failure; 'not checked' without write access."""
+    from s3sign.store import ObjectStore, StoreError
+    from s3sign.storecheck import check_store, describe
+
+    try:
+        checks = check_store(ObjectStore(lambda: presigner, bucket), prefix)
+    except StoreError as exc:
+        return Check(
+            "store", True, f"not checked: a scratch PUT under {prefix}/.s3sign/ failed ({exc})"
+        )
+    detail = describe(checks)
+    if not (checks.sha256 or checks.md5):
+        detail += " (push binds no checksum here: only sizes vouch for the bytes)"
+    return Check("store", True, detail)
+
+
 def _backend(url: str) -> Check:
     try:
         status, _, body = _get(url.rstrip("/") + "/v1/info")
@@ -151,4 +176,13 @@ def _backend(url: str) -> Check:
             f"{url} answered {status} to /v1/info",
             "is this an s3sign backend (protocol v1)?",
         )
-    return Check("backend", True, f"{url}: protocol v1, {body.decode(errors='replace')[:80]}")
+    try:
+        info = from_wire(ServerInfo, json.loads(body))
+    except ValueError:  # not JSON, or not protocol v1's ServerInfo (WireError)
+        return Check(
+            "backend", False, f"{url}/v1/info is not protocol v1", "is this an s3sign backend?"
+        )
+    store = f"; its store {describe(info.store)}" if info.store else ""
+    return Check(
+        "backend", True, f"{url}: protocol v{info.protocol}, keys {info.key_prefix}/{store}"
+    )

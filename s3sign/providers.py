@@ -13,9 +13,10 @@ what the user did not set, with the source ``provider`` in ``config show``:
 | seaweedfs | give yours                             | us-east-1     | path       | sha256   |
 | custom    | give yours                             | us-east-1     | path       | md5      |
 
-The checksum is the header that service enforces on a pre-signed PUT:
-``x-amz-checksum-sha256`` where it is checked, else ``Content-MD5``, which
-every S3-compatible service checks.
+The checksum is the header that service is documented to check on a
+pre-signed PUT: ``x-amz-checksum-sha256`` where it is, else ``Content-MD5``.
+Not every store checks what it is sent (moto checks neither): ``s3sign
+doctor`` and ``s3sign serve`` find out what one really enforces (storecheck.py).
 """
 
 from __future__ import annotations

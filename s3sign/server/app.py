@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
@@ -168,13 +169,21 @@ def create_app(
     """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
     secret = secret if secret is not None else server_secret()
     signer = signer or UploadSigner(settings)
-    signer.store_checks()  # started now, in the background: logged, then in /v1/info
     counters = Counters()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Once the server's logging is set up: what the store enforces is found out in the
+        # background, logged, then given in /v1/info.
+        signer.store_checks()
+        yield
+
     app = FastAPI(
         title="s3sign backend",
         version=__version__,
         summary="Pre-signed S3 upload URLs for build workers: protocol v1.",
         strict_content_type=False,  # a body sent without Content-Type is read as JSON
+        lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, counters=counters)
     app.state.counters = counters

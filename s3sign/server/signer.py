@@ -83,7 +83,7 @@ class RefreshingPresigner:
 
 
 class UploadSigner:
-    """Protocol v1 for one bucket: sign uploads, sign parts, complete, abort.
+    """Protocol v1 for one bucket: sign uploads, sign parts, complete, status, abort.
 
     ``run_id`` must already be authorised by the caller (``s3sign serve``
     checks the bearer token); everything else is checked here, before anything

@@ -406,6 +406,12 @@ def test_health_ready_openapi_and_docs(backend: Backend) -> None:
     body = spec["paths"]["/v1/runs/{run_id}/uploads"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["$ref"].endswith("CreateUploadsRequest")
     assert spec["components"]["schemas"]["FileSpec"]["required"] == ["fileName", "fileSize"]
+    status = spec["paths"]["/v1/runs/{run_id}/uploads/status"]["post"]["requestBody"]
+    assert status["content"]["application/json"]["schema"]["$ref"].endswith("StatusRequest")
+    assert "missing" in str(spec["components"]["schemas"]["StatusResult"])
+    info = spec["paths"]["/v1/info"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert info["schema"]["$ref"].endswith("ServerInfo")
+    assert "etagIsMd5" in str(spec["components"]["schemas"]["StoreChecks"])
     assert requests.get(f"{backend.url}/docs", timeout=10).status_code == 200
     missing = requests.get(f"{backend.url}/nope", timeout=10)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")

@@ -322,6 +322,30 @@ def test_serve_finds_out_what_the_store_enforces_and_cleans_up(any_backend: Back
     assert listed == ([], None)  # every scratch object was deleted again
 
 
+def test_doctor_reports_what_each_store_enforces(
+    any_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from s3sign.cli import app
+
+    store = any_backend.store
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", store.credentials.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", store.credentials.secret_key)
+    monkeypatch.setenv("AWS_REGION", store.region)
+    args = ["--bucket", store.bucket, "--endpoint-url", store.endpoint_url, "--backend"]
+    done = CliRunner().invoke(app, ["doctor", *args, any_backend.url])
+    assert done.exit_code == 0, done.stdout
+    lines = {line.split()[1]: line for line in done.stdout.splitlines() if line[:1] != " "}
+    if on_moto(any_backend):
+        rules = "enforces nothing; not size, content type, SHA-256, Content-MD5, signature"
+        assert "only sizes vouch for the bytes" in lines["store"]
+    else:
+        rules = "enforces size, content type, SHA-256, Content-MD5, signature"
+    assert f"store        {rules}; ETag is the MD5" in lines["store"]
+    assert f"its store {rules}" in lines["backend"]
+
+
 def test_push_auto_binds_what_the_store_enforces(any_backend: Backend, tmp_path: Path) -> None:
     run = run_id()
     (tmp_path / "a.txt").write_bytes(b"auto\n")

@@ -12,6 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from s3sign import protocol
 from s3sign.protocol import (
+    AbortRequest,
+    AbortResponse,
     CompletedPart,
     CompleteFile,
     CompleteResult,
@@ -24,6 +26,11 @@ from s3sign.protocol import (
     PartsRequest,
     ServerInfo,
     SignedUpload,
+    StatusFile,
+    StatusRequest,
+    StatusResponse,
+    StatusResult,
+    StoreChecks,
     WireError,
     from_wire,
     to_wire,
@@ -62,6 +69,18 @@ SAMPLES: list[Any] = [
     CompleteResult("runs/r/a.log", "complete", 5, "etag", None),
     CompleteResult("runs/r/big", "complete", 48, "etag-3", parts_sha256="c=-3"),
     ServerInfo(1, "runs", 10, 500, 100, 16),
+    ServerInfo(1, "runs", 10, 500, 100, 16, StoreChecks(True, False, None, True, False, True)),
+    CompleteFile("runs/r/a.log", 5, etag="abc"),
+    StatusRequest([StatusFile("a", 1), StatusFile("b", 2, "s=", "p=-2", "e")]),
+    StatusResponse(
+        [
+            StatusResult("a", "missing", "runs/r/a"),
+            StatusResult("b", "same", "runs/r/b", 2, "e", match="partsSha256"),
+            StatusResult("../c", "rejected", error=ErrorInfo("invalid_name", "no")),
+        ]
+    ),
+    AbortRequest("runs/r/a.log", etag="abc"),
+    AbortResponse("runs/r/a.log", "kept"),
 ]
 
 
@@ -90,6 +109,9 @@ def test_both_codecs_write_and_read_the_same_json(document: Any) -> None:
         (SignedUpload, {"method": "PUT", "url": "u", "headers": {"a": 1}, "expiresAt": "t"}),
         (CreateUploadsRequest, {"files": {"fileName": "a", "fileSize": 1}}),
         (CreateUploadsRequest, [1]),
+        (StoreChecks, {"sha256": 1}),  # a boolean is true or false, not 1
+        (StoreChecks, {"md5": "true"}),
+        (StatusResult, {"fileName": "a", "status": "same", "match": "crc32"}),
     ],
 )
 def test_both_codecs_refuse_the_same_documents(kind: type, data: Any) -> None:

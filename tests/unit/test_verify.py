@@ -1,0 +1,84 @@
+"""What the server concludes from a stored object: complete's mismatches and status's answers.
+
+The rule under test: a deletion is never decided from the shape of a header value,
+and a stored checksum is proof only when the store verified it on upload.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from s3sign.protocol import CompletedPart, CompleteFile, StatusFile, StoreChecks, composite_sha256
+from s3sign.server.verify import compare, completed, mismatch
+from s3sign.store import ObjectInfo
+
+PARTS = [CompletedPart(1, "e1", "AAAA"), CompletedPart(2, "e2", "BBBB")]
+COMPOSITE = composite_sha256(["AAAA", "BBBB"])  # "...=-2"
+STRICT = StoreChecks(True, True, True, True, True, True, True)  # AWS, SeaweedFS
+LAX = StoreChecks(False, False, False, False, False, True, False)  # moto
+
+
+@pytest.mark.parametrize(
+    "stored", [COMPOSITE, COMPOSITE.rsplit("-", 1)[0]], ids=["with -N", "without -N (moto)"]
+)
+def test_an_assembled_object_is_compared_by_its_composite_however_it_is_written(
+    stored: str,
+) -> None:
+    item = CompleteFile("k", 10, sha256="the whole file's", upload_id="u", parts=PARTS)
+    info = ObjectInfo(10, "etag-2", checksum=stored)
+    assert mismatch(item, info) is None  # never the whole-file SHA-256 against a composite
+    assert completed(item, info).parts_sha256 == COMPOSITE
+    assert completed(item, info).sha256 is None
+    other = [CompletedPart(1, "e1", "AAAA"), CompletedPart(2, "e2", "CCCC")]
+    assert mismatch(CompleteFile("k", 10, upload_id="u", parts=other), info) == (
+        "checksum_mismatch",
+        "the stored SHA-256 differs",
+    )
+
+
+def test_a_single_put_is_compared_by_its_sha256_and_size() -> None:
+    info = ObjectInfo(3, "e", checksum="S=")
+    assert mismatch(CompleteFile("k", 3, sha256="S="), info) is None
+    assert mismatch(CompleteFile("k", 3, sha256="T="), info) is not None
+    assert mismatch(CompleteFile("k", 4), info) == ("size_mismatch", "stored 3 bytes, declared 4")
+    assert mismatch(CompleteFile("k", 3, sha256="T="), ObjectInfo(3, "e")) is None  # none kept
+
+
+def test_status_trusts_a_stored_sha256_only_on_a_store_that_verifies_it() -> None:
+    info = ObjectInfo(3, "abc", checksum="S=")
+    spec = StatusFile("a", 3, sha256="S=")
+    assert (compare(spec, "k", info, STRICT).status, compare(spec, "k", info, STRICT).match) == (
+        "same",
+        "sha256",
+    )
+    for checks in (LAX, None):  # an echo of what was declared proves nothing
+        answer = compare(spec, "k", info, checks)
+        assert (answer.status, answer.match) == ("different", None)
+
+
+def test_status_by_etag_where_the_store_computes_it_as_the_md5() -> None:
+    info = ObjectInfo(3, "ABC", checksum=None)
+    assert compare(StatusFile("a", 3, etag='"abc"'), "k", info, LAX).status == "same"
+    assert compare(StatusFile("a", 3, etag="abd"), "k", info, LAX).status == "different"
+    no_md5 = StoreChecks(etag_is_md5=False)  # SSE-KMS on AWS: ETags are not MD5s
+    assert compare(StatusFile("a", 3, etag="abc"), "k", info, no_md5).match is None
+
+
+def test_status_of_a_multipart_object() -> None:
+    info = ObjectInfo(10, "etag-2", checksum=COMPOSITE.rsplit("-", 1)[0])
+    answer = compare(StatusFile("a", 10, sha256="X=", parts_sha256=COMPOSITE), "k", info, STRICT)
+    assert (answer.status, answer.match, answer.parts_sha256) == (
+        "same",
+        "partsSha256",
+        info.checksum,
+    )
+    whole_only = compare(StatusFile("a", 10, sha256=info.checksum), "k", info, STRICT)
+    assert whole_only.status == "different"  # a whole-file SHA-256 is no composite
+
+
+def test_status_missing_by_size_and_by_size_alone() -> None:
+    assert compare(StatusFile("a", 3), "k", None, STRICT).status == "missing"
+    info = ObjectInfo(3, "e")
+    assert compare(StatusFile("a", 4, sha256="S="), "k", info, STRICT).match == "size"
+    alone = compare(StatusFile("a", 3), "k", info, None)
+    assert (alone.status, alone.match) == ("same", "size")
