@@ -17,7 +17,8 @@ No printing here: progress goes to a ``Reporter``, the result is a
   and the parts' together: the file is read and hashed once.
 - Connection errors, 408, 429 and 5xx are retried with backoff; a checksum or
   size mismatch is not. A file that changed since it was listed fails with a
-  clear message instead of becoming a mismatched object.
+  clear message instead of becoming a mismatched object: S3 refuses the body
+  when a checksum is bound, and otherwise what the PUT stored is taken back.
 - Only what the backend's ``complete`` verified counts as uploaded. On a
   fatal error or Ctrl-C, open multipart uploads are aborted.
 """
@@ -306,13 +307,22 @@ class Pusher:
         self.part_size = info.part_size
         self.max_files_per_request = info.max_files_per_request
         self.store = info.store
-        if self.options.checksum == "auto" and info.store is not None:
-            self.checksum = info.store.strongest()
-            if self.checksum == "none":
-                self.reporter.notice(
-                    "the object store verifies no checksum on upload (the backend checked): "
-                    "only the sizes that the backend checks at the end vouch for the bytes"
-                )
+        if self.options.checksum != "auto" or info.store is None:
+            return
+        self.checksum = info.store.strongest()
+        if self.checksum != "none":
+            return
+        if info.store.etag_is_md5:  # each upload checked by the ETag, below (_check_etag)
+            self.checksum = "md5"
+            self.reporter.notice(
+                "the object store verifies no checksum on upload (the backend checked): each "
+                "upload is checked by its ETag instead, the MD5 the store computed"
+            )
+        else:
+            self.reporter.notice(
+                "the object store verifies no checksum on upload (the backend checked): "
+                "only the sizes that the backend checks at the end vouch for the bytes"
+            )
 
     def _refuse_same_keys(self, jobs: list[_Job]) -> list[_Job]:
         """Two names that are one key once Unicode-normalised (NFC, as the backend does)
@@ -459,30 +469,28 @@ class Pusher:
     def _skip_existing(self, jobs: list[_Job]) -> list[_Job]:
         """Files stored with the same content are skipped. The backend's status call
         decides, from checksums the store verified; it never changes what is stored."""
-        files = [self._status_file(job) for job in jobs]
+        asked = [(job, spec) for job in jobs if (spec := self._status_file(job)) is not None]
         try:
-            answers = dict(self._asking_again(self._status, files))
+            answers = dict(self._asking_again(self._status, [spec for _, spec in asked]))
         except BackendError:
             return jobs  # cannot tell (a backend without the status call): upload them all
-        remaining = []
-        for index, job in enumerate(jobs):
+        for index, (job, _) in enumerate(asked):
             result = answers[index]
             if result.status == "same":
                 job.outcome.key, job.outcome.etag = result.key, result.etag
                 job.outcome.status, job.outcome.attempts = "skipped", 0
                 self.reporter.file_finished(job.outcome)
-            else:
-                remaining.append(job)
-        return remaining
+        return [job for job in jobs if job.outcome.status != "skipped"]
 
     def _status(self, files: list[StatusFile]) -> list[StatusResult]:
         return self.client.status(self.options.run_id, files).files
 
-    def _status_file(self, job: _Job) -> StatusFile:
-        """What the backend compares a file with: its size and the digests this push has
-        (none with --checksum none: the sizes alone, as asked); the ETag it would get
-        where the store computes ETags as MD5s but does not verify SHA-256s."""
-        if self.checksum == "none":
+    def _status_file(self, job: _Job) -> StatusFile | None:
+        """What the backend compares a file with: its size and the digests this push has;
+        the ETag it would get where the store computes ETags as MD5s and the SHA-256s cannot
+        decide. None when nothing can show it is the same: it is uploaded. The sizes alone
+        only when asked (--checksum none), not when the store enforces no checksum."""
+        if self.options.checksum == "none":
             return StatusFile(job.local.name, job.local.size)
         multipart = job.local.size > self.multipart_threshold
         parts = None
@@ -495,6 +503,8 @@ class Pusher:
         etag = None
         if store and store.etag_is_md5 and not (store.sha256 and (sha256 or parts)):
             etag = self._expected_etag(job, multipart)
+        if not (sha256 or parts or etag):
+            return None
         return StatusFile(
             job.local.name, job.local.size, sha256=sha256, parts_sha256=parts, etag=etag
         )
@@ -769,6 +779,7 @@ class Pusher:
             etag = response.headers.get("etag", "").strip('"')
             try:
                 _check_unchanged(local, "while it was being uploaded")
+                self._check_etag(job, part, etag)
             except _Fatal as exc:
                 if part is None:  # a part is left to the abort of its upload
                     raise _Fatal(f"{exc}; {self._take_back(job, etag)}") from None
@@ -789,12 +800,29 @@ class Pusher:
             _check_unchanged(local, "while it was being uploaded")
         raise _Fatal(f"S3 refused the upload: {response.status} {code} {message}".rstrip())
 
+    def _check_etag(self, job: _Job, part: int | None, etag: str) -> None:
+        """Where the store's ETag is the MD5 of the bytes it received (as the backend found
+        out), it shows whether it stored what the file's MD5 was taken of: this is the check
+        on stores that verify no Content-MD5 (moto)."""
+        if self.checksum != "md5" or not (self.store and self.store.etag_is_md5):
+            return
+        md5 = job.spec.md5 if part is None else job.part_digests.get(part)
+        if md5 and etag.lower() != base64.b64decode(md5).hex():
+            raise _Fatal(
+                "S3 stored other bytes than were read from the file: its ETag is not their MD5 "
+                "(changed on the way?)"
+            )
+
     def _take_back(self, job: _Job, etag: str) -> str:
         """Delete what this push's PUT stored (and only that: the backend checks the ETag),
         so that a failed upload leaves no object unlike the file: what to tell the user."""
         assert job.outcome.key is not None
+        if not etag:
+            return (
+                "what S3 stored meanwhile is still there (its answer had no ETag to delete it by)"
+            )
         try:
-            answer = self.client.abort(self.options.run_id, job.outcome.key, etag=etag or None)
+            answer = self.client.abort(self.options.run_id, job.outcome.key, etag=etag)
         except S3SignError as exc:
             return f"what S3 stored meanwhile is still there: {exc.message}"
         if answer.status == "kept":

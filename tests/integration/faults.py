@@ -5,7 +5,8 @@ verify). A new connection may be dropped at its first request (``drop``);
 any request may be cut with a TCP reset halfway through its body (``reset``),
 answered with an error status without being forwarded (``unavailable``, one
 of ``statuses``), or stalled first. Decisions come from a seeded random
-generator; ``refuse`` answers 503 to the first requests for chosen paths.
+generator; ``refuse`` answers 503 to the first requests for chosen paths, and
+``corrupt`` forwards their bodies with one byte changed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Faults:
     latency: float = 0.0  # added to every request
     # part of "METHOD /path?query" -> answer 503 to that many of the requests it matches
     refuse: dict[str, int] = field(default_factory=dict)
+    # the same, forwarded with the body's first byte changed (a corrupting middlebox)
+    corrupt: dict[str, int] = field(default_factory=dict)
     seed: int = 1234
     counts: dict[str, int] = field(
         default_factory=lambda: {"drop": 0, "reset": 0, "503": 0, "stall": 0, "ok": 0}
@@ -91,6 +94,11 @@ class FaultyProxy:
                     self.connection.close()  # with linger 0: a RST, mid-body
                     return
                 body = self.rfile.read(length) if length else b""
+                with lock:
+                    for part, left in faults.corrupt.items():
+                        if body and left > 0 and part in f"{self.command} {self.path}":
+                            faults.corrupt[part] = left - 1
+                            body = bytes([body[0] ^ 0xFF]) + body[1:]
                 if faults.latency:
                     time.sleep(faults.latency)
                 if fault == "drop":

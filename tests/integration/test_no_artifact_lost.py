@@ -26,7 +26,8 @@ from s3sign.presign import SignRequest
 from s3sign.progress import FileOutcome, PushReport
 from s3sign.store import ObjectStore
 from s3sign.transfer import Pusher, PushOptions
-from tests.integration.conftest import Backend
+from tests.integration.conftest import Backend, behind_faults
+from tests.integration.faults import Faults
 from tests.integration.test_push import push
 
 pytestmark = pytest.mark.integration
@@ -163,16 +164,31 @@ def test_skip_existing_skips_what_is_provably_the_same(
     any_backend: Backend, tmp_path: Path
 ) -> None:
     """A single PUT and a multipart file, pushed again unchanged: both skipped on either
-    store (SeaweedFS shows it by the SHA-256s it verified, moto by its MD5 ETags)."""
+    store (SeaweedFS shows it by the SHA-256s it verified, moto by its MD5 ETags). Files
+    changed with their sizes kept are uploaded again: on moto, where auto binds no
+    checksum, the sizes alone must not decide (only --checksum none asks for that)."""
     run = run_id()
     (tmp_path / "small.txt").write_bytes(b"small\n")
-    (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
+    (tmp_path / "edited.txt").write_bytes(b"first\n")
+    big = os.urandom(12 * MiB)  # 3 parts of 5 MiB
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "big-edited.bin").write_bytes(big)
     first = push(any_backend, run, ".", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    (tmp_path / "edited.txt").write_bytes(b"later\n")  # as long
+    (tmp_path / "big-edited.bin").write_bytes(big[:-1] + b"!")
     again = push(any_backend, run, ".", "--skip-existing", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     statuses = {f["fileName"]: f["status"] for f in json.loads(again.stdout)["files"]}
-    assert statuses == {"small.txt": "skipped", "big.bin": "skipped"}
+    assert statuses == {
+        "small.txt": "skipped",
+        "big.bin": "skipped",
+        "edited.txt": "uploaded",
+        "big-edited.bin": "uploaded",
+    }
+    assert stored(any_backend, f"runs/{run}/edited.txt") == b"later\n"
+    by_size = push(any_backend, run, ".", "--skip-existing", "--checksum", "none", cwd=tmp_path)
+    assert "0 uploaded" in by_size.stderr, by_size.stderr  # as asked: the sizes alone
 
 
 # --- complete deletes only the worker's own upload ---------------------------------------
@@ -276,6 +292,35 @@ def test_a_file_rewritten_during_its_put_leaves_no_torn_object(
     assert stored(any_backend, f"runs/{run}/log.bin") is None
 
 
+def test_a_body_changed_on_the_way_is_caught_on_either_store(
+    any_backend: Backend, tmp_path: Path
+) -> None:
+    """A middlebox flips a byte of one PUT's body. SeaweedFS refuses it (the SHA-256 that
+    auto binds); moto stores it, and push sees that the ETag moto computed is not the
+    file's MD5: the file fails and what was stored is taken back. The others upload."""
+    run = run_id()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_bytes(f"{name} body\n".encode())
+    store = any_backend.store
+    faults = Faults(corrupt={f"PUT /{store.bucket}/runs/{run}/b.txt": 1})
+    with behind_faults(store, faults, tmp_path) as backend:
+        done = push(backend, run, ".", "--json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    files = {f["fileName"]: f for f in json.loads(done.stdout)["files"]}
+    assert [files[n]["status"] for n in ("a.txt", "b.txt", "c.txt")] == [
+        "uploaded",
+        "failed",
+        "uploaded",
+    ]
+    if on_moto(any_backend):
+        assert "its ETag is not their MD5" in files["b.txt"]["error"]
+        assert "was deleted" in files["b.txt"]["error"]
+    else:
+        assert "S3 refused the body" in files["b.txt"]["error"]
+    assert stored(any_backend, f"runs/{run}/b.txt") is None
+    assert stored(any_backend, f"runs/{run}/c.txt") == b"c.txt body\n"
+
+
 # --- names that are one key ----------------------------------------------------------------
 
 
@@ -354,9 +399,10 @@ def test_push_auto_binds_what_the_store_enforces(any_backend: Backend, tmp_path:
     assert done.returncode == 0, done.stderr
     [outcome] = json.loads(manifest.read_text())["files"]
     notice = "the object store verifies no checksum on upload"
-    if on_moto(any_backend):  # enforces none: nothing bound, and the user is told once
+    if on_moto(any_backend):  # enforces none: the ETag checks each upload; told once
         assert outcome["sha256"] is None
         assert done.stderr.count(notice) == 1, done.stderr
+        assert "checked by its ETag instead" in done.stderr
     else:
         assert outcome["sha256"] == b64(hashlib.sha256(b"auto\n").digest())
         assert notice not in done.stderr
