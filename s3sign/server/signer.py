@@ -47,6 +47,7 @@ from s3sign.protocol import (
     ProtocolError,
     SignedPart,
     SignedUpload,
+    StatusFile,
     StatusRequest,
     StatusResponse,
     StatusResult,
@@ -271,6 +272,7 @@ class UploadSigner:
         for item in request.files:
             self._check_key(run_id, item.key)
             self._check_upload_id(item.upload_id)
+            self._check_upload_id(item.etag)
         listed = self._listed(
             [f.key for f in request.files if f.upload_id is None and f.sha256 is None]
         )
@@ -375,9 +377,10 @@ class UploadSigner:
                 keyed.append((index, object_key(self.settings.key_prefix, run_id, spec.file_name)))
             except PolicyError as exc:
                 results[index] = _status_rejected(spec.file_name, exc.code, exc.message)
-        # Sizes and ETags come from a LIST; only a SHA-256 to compare needs a HEAD each.
-        by_size = {key for index, key in keyed if not request.files[index].sha256}
-        listed = self._listed(list(by_size))
+        # Sizes and ETags come from a LIST; only a checksum to compare needs a HEAD each.
+        listed = self._listed(
+            [key for index, key in keyed if not _wants_checksum(request.files[index])]
+        )
 
         def one(index: int, key: str) -> StatusResult:
             spec = request.files[index]
@@ -403,7 +406,7 @@ class UploadSigner:
         self._check_upload_id(request.upload_id)
         self._check_upload_id(request.etag)
         if (request.upload_id is None) == (request.etag is None):
-            raise ProtocolError(422, "invalid_request", "give uploadId or etag, not both")
+            raise ProtocolError(422, "invalid_request", "give one of uploadId and etag")
         try:
             if request.etag is not None:
                 gone = self.store.delete_if(request.key, request.etag.strip('"'))
@@ -437,6 +440,10 @@ def _part_digests(
     if not all(is_base64_digest(digest, size) for digest in digests):
         raise ProtocolError(422, "invalid_checksum", f"each {name} is the base64 of {size} bytes")
     return digests
+
+
+def _wants_checksum(spec: StatusFile) -> bool:
+    return spec.sha256 is not None or spec.parts_sha256 is not None
 
 
 def _status_rejected(file_name: str, code: str, message: str) -> StatusResult:

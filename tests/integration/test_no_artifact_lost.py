@@ -170,6 +170,10 @@ def test_skip_existing_skips_what_is_provably_the_same(
     run = run_id()
     (tmp_path / "small.txt").write_bytes(b"small\n")
     (tmp_path / "edited.txt").write_bytes(b"first\n")
+    many = tmp_path / "many"  # enough files for the backend to list rather than HEAD each
+    many.mkdir()
+    for index in range(24):
+        (many / f"{index:02}.txt").write_bytes(f"file {index}\n".encode())
     big = os.urandom(12 * MiB)  # 3 parts of 5 MiB
     (tmp_path / "big.bin").write_bytes(big)
     (tmp_path / "big-edited.bin").write_bytes(big)
@@ -180,6 +184,7 @@ def test_skip_existing_skips_what_is_provably_the_same(
     again = push(any_backend, run, ".", "--skip-existing", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     statuses = {f["fileName"]: f["status"] for f in json.loads(again.stdout)["files"]}
+    assert {statuses.pop(f"many/{index:02}.txt") for index in range(24)} == {"skipped"}
     assert statuses == {
         "small.txt": "skipped",
         "big.bin": "skipped",

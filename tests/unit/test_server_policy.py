@@ -56,7 +56,7 @@ def test_good_run_ids(run_id: str) -> None:
     check_run_id(run_id)
 
 
-@pytest.mark.parametrize("run_id", ["", ".", "..", "a/b", "x" * 129, "ü", "a b", "a\nb"])
+@pytest.mark.parametrize("run_id", ["", ".", "..", ".s3sign", "a/b", "x" * 129, "ü", "a b", "a\nb"])
 def test_bad_run_ids(run_id: str) -> None:
     with pytest.raises(PolicyError) as info:
         check_run_id(run_id)

@@ -82,3 +82,55 @@ def test_status_missing_by_size_and_by_size_alone() -> None:
     assert compare(StatusFile("a", 4, sha256="S="), "k", info, STRICT).match == "size"
     alone = compare(StatusFile("a", 3), "k", info, None)
     assert (alone.status, alone.match) == ("same", "size")
+
+
+class FakeStore:
+    """Objects by key; counts HEADs and listings; refuses to delete (status changes nothing)."""
+
+    bucket = "b"
+
+    def __init__(self, objects: dict[str, ObjectInfo]) -> None:
+        self.objects = objects
+        self.heads: list[str] = []
+        self.listings = 0
+
+    def head(self, key: str) -> ObjectInfo | None:
+        self.heads.append(key)
+        return self.objects.get(key)
+
+    def list_objects(
+        self, prefix: str, start_after: str, token: str | None = None, max_keys: int = 1000
+    ) -> tuple[list[tuple[str, ObjectInfo]], str | None]:
+        self.listings += 1
+        found = sorted((k, ObjectInfo(v.size, v.etag)) for k, v in self.objects.items())
+        return [(k, v) for k, v in found if k.startswith(prefix) and k > start_after], None
+
+    def delete_if(self, key: str, etag: str) -> bool:
+        raise AssertionError("status deleted something")
+
+
+def test_status_lists_for_sizes_and_etags_and_heads_for_checksums() -> None:
+    """A listing shows no checksums: a file compared by its SHA-256 or composite gets a
+    HEAD even when the rest come from the listing (25 files: over the listing's threshold)."""
+    from s3sign.config import Settings
+    from s3sign.credentials import Credentials
+    from s3sign.presign import Presigner
+    from s3sign.protocol import StatusRequest
+    from s3sign.server import UploadSigner
+
+    objects = {f"runs/r/{i:02}.txt": ObjectInfo(3, f"e{i}") for i in range(25)}
+    objects["runs/r/big.bin"] = ObjectInfo(10, "etag-2", checksum=COMPOSITE)
+    store = FakeStore(objects)
+    signer = UploadSigner(
+        Settings(region="eu-west-1", bucket="b"),
+        Presigner(Credentials("AKIAEXAMPLE", "secret"), "eu-west-1"),
+        store=store,  # type: ignore[arg-type]
+        store_checks=STRICT,
+    )
+    files = [StatusFile(f"{i:02}.txt", 3, etag=f"e{i}") for i in range(25)]
+    files.append(StatusFile("big.bin", 10, parts_sha256=COMPOSITE))
+    answers = signer.status("r", StatusRequest(files)).files
+    assert [a.status for a in answers] == ["same"] * 26
+    assert answers[-1].match == "partsSha256"
+    assert store.listings >= 1
+    assert store.heads == ["runs/r/big.bin"]
