@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from s3sign.presign import SignRequest
 from s3sign.protocol import StoreChecks
+from s3sign.s3xml import s3_error
 from s3sign.server.keys import RESERVED_RUN_ID
 from s3sign.store import ObjectStore, StoreError
 
@@ -40,6 +41,7 @@ class _Scratch:
         self.store = store
         self.folder = f"{prefix}/{RESERVED_RUN_ID}/check-{secrets.token_hex(8)}/"
         self.written: dict[str, str] = {}  # key -> the ETag its PUT got
+        self.answer = ""  # the last PUT's status and S3 error code, to say why
 
     def put(
         self,
@@ -55,6 +57,8 @@ class _Scratch:
             self.store.bucket, key, size=len(_BODY), content_type=_TYPE, sha256=sha256, md5=md5
         )
         response = self.store.send_signed(request, body, ok=None, edit=edit)
+        error = s3_error(response.text)
+        self.answer = f"{response.status_code} {error[0] if error else ''}".strip()
         if 200 <= response.status_code < 300:
             self.written[key] = response.headers.get("ETag", "").strip('"')
             return False
@@ -76,7 +80,7 @@ def check_store(store: ObjectStore, prefix: str) -> StoreChecks:
     md5 = hashlib.md5(_BODY, usedforsecurity=False)
     try:
         if scratch.put("good", sha256=sha256) is not False:
-            raise StoreError("the store refused a well-formed scratch PUT")
+            raise StoreError(f"the store refused a well-formed scratch PUT ({scratch.answer})")
         good = scratch.folder + "good"
         info = store.head(good)
         return StoreChecks(

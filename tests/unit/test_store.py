@@ -80,3 +80,35 @@ def test_an_unreachable_store_is_transient_and_says_why() -> None:
     assert str(raised.value) == (
         "the object store is unreachable: no connection (refused, reset or dropped)"
     )
+
+
+class ReadOnly(BaseHTTPRequestHandler):
+    """A bucket these credentials may read but not write: every PUT is AccessDenied."""
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_store_check_says_why_it_could_not_run() -> None:
+    """No write access: the check fails with S3's reason (doctor says 'not checked'), and
+    nothing was stored that it would have to delete."""
+    from s3sign.storecheck import check_store
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ReadOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        presigner = Presigner(Credentials("AKIAEXAMPLE", "secret"), "us-east-1", endpoint)
+        with pytest.raises(StoreError, match=r"scratch PUT \(403 AccessDenied\)"):
+            check_store(ObjectStore(lambda: presigner, "bucket"), "runs")
+    finally:
+        server.shutdown()
+        server.server_close()
