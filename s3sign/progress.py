@@ -48,6 +48,7 @@ class PushReport:
     run_id: str
     files: list[FileOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # about the whole push (reporter.notice)
 
     @property
     def status(self) -> Literal["success", "partial", "error"]:
@@ -73,7 +74,7 @@ class PushReport:
             "runId": self.run_id,
             "seconds": round(self.seconds, 3),
             "files": [f.wire() for f in self.files],
-        }
+        } | ({"notices": list(self.notices)} if self.notices else {})
 
 
 class Reporter(Protocol):

@@ -314,15 +314,21 @@ class Pusher:
             return
         if info.store.etag_is_md5:  # each upload checked by the ETag, below (_check_etag)
             self.checksum = "md5"
-            self.reporter.notice(
+            self._notice(
                 "the object store verifies no checksum on upload (the backend checked): each "
                 "upload is checked by its ETag instead, the MD5 the store computed"
             )
         else:
-            self.reporter.notice(
+            self._notice(
                 "the object store verifies no checksum on upload (the backend checked): "
                 "only the sizes that the backend checks at the end vouch for the bytes"
             )
+
+    def _notice(self, message: str) -> None:
+        """Said once, to whoever watches, and kept in the report (--json shows it too)."""
+        assert self.report is not None
+        self.report.notices.append(message)
+        self.reporter.notice(message)
 
     def _refuse_same_keys(self, jobs: list[_Job]) -> list[_Job]:
         """Two names that are one key once Unicode-normalised (NFC, as the backend does)

@@ -408,6 +408,9 @@ def test_push_auto_binds_what_the_store_enforces(any_backend: Backend, tmp_path:
         assert outcome["sha256"] is None
         assert done.stderr.count(notice) == 1, done.stderr
         assert "checked by its ETag instead" in done.stderr
+        [notice_kept] = json.loads(manifest.read_text())["notices"]  # --json shows it too
+        assert "checked by its ETag instead" in notice_kept
     else:
         assert outcome["sha256"] == b64(hashlib.sha256(b"auto\n").digest())
         assert notice not in done.stderr
+        assert "notices" not in json.loads(manifest.read_text())
