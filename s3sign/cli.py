@@ -978,6 +978,7 @@ def push(
         checksum=push_checksum,
         content_type=content_type,
         skip_existing=skip_existing,
+        stall_timeout=settings.stall_timeout,
         ca_bundle=os.environ.get("AWS_CA_BUNDLE") or None,
         hash_multipart=json_report or manifest is not None or skip_existing,
     )
@@ -1346,7 +1347,7 @@ def _run_push(
     from s3sign.progress import PushReport
     from s3sign.transfer import Pusher
 
-    client = BackendClient(backend, token)
+    client = BackendClient(backend, token, read_timeout=options.stall_timeout)
     pusher = Pusher(client, options, _push_reporter(console, json_report, options.concurrency))
     fatal = None  # the error that cut the push short: said once, not once per file
     try:

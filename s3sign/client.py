@@ -46,6 +46,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RESTART_ATTEMPTS = 3
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
+# A backend's answer: 1,000 signed URLs with session tokens are ~3 MiB; more is not protocol v1.
+MAX_ANSWER = 32 * 1024 * 1024
 Response = TypeVar("Response")
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
@@ -77,12 +79,16 @@ class BackendClient:
         *,
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self._sleep = sleep
         self._http = Connections(
-            CONNECT_TIMEOUT, READ_TIMEOUT, ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None
+            CONNECT_TIMEOUT,
+            read_timeout,
+            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None,
+            max_answer=MAX_ANSWER,
         )
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
         self._reached = False  # once it answered, an outage is a restart: wait longer

@@ -48,6 +48,7 @@ class Settings:
     # the worker side (`s3sign push`)
     backend: str | None = None
     concurrency: int = 8
+    stall_timeout: int = 120  # seconds: a silent peer, and the deadline for a whole answer
     # the signing backend (`s3sign serve`) and its tokens
     bucket: str | None = None
     key_prefix: str = "runs"
@@ -183,6 +184,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "strict_expiry": _bool,
     "backend": _endpoint_url,
     "concurrency": _int_between(1, 64),
+    "stall_timeout": _duration_between(1, 3600),
     "bucket": _text,
     "key_prefix": _key_prefix,
     "max_file_size": _size_between(0, MAX_OBJECT_SIZE),

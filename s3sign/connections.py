@@ -12,6 +12,15 @@ urllib3.
   through Python), over TLS in 1 MiB reads.
 - Answers: a status line, headers, then a ``Content-Length`` or chunked
   body, or a body up to the connection's close; interim 1xx answers skipped.
+- Whatever the peer sends, memory and time stay bounded: an answer's body
+  is at most ``max_answer`` bytes (1 MiB by default: S3 answers a PUT with an
+  ETag or a small error document), its head 64 KiB and 100 lines, a chunk-size
+  line 4 KiB, interim answers 8; a negative or oversized ``Content-Length`` is
+  a bad answer at once. The whole answer must arrive within ``read_timeout``
+  seconds of the request being sent (a deadline on the monotonic clock, not a
+  timeout per ``recv``, so a peer dribbling a byte at a time cannot hold a
+  push), and a body must go at 256 KiB/s on average or better (plus
+  ``read_timeout``): a 5 GiB part may take 5.7 hours, a 4 KiB file 2 minutes.
 - Header names and values, and the request target, are refused if they hold
   a line break or control character (``ValueError``): nothing the backend
   sends can inject a header.
@@ -28,6 +37,7 @@ import re
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -41,6 +51,11 @@ if TYPE_CHECKING:  # imported when the first TLS connection is made: plain HTTP 
 BLOCK_SIZE = 1024 * 1024
 SMALL_BODY = 64 * 1024
 MAX_HEAD = 64 * 1024
+MAX_HEADER_LINES = 100
+MAX_LINE = 4096  # a chunk-size line or a trailer
+MAX_INTERIM = 8  # 1xx answers before the real one
+MAX_ANSWER = 1024 * 1024  # an answer's body, by default
+MIN_RATE = 256 * 1024  # bytes/s: a body sent slower than this on average misses its deadline
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")  # control characters, CR and LF among them
 _UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
@@ -52,7 +67,11 @@ class BodyShrank(Exception):  # not an OSError: it is not a network failure
 
 
 class BadResponse(ConnectionError):
-    """The server's answer is not HTTP/1.x as expected."""
+    """The server's answer is not HTTP/1.x as expected, or is over a limit."""
+
+
+class DeadlinePassed(TimeoutError):
+    """The exchange took longer than its deadline (the message says which)."""
 
 
 _PROBLEMS: tuple[tuple[type[OSError], str], ...] = (
@@ -69,6 +88,8 @@ def network_problem(exc: OSError) -> str:
     """A failed request's cause in a few words: "connection refused", "timed out", ..."""
     if isinstance(exc, BadResponse):
         return f"a bad answer: {exc}"
+    if isinstance(exc, DeadlinePassed):
+        return str(exc)
     if type(exc).__name__ == "SSLCertVerificationError":  # ssl is imported only for TLS
         return (
             "its TLS certificate is not trusted (a private CA? AWS_CA_BUNDLE for S3, "
@@ -90,12 +111,34 @@ class Response:
 class _Connection:
     """One socket, and what it received beyond the last answer."""
 
-    def __init__(self, sock: socket.socket, host: str) -> None:
+    def __init__(self, sock: socket.socket, host: str, timeout: float) -> None:
         self.sock = sock
         self.host = host  # the Host header: what the URL was signed for
         self.pending = b""
         self.prefix = ""  # through a forwarding proxy: "http://host[:port]" before the path
         self.extra = ""  # through a forwarding proxy: its Proxy-Authorization line
+        self.timeout = timeout  # the socket's own: a stall
+        self.deadline = float("inf")  # on the monotonic clock: the answer must be in by then
+        self.deadline_for = ""  # what the deadline is for, to say when it passes
+        self.max_answer = MAX_ANSWER
+        self.shortened = False  # the socket's timeout cut to the time left
+
+    def start(self, seconds: float, what: str) -> None:
+        """A new deadline, ``seconds`` from now."""
+        self.deadline, self.deadline_for = time.monotonic() + seconds, what
+        if self.shortened:
+            self.sock.settimeout(self.timeout)
+            self.shortened = False
+
+    def check_deadline(self) -> None:
+        """``DeadlinePassed`` once the deadline is past; else the socket waits no longer
+        than the time left (cheap: the timeout changes only near the end)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed(self.deadline_for)
+        if left < self.timeout:
+            self.sock.settimeout(left)
+            self.shortened = True
 
     def close(self) -> None:
         self.sock.close()
@@ -110,9 +153,11 @@ class _Connection:
 
     def read_response(self, method: str) -> tuple[Response, bool]:
         """The next answer, and whether the connection can be used again."""
-        while True:
+        for _ in range(MAX_INTERIM + 1):
             head = self.read_head()
             lines = head.decode("latin-1").split("\r\n")
+            if len(lines) > MAX_HEADER_LINES:
+                raise BadResponse(f"more than {MAX_HEADER_LINES} header lines")
             status_line = lines[0].split(" ", 2)
             if len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
                 raise BadResponse(f"not an HTTP/1.x answer: {lines[0][:40]!r}")
@@ -124,22 +169,32 @@ class _Connection:
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-            if 100 <= status < 200:
-                continue  # an interim answer (100 Continue): the real one follows
-            break
+            if not 100 <= status < 200:
+                break
+            # an interim answer (100 Continue): the real one follows
+        else:
+            raise BadResponse(f"more than {MAX_INTERIM} interim (1xx) answers")
         keep = status_line[0] == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         if method == "HEAD" or status in (204, 304):
             data = b""
         elif headers.get("transfer-encoding", "").lower() == "chunked":
             data = self._read_chunked()
         elif "content-length" in headers:
-            try:
-                data = self._read_exactly(int(headers["content-length"]))
-            except ValueError:
-                raise BadResponse("bad Content-Length") from None
+            data = self._read_exactly(self._length(headers["content-length"]))
         else:
             data, keep = self._read_to_close(), False
         return Response(status, headers, data), keep
+
+    def _length(self, value: str) -> int:
+        if not value.isdigit():  # no sign, no spaces inside: "-1" and "1e9" are bad answers
+            raise BadResponse(f"bad Content-Length {value[:20]!r}")
+        size = int(value)
+        self._check_size(size)
+        return size
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_answer:
+            raise BadResponse(f"an answer of over {self.max_answer:,} bytes")
 
     def read_head(self) -> bytes:
         while (end := self.pending.find(b"\r\n\r\n")) < 0:
@@ -150,43 +205,65 @@ class _Connection:
         return head
 
     def _read_exactly(self, size: int) -> bytes:
-        while len(self.pending) < size:
-            self._receive()
-        data, self.pending = self.pending[:size], self.pending[size:]
-        return data
+        chunks, have = [self.pending], len(self.pending)
+        while have < size:  # blocks gathered, then joined once: no copy per block
+            block = self._recv()
+            if not block:
+                raise ConnectionResetError("the server closed the connection")
+            chunks.append(block)
+            have += len(block)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.pending = data[size:]
+        return data[:size]
 
     def _read_line(self) -> bytes:
         while (end := self.pending.find(b"\r\n")) < 0:
+            if len(self.pending) > MAX_LINE:
+                raise BadResponse(f"a chunk-size or trailer line over {MAX_LINE} bytes")
             self._receive()
         line, self.pending = self.pending[:end], self.pending[end + 2 :]
         return line
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
+        total = 0
         while True:
+            text = self._read_line().split(b";", 1)[0].strip()
             try:
-                size = int(self._read_line().split(b";", 1)[0], 16)
+                size = int(text, 16)
             except ValueError:
                 raise BadResponse("bad chunk size") from None
+            if size < 0:
+                raise BadResponse("bad chunk size")
+            total += size
+            self._check_size(total)
             if size == 0:
-                while self._read_line():  # trailers, up to the empty line
-                    pass
-                return b"".join(chunks)
+                for _ in range(MAX_HEADER_LINES):  # trailers, up to the empty line
+                    if not self._read_line():
+                        return b"".join(chunks)
+                raise BadResponse(f"more than {MAX_HEADER_LINES} trailer lines")
             chunks.append(self._read_exactly(size))
             self._read_line()
 
     def _read_to_close(self) -> bytes:
-        chunks = [self.pending]
-        while block := self.sock.recv(65536):
+        chunks, have = [self.pending], len(self.pending)
+        while block := self._recv():
+            have += len(block)
+            self._check_size(have)
             chunks.append(block)
         self.pending = b""
         return b"".join(chunks)
 
     def _receive(self) -> None:
-        block = self.sock.recv(65536)
+        """More of the answer's head or of a chunk-size line (both short: bounded)."""
+        block = self._recv()
         if not block:
             raise ConnectionResetError("the server closed the connection")
         self.pending += block
+
+    def _recv(self) -> bytes:
+        self.check_deadline()
+        return self.sock.recv(65536)
 
 
 class Connections:
@@ -203,9 +280,11 @@ class Connections:
         read_timeout: float,
         ca_bundle: str | None = None,
         environ: Mapping[str, str] | None = None,
+        max_answer: int = MAX_ANSWER,
     ) -> None:
         self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
+        self._read_timeout = read_timeout  # a stall, and the deadline for a whole answer
+        self._max_answer = max_answer
         self._ca_bundle = ca_bundle  # a private CA (AWS_CA_BUNDLE, as in the AWS CLI)
         self._proxies = Proxies(os.environ if environ is None else environ)
         self._idle: dict[_Origin, list[_Connection]] = {}
@@ -259,8 +338,17 @@ class Connections:
         _check_request(method, target, headers)
         connection = self._take(origin)
         try:
+            sending = self._read_timeout + length / MIN_RATE
+            connection.start(sending, f"sending {length:,} bytes took over {sending:.0f} s")
             write(connection, _request_head(method, connection.prefix + target, headers, length))
+            wait = self._read_timeout
+            connection.start(wait, f"no whole answer within {wait:g} s of the request")
             response, keep = connection.read_response(method)
+        except TimeoutError as exc:
+            connection.close()
+            if connection.shortened and not isinstance(exc, DeadlinePassed):
+                raise DeadlinePassed(connection.deadline_for) from None  # cut to the deadline
+            raise
         except BaseException:
             connection.close()
             raise
@@ -295,7 +383,7 @@ class Connections:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if proxy and scheme == "https":
-                _tunnel(sock, f"{name}:{port}", proxy)
+                _tunnel(sock, f"{name}:{port}", proxy, self._read_timeout)
             if scheme == "https":
                 if self._tls is None:
                     import ssl
@@ -306,7 +394,8 @@ class Connections:
         except BaseException:
             sock.close()
             raise
-        connection = _Connection(sock, host_header)
+        connection = _Connection(sock, host_header, self._read_timeout)
+        connection.max_answer = self._max_answer
         if proxy and scheme == "http":  # forwarded: the whole URL is the request target
             connection.prefix = f"http://{host_header}"
             connection.extra = proxy.authorization
@@ -369,12 +458,13 @@ def _parse_proxy(variable: str, text: str) -> Proxy | None:
     return Proxy(parts.hostname, parts.port or 80, authorization)
 
 
-def _tunnel(sock: socket.socket, authority: str, proxy: Proxy) -> None:
+def _tunnel(sock: socket.socket, authority: str, proxy: Proxy, timeout: float) -> None:
     """Ask the proxy for a tunnel to ``authority`` (``CONNECT``), for TLS end to end."""
     sock.sendall(
         f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{proxy.authorization}\r\n".encode()
     )
-    answer = _Connection(sock, authority)
+    answer = _Connection(sock, authority, timeout)
+    answer.start(timeout, f"the proxy did not answer CONNECT within {timeout:g} s")
     head = answer.read_head()
     status = head.split(b" ", 2)[1:2]
     if status != [b"200"]:
@@ -427,6 +517,7 @@ def _send(
     left = length
     if type(sock) is socket.socket:  # plain HTTP (not TLS): file to socket in the kernel
         while left:
+            connection.check_deadline()
             sent = sock.sendfile(body, offset, min(BLOCK_SIZE, left))
             if not sent:
                 raise BodyShrank
@@ -435,6 +526,7 @@ def _send(
         return
     body.seek(offset)
     while left:
+        connection.check_deadline()
         block = body.read(min(BLOCK_SIZE, left))
         if not block:
             raise BodyShrank

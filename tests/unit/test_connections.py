@@ -392,3 +392,29 @@ def test_a_failed_request_says_why_in_a_few_words(payload: Path) -> None:
     )
     assert network_problem(TimeoutError()) == "timed out"
     assert network_problem(OSError(5, "odd")) == "OSError"
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [
+        ("chunked-forever", "an answer of over 1,048,576 bytes"),
+        ("huge-length", "an answer of over 1,048,576 bytes"),
+        ("to-close-flood", "an answer of over 1,048,576 bytes"),
+        ("continue-flood", "more than 8 interim (1xx) answers"),
+        ("dribble", "no whole answer within 1 s of the request"),
+        ("endless-chunk-line", "a chunk-size or trailer line over 4096 bytes"),
+        ("negative-length", "bad Content-Length '-1'"),
+        ("header-flood", "the answer's headers are too long"),
+    ],
+)
+def test_a_hostile_answer_is_bounded_in_time_and_size(payload: Path, mode: str, why: str) -> None:
+    """Every answer that once hung a push or ate its memory: a ConnectionError (or, past
+    the deadline, a TimeoutError) within a second or two, saying what was wrong."""
+    from tests.reliability.hostile import HostilePeer
+
+    with HostilePeer(mode) as peer, open(payload, "rb") as body:
+        started = time.monotonic()
+        with pytest.raises(OSError) as failed:  # noqa: PT011 - each kind is named below
+            Connections(5, 1).send("PUT", f"{peer.url}/b/k", {}, body, 0, 3, lambda _: None)
+    assert time.monotonic() - started < 3
+    assert why in network_problem(failed.value)
