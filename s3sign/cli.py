@@ -928,6 +928,16 @@ def push(
             show_default=False,
         ),
     ] = None,
+    include_hidden: Annotated[
+        bool,
+        typer.Option(
+            "--include-hidden", help="Also files and folders named .*, found by a walk or glob."
+        ),
+    ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="Also symlinks to files outside --base."),
+    ] = False,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -960,7 +970,8 @@ def push(
             "no paths to push",
             hint="name files, directories or globs after RUN_ID, or pass --files-from FILE",
         )
-    files = _files_to_push(paths or [], listed, base, literal, if_no_files_found, state.console)
+    found = _Found(paths or [], listed, base, literal, include_hidden, follow_symlinks)
+    files = _files_to_push(found, if_no_files_found, state.console)
     if dry_run:
         _dry_run(run_id, files, settings.backend, state.console)
         return
@@ -1277,31 +1288,59 @@ def _paths_from(source: str) -> list[str]:
     return [os.fsdecode(line.removesuffix(b"\r")) for line in data.split(b"\n") if line.strip()]
 
 
-def _files_to_push(
-    paths: list[str],
-    listed: list[str],
-    base: Path,
-    literal: bool,
-    policy: NoFilesPolicy,
-    console: Console,
-) -> "list[LocalFile]":
-    """The files PATHS (and ``--files-from``) name, with ``--if-no-files-found`` applied."""
+@dataclass(frozen=True)
+class _Found:
+    """What push was asked to look at, and how (its path flags)."""
+
+    paths: list[str]
+    listed: list[str]
+    base: Path
+    literal: bool
+    include_hidden: bool
+    follow_symlinks: bool
+
+
+def _files_to_push(found: _Found, policy: NoFilesPolicy, console: Console) -> "list[LocalFile]":
+    """The files PATHS (and ``--files-from``) name, with ``--if-no-files-found`` applied;
+    what was left out (hidden, symlinks out of the tree) is said once, with the flag."""
     from s3sign.files import expand_paths
 
-    expansion = expand_paths(paths, base, literal=literal, listed=listed)
+    expansion = expand_paths(
+        found.paths,
+        found.base,
+        literal=found.literal,
+        listed=found.listed,
+        include_hidden=found.include_hidden,
+        follow_symlinks=found.follow_symlinks,
+    )
+    left_out = [
+        (expansion.hidden, "hidden file or folder", "hidden files or folders", "--include-hidden"),
+        (expansion.outside, "symlink out of --base", "symlinks out of --base", "--follow-symlinks"),
+    ]
+    for names, one, many, flag in left_out:
+        if names:
+            kind = one if len(names) == 1 else many
+            shown = _some(names, ", ")
+            console.note(f"left out {len(names):,} {kind} ({shown}): {flag} takes them")
     nothing = not expansion.files
     if policy is NoFilesPolicy.warn or (policy is NoFilesPolicy.error and not nothing):
         for unmatched in expansion.unmatched:
             console.warning(f"{unmatched}: no file matched")
     if nothing and policy is NoFilesPolicy.error:
-        named = [repr(path) for path in [*paths, *listed]]
-        more = f" and {len(named) - 3:,} more" if len(named) > 3 else ""
+        named = [repr(path) for path in [*found.paths, *found.listed]]
         raise UsageError(
-            "no files matched " + (" ".join(named[:3]) + more if named else "(an empty list)"),
+            "no files matched " + (_some(named, " ") if named else "(an empty list)"),
             hint="check the paths (quote globs to let s3sign expand them), "
-            "or pass --if-no-files-found warn|ignore",
+            "or pass --if-no-files-found warn|ignore"
+            + ("; or the flag named above" if expansion.hidden or expansion.outside else ""),
         )
     return list(expansion.files)
+
+
+def _some(names: Sequence[str], separator: str) -> str:
+    """The first three names, and how many more."""
+    more = f" and {len(names) - 3:,} more" if len(names) > 3 else ""
+    return separator.join(names[:3]) + more
 
 
 def _backend_url(configured: str | None) -> str:
@@ -1317,11 +1356,18 @@ def _run_token(flag: str | None, run_id: str) -> str:
     import os
 
     token = flag or os.environ.get("S3SIGN_TOKEN")
+    hint = (
+        f"mint one with 's3sign token {run_id}' where S3SIGN_SERVER_SECRET is set, "
+        "then pass --token or set S3SIGN_TOKEN"
+    )
     if not token:
+        raise CredentialsError("no run token", hint=hint)
+    token = token.strip()  # a trailing newline from a file or a secret store
+    if not token.isascii() or not token.isprintable() or " " in token:
         raise CredentialsError(
-            "no run token",
-            hint=f"mint one with 's3sign token {run_id}' where S3SIGN_SERVER_SECRET is set, "
-            "then pass --token or set S3SIGN_TOKEN",
+            "the run token holds a line break, a space or a character outside ASCII: "
+            "it is not one 's3sign token' mints",
+            hint=hint,
         )
     return token
 

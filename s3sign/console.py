@@ -7,6 +7,7 @@ stderr is a terminal and ``NO_COLOR`` is unset; never a forced terminal.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -19,6 +20,15 @@ if TYPE_CHECKING:  # only named in annotations: `sign` starts without the push m
 
 _WRITING = threading.Lock()
 _RED, _YELLOW, _DIM, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[0m"
+# Line breaks, ESC and the other C0/C1 controls, and the bidirectional overrides.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``): a file name
+    or a peer's message can neither start a line of its own in a CI log (``::error::``)
+    nor drive the terminal."""
+    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
 
 
 @dataclass
@@ -39,23 +49,23 @@ class Console:
 
     def error(self, message: str, hint: str = "") -> None:
         """``s3sign: error: ...`` and the hint on the next line; shown even with -q."""
-        self._write(f"s3sign: {self._paint(_RED, 'error:')} {message}")
+        self._write(f"s3sign: {self._paint(_RED, 'error:')} {printable(message)}")
         if hint:
-            self._write(f"  hint: {hint}")
+            self._write(f"  hint: {printable(hint)}")
 
     def note(self, message: str) -> None:
         """A line the user should see (a server's address, a summary); hidden by -q."""
         if self.verbosity >= 0:
-            self._write(f"s3sign: {message}")
+            self._write(f"s3sign: {printable(message)}")
 
     def warning(self, message: str) -> None:
         if self.verbosity >= 0:
-            self._write(f"s3sign: {self._paint(_YELLOW, 'warning:')} {message}")
+            self._write(f"s3sign: {self._paint(_YELLOW, 'warning:')} {printable(message)}")
 
     def info(self, message: str, level: int = 1) -> None:
         """A log line shown at ``-v`` (level 1) or ``-vv`` (level 2). Never pass secrets."""
         if self.verbosity >= level:
-            self._write(self._paint(_DIM, f"s3sign: {message}"))
+            self._write(self._paint(_DIM, f"s3sign: {printable(message)}"))
 
     def _write(self, line: str) -> None:
         # One write per line, under a lock: upload threads log at once, and print()'s
@@ -169,7 +179,7 @@ class LiveReporter:
     def file_started(self, name: str, size: int) -> None:
         with self._lock:
             if name not in self._tasks and len(self._tasks) < self._limit:
-                self._tasks[name] = self._progress.add_task(_short(name), total=size)
+                self._tasks[name] = self._progress.add_task(_label(name), total=size)
 
     def advanced(self, name: str, delta: int) -> None:
         self._progress.advance(self._overall, delta)
@@ -180,12 +190,12 @@ class LiveReporter:
     def retrying(self, name: str, attempt: int, reason: str) -> None:
         task = self._tasks.get(name)
         if task is not None:
-            self._progress.update(task, description=f"{_short(name)} [yellow](retry {attempt})")
+            self._progress.update(task, description=f"{_label(name)} [yellow](retry {attempt})")
 
     def notice(self, message: str) -> None:
         from rich.text import Text
 
-        self._progress.console.print(Text(f"warning: {message}", style="yellow"))
+        self._progress.console.print(Text(f"warning: {printable(message)}", style="yellow"))
 
     def file_finished(self, outcome: FileOutcome) -> None:
         with self._lock:
@@ -194,7 +204,10 @@ class LiveReporter:
         if task is not None:
             self._progress.remove_task(task)
         if outcome.status == "failed":
-            self._progress.console.print(f"[red]failed[/red] {outcome.file_name}: {outcome.error}")
+            from rich.text import Text
+
+            line = f" {printable(outcome.file_name)}: {printable(outcome.error or '')}"
+            self._progress.console.print(Text.assemble(Text("failed", style="red"), line))
         self._progress.update(self._overall, description=self._title())
 
     def finish(self, report: PushReport) -> None:
@@ -203,6 +216,13 @@ class LiveReporter:
 
 def _short(name: str, width: int = 40) -> str:
     return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def _label(name: str) -> str:
+    """A file name as a bar's description: escaped, shortened, its ``[...]`` not markup."""
+    from rich.markup import escape
+
+    return escape(_short(printable(name)))
 
 
 def summary(console: Console, report: PushReport, fatal: str | None = None) -> None:

@@ -9,7 +9,7 @@ import itertools
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -161,14 +161,48 @@ class LocalFile:
 
 @dataclass(frozen=True)
 class Expansion:
-    """The files paths expanded to, and the paths that matched none."""
+    """The files paths expanded to, the paths that matched none, and what was left out."""
 
     files: tuple[LocalFile, ...]
     unmatched: tuple[str, ...]
+    hidden: tuple[str, ...] = ()  # found by a walk or a glob, named with a leading "."
+    outside: tuple[str, ...] = ()  # symlinks whose target is outside the base directory
+
+
+@dataclass
+class _Rules:
+    """What a walk or a glob leaves out, and a note of each thing it left out."""
+
+    base: str  # the base directory, resolved
+    include_hidden: bool
+    follow_symlinks: bool
+    hidden: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+
+    def left_out(self) -> int:
+        return len(self.hidden) + len(self.outside)
+
+    def keeps(self, path: str, name: str) -> bool:
+        """May a found ``path`` (its last part ``name``) be pushed?"""
+        if name.startswith(".") and not self.include_hidden:
+            self.hidden.append(path)
+            return False
+        if not self.follow_symlinks and os.path.islink(path):
+            target = os.path.realpath(path)
+            if target != self.base and not target.startswith(self.base.rstrip(os.sep) + os.sep):
+                self.outside.append(path)
+                return False
+        return True
 
 
 def expand_paths(
-    paths: list[str], base: Path, *, literal: bool = False, listed: Sequence[str] = ()
+    paths: list[str],
+    base: Path,
+    *,
+    literal: bool = False,
+    listed: Sequence[str] = (),
+    include_hidden: bool = False,
+    follow_symlinks: bool = False,
 ) -> Expansion:
     """Files, directories (recursively) and globs (``*``, ``?``, ``[...]``, ``**``) -> files.
 
@@ -176,13 +210,17 @@ def expand_paths(
     ``literal`` every path is taken as written, as ``listed`` ones (``--files-from``)
     always are. Symlinked directories are never descended into (so nothing
     outside the tree is reached through them); symlinks to regular files are
-    followed; sockets, FIFOs and devices are skipped. Names are relative to
-    ``base``; a file outside it is a ``UsageError``. A file named twice is
-    listed once.
+    followed while their target is inside ``base`` (any, with ``follow_symlinks``);
+    sockets, FIFOs and devices are skipped. What a walk or a glob finds with a
+    name that starts with "." (``.git``, ``.env``) is left out unless
+    ``include_hidden``, as GitHub's upload-artifact does; a path named as it is
+    is always taken. Names are relative to ``base``; a file outside it is a
+    ``UsageError``. A file named twice is listed once.
     """
     base_abs = os.path.abspath(base)
     if not os.path.isdir(base_abs):
         raise UsageError(f"--base {base} is not a directory", hint="give an existing directory")
+    rules = _Rules(os.path.realpath(base_abs), include_hidden, follow_symlinks)
     found: dict[str, LocalFile] = {}
     unmatched: list[str] = []
     for index, raw in enumerate(itertools.chain(paths, listed)):
@@ -193,20 +231,28 @@ def expand_paths(
             and not os.path.lexists(raw)
         )
         candidates = sorted(glob.glob(raw, recursive=True)) if is_pattern else [raw]
-        produced = 0
+        produced, left_out = 0, rules.left_out()
         for candidate in candidates:
             if is_pattern and _through_symlinked_dir(candidate, raw):
                 continue
-            for path, info in _walk(os.path.abspath(candidate)):
+            absolute = os.path.abspath(candidate)
+            if is_pattern and not rules.keeps(absolute, os.path.basename(absolute)):
+                continue
+            for path, info in _walk(absolute, rules):
                 produced += 1
                 if path not in found:
                     found[path] = _local_file(path, info, base_abs)
-        if not produced:
+        if not produced and rules.left_out() == left_out:  # left out is not unmatched
             unmatched.append(raw)
-    return Expansion(tuple(found.values()), tuple(unmatched))
+    return Expansion(
+        tuple(found.values()),
+        tuple(unmatched),
+        tuple(_relative(path, base_abs) for path in rules.hidden),
+        tuple(_relative(path, base_abs) for path in rules.outside),
+    )
 
 
-def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
+def _walk(path: str, rules: _Rules) -> Iterator[tuple[str, os.stat_result]]:
     """A file as itself; a directory as its regular files, recursively, in name order.
 
     One ``stat`` per file (``scandir`` entries): listing 10,000 files takes
@@ -220,10 +266,10 @@ def _walk(path: str) -> Iterator[tuple[str, os.stat_result]]:
     if stat.S_ISREG(info.st_mode):
         yield path, info
     elif stat.S_ISDIR(info.st_mode) and not linked:  # never descend a symlinked directory
-        yield from _walk_directory(path)
+        yield from _walk_directory(path, rules)
 
 
-def _walk_directory(directory: str) -> Iterator[tuple[str, os.stat_result]]:
+def _walk_directory(directory: str, rules: _Rules) -> Iterator[tuple[str, os.stat_result]]:
     try:
         with os.scandir(directory) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
@@ -233,7 +279,13 @@ def _walk_directory(directory: str) -> Iterator[tuple[str, os.stat_result]]:
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                subdirectories.append(entry.path)
+                if rules.keeps(entry.path, entry.name):
+                    subdirectories.append(entry.path)
+                continue
+            linked = entry.is_symlink()
+            if linked and entry.is_dir():
+                continue  # a symlinked directory: never descended
+            if (linked or entry.name.startswith(".")) and not rules.keeps(entry.path, entry.name):
                 continue
             info = entry.stat()  # follows a symlink to its file
         except OSError:
@@ -241,7 +293,7 @@ def _walk_directory(directory: str) -> Iterator[tuple[str, os.stat_result]]:
         if stat.S_ISREG(info.st_mode):  # not sockets, FIFOs, devices, dangling links
             yield entry.path, info
     for subdirectory in subdirectories:
-        yield from _walk_directory(subdirectory)
+        yield from _walk_directory(subdirectory, rules)
 
 
 def _through_symlinked_dir(match: str, pattern: str) -> bool:
@@ -251,6 +303,10 @@ def _through_symlinked_dir(match: str, pattern: str) -> bool:
     parts = match.split(os.sep)
     prefixes = (os.sep.join(parts[:end]) for end in range(max(depth, 1), len(parts)))
     return any(os.path.islink(prefix) for prefix in prefixes)
+
+
+def _relative(path: str, base: str) -> str:
+    return os.path.relpath(path, base).replace(os.sep, "/")
 
 
 def _local_file(path: str, info: os.stat_result, base: str) -> LocalFile:

@@ -38,7 +38,6 @@ def test_directory_recursion_skips_symlinked_dirs_and_special_files(
 ) -> None:
     monkeypatch.chdir(tree)
     assert names(["logs"], tree) == [
-        "logs/.hidden",
         "logs/a.txt",
         "logs/b+c.json",
         "logs/empty",
@@ -46,6 +45,41 @@ def test_directory_recursion_skips_symlinked_dirs_and_special_files(
         "logs/nested deep/x y.log",
         "logs/nested deep/ü/z.txt",
     ]
+
+
+def test_hidden_files_and_folders_are_left_out_unless_named_or_asked_for(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As GitHub's upload-artifact does since v4.4: `push RUN .` sends no .git/config."""
+    monkeypatch.chdir(tree)
+    (tree / ".git").mkdir()
+    (tree / ".git" / "config").write_text("[remote] url = https://token@example.com")
+    (tree / ".env").write_text("SECRET=1")
+    found = expand_paths(["."], tree)
+    assert not any(f.name.startswith(".") or "/." in f.name for f in found.files)
+    assert found.hidden == (".env", ".git", "logs/.hidden")
+    assert found.unmatched == ()
+    globbed = expand_paths(["*", "logs/*"], tree)
+    assert "logs/.hidden" not in [f.name for f in globbed.files]
+    assert names([".env", "logs/.hidden"], tree) == [".env", "logs/.hidden"]  # named as is
+    everything = expand_paths(["."], tree, include_hidden=True)
+    assert {".env", ".git/config", "logs/.hidden"} <= {f.name for f in everything.files}
+    assert everything.hidden == ()
+
+
+def test_a_symlink_out_of_the_base_is_left_out_unless_followed(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tree)
+    outside = tree.parent / f"{tree.name}-outside" / "secret.txt"
+    (tree / "logs" / "creds").symlink_to(outside)
+    found = expand_paths(["logs"], tree)
+    assert "logs/creds" not in [f.name for f in found.files]
+    assert "logs/link-file" in [f.name for f in found.files]  # its target is inside
+    assert found.outside == ("logs/creds",)
+    followed = expand_paths(["logs"], tree, follow_symlinks=True)
+    assert "logs/creds" in [f.name for f in followed.files]
+    assert followed.outside == ()
 
 
 def test_globs_expanded_when_the_shell_did_not(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
