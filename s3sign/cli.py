@@ -12,7 +12,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -938,6 +938,18 @@ def push(
         bool,
         typer.Option("--follow-symlinks", help="Also symlinks to files outside --base."),
     ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PATTERN",
+            help="Leave out what matches, as .gitignore does (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    exclude_from: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Also the patterns in FILE (a .gitignore)."),
+    ] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -970,7 +982,8 @@ def push(
             "no paths to push",
             hint="name files, directories or globs after RUN_ID, or pass --files-from FILE",
         )
-    found = _Found(paths or [], listed, base, literal, include_hidden, follow_symlinks)
+    patterns = [*(exclude or []), *_patterns_from(exclude_from)]
+    found = _Found(paths or [], listed, base, literal, include_hidden, follow_symlinks, patterns)
     files = _files_to_push(found, if_no_files_found, state.console)
     if dry_run:
         _dry_run(run_id, files, settings.backend, state.console)
@@ -1298,6 +1311,27 @@ class _Found:
     literal: bool
     include_hidden: bool
     follow_symlinks: bool
+    exclude: list[str]
+
+    def excluded(self) -> Callable[[str], bool] | None:
+        """The ``--exclude`` patterns as a test of a name, with .gitignore's rules (pathspec)."""
+        if not self.exclude:
+            return None
+        from pathspec import GitIgnoreSpec
+
+        return GitIgnoreSpec.from_lines(self.exclude).match_file
+
+
+def _patterns_from(path: Path | None) -> list[str]:
+    """The lines of an ``--exclude-from`` file."""
+    if path is None:
+        return []
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"--exclude-from {path}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--exclude-from {path}: not UTF-8 text") from None
 
 
 def _files_to_push(found: _Found, policy: NoFilesPolicy, console: Console) -> "list[LocalFile]":
@@ -1312,16 +1346,18 @@ def _files_to_push(found: _Found, policy: NoFilesPolicy, console: Console) -> "l
         listed=found.listed,
         include_hidden=found.include_hidden,
         follow_symlinks=found.follow_symlinks,
+        excluded=found.excluded(),
     )
     left_out = [
         (expansion.hidden, "hidden file or folder", "hidden files or folders", "--include-hidden"),
         (expansion.outside, "symlink out of --base", "symlinks out of --base", "--follow-symlinks"),
+        (expansion.excluded, "file", "files", ""),
     ]
     for names, one, many, flag in left_out:
         if names:
+            why = f"{flag} takes them" if flag else "as --exclude asked"
             kind = one if len(names) == 1 else many
-            shown = _some(names, ", ")
-            console.note(f"left out {len(names):,} {kind} ({shown}): {flag} takes them")
+            console.note(f"left out {len(names):,} {kind} ({_some(names, ', ')}): {why}")
     nothing = not expansion.files
     if policy is NoFilesPolicy.warn or (policy is NoFilesPolicy.error and not nothing):
         for unmatched in expansion.unmatched:

@@ -167,6 +167,7 @@ class Expansion:
     unmatched: tuple[str, ...]
     hidden: tuple[str, ...] = ()  # found by a walk or a glob, named with a leading "."
     outside: tuple[str, ...] = ()  # symlinks whose target is outside the base directory
+    excluded: tuple[str, ...] = ()  # names the ``excluded`` test took out
 
 
 @dataclass
@@ -203,6 +204,7 @@ def expand_paths(
     listed: Sequence[str] = (),
     include_hidden: bool = False,
     follow_symlinks: bool = False,
+    excluded: Callable[[str], bool] | None = None,
 ) -> Expansion:
     """Files, directories (recursively) and globs (``*``, ``?``, ``[...]``, ``**``) -> files.
 
@@ -214,8 +216,10 @@ def expand_paths(
     sockets, FIFOs and devices are skipped. What a walk or a glob finds with a
     name that starts with "." (``.git``, ``.env``) is left out unless
     ``include_hidden``, as GitHub's upload-artifact does; a path named as it is
-    is always taken. Names are relative to ``base``; a file outside it is a
-    ``UsageError``. A file named twice is listed once.
+    is always taken. ``excluded`` takes out the names (relative to ``base``, "/"
+    between folders) for which it is true: ``--exclude`` patterns. Names are
+    relative to ``base``; a file outside it is a ``UsageError``. A file named
+    twice is listed once.
     """
     base_abs = os.path.abspath(base)
     if not os.path.isdir(base_abs):
@@ -223,6 +227,7 @@ def expand_paths(
     rules = _Rules(os.path.realpath(base_abs), include_hidden, follow_symlinks)
     found: dict[str, LocalFile] = {}
     unmatched: list[str] = []
+    dropped: dict[str, None] = {}  # excluded names, in order, once each
     for index, raw in enumerate(itertools.chain(paths, listed)):
         is_pattern = (
             not literal
@@ -240,8 +245,13 @@ def expand_paths(
                 continue
             for path, info in _walk(absolute, rules):
                 produced += 1
-                if path not in found:
-                    found[path] = _local_file(path, info, base_abs)
+                if path in found:
+                    continue
+                local = _local_file(path, info, base_abs)
+                if excluded is not None and excluded(local.name):
+                    dropped[local.name] = None
+                else:
+                    found[path] = local
         if not produced and rules.left_out() == left_out:  # left out is not unmatched
             unmatched.append(raw)
     return Expansion(
@@ -249,6 +259,7 @@ def expand_paths(
         tuple(unmatched),
         tuple(_relative(path, base_abs) for path in rules.hidden),
         tuple(_relative(path, base_abs) for path in rules.outside),
+        tuple(dropped),
     )
 
 

@@ -44,6 +44,33 @@ def test_hidden_files_and_symlinks_out_of_the_tree_stay_home(
     assert read_back(backend, f"runs/{run}/creds").content == b"aws_secret_access_key = x\n"
 
 
+def test_exclude_and_exclude_from_leave_out_what_matches(backend: Backend, tmp_path: Path) -> None:
+    work = tmp_path / "files"
+    (work / "build" / "cache").mkdir(parents=True)
+    (work / "build" / "cache" / "big.o").write_text("o\n")
+    (work / "build" / "report.xml").write_text("<ok/>\n")
+    (work / "debug.log").write_text("log\n")
+    (work / "keep.log").write_text("keep\n")
+    (tmp_path / "ignore").write_text("# from a file\nbuild/cache/\n")
+    run = run_id()
+    args = [".", "--exclude", "*.log", "--exclude", "!keep.log"]
+    args += ["--exclude-from", str(tmp_path / "ignore")]
+    dry = push(backend, run, *args, "--dry-run", cwd=work)
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(line.split()[-1] for line in dry.stdout.splitlines()) == [
+        f"runs/{run}/build/report.xml",
+        f"runs/{run}/keep.log",
+    ]
+    assert "left out 2 files (debug.log, build/cache/big.o): as --exclude asked" in dry.stderr
+    done = push(backend, run, *args, cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert "2 uploaded" in done.stderr
+    assert read_back(backend, f"runs/{run}/debug.log").status_code == 404
+    missing = push(backend, run, ".", "--exclude-from", str(tmp_path / "nope"), cwd=work)
+    assert missing.returncode == 2
+    assert "--exclude-from" in missing.stderr
+
+
 NASTY = "x\n::error title=pwned::y \x1b]0;owned\x07\x1b[2J.txt"
 
 

@@ -133,3 +133,16 @@ def test_names_are_relative_to_base(tree: Path) -> None:
     assert "--base" in info.value.hint
     with pytest.raises(UsageError, match="not a directory"):
         expand_paths(["x"], tree / "logs" / "a.txt")
+
+
+def test_excluded_names_are_left_out_with_gitignore_rules(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathspec import GitIgnoreSpec
+
+    monkeypatch.chdir(tree)
+    spec = GitIgnoreSpec.from_lines(["*.txt", "!a.txt", "nested deep/"])
+    found = expand_paths(["logs"], tree, excluded=spec.match_file)
+    kept = ["logs/a.txt", "logs/b+c.json", "logs/empty", "logs/link-file"]
+    assert [f.name for f in found.files] == kept
+    assert found.excluded == ("logs/nested deep/x y.log", "logs/nested deep/ü/z.txt")
