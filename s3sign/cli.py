@@ -1254,6 +1254,7 @@ def completion(
 def _dry_run(run_id: str, files: "list[LocalFile]", backend: str | None, console: Console) -> None:
     """Each file's size and the key it would get (or why the backend would refuse it)."""
     from s3sign.client import BackendClient
+    from s3sign.console import printable
     from s3sign.server.keys import PolicyError, object_key
 
     prefix, where = "runs", "the default prefix: no backend is configured"
@@ -1267,7 +1268,7 @@ def _dry_run(run_id: str, files: "list[LocalFile]", backend: str | None, console
             key = object_key(prefix, run_id, local.name)
         except PolicyError as exc:
             key = f"{local.name}  (refused: {exc.message})"
-        typer.echo(f"{local.size:>14,}  {key}")
+        typer.echo(f"{local.size:>14,}  {printable(key)}")  # a name is one line, as it is
     total = sum(local.size for local in files)
     console.note(
         f"{len(files)} files, {total:,} bytes, keys under {prefix}/{run_id}/ ({where}): "

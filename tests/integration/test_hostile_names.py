@@ -88,6 +88,9 @@ def test_a_file_name_cannot_start_a_log_line_or_drive_the_terminal(
     assert "\x1b" not in done.stderr
     assert "\x07" not in done.stderr
     assert "x\\n::error title=pwned::y \\x1b]0;owned\\x07\\x1b[2J.txt" in done.stderr
+    listed = push(backend, run, ".", "--dry-run", cwd=work)  # stdout: one line per file
+    assert len(listed.stdout.splitlines()) == 1, listed.stdout
+    assert "\x1b" not in listed.stdout
 
 
 def test_rich_markup_in_names_is_shown_as_written_on_a_terminal(
