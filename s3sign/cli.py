@@ -1125,7 +1125,12 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
 
     directory = data_dir or default_data_dir()
     secret_path = server_secret_file(directory)
-    secret = os.environ.get("S3SIGN_SERVER_SECRET") or secret_path.read_text().strip()
+    from s3sign.server.tokens import SECRET_ENV, checked_secret
+
+    if os.environ.get(SECRET_ENV):
+        secret = checked_secret(os.environ[SECRET_ENV].encode(), SECRET_ENV).decode()
+    else:
+        secret = checked_secret(secret_path.read_text().strip().encode(), str(secret_path)).decode()
     store = persistent_store(directory, bucket)
     console.note(f"starting an embedded S3 (SeaweedFS), data in {directory} ...")
     with store:

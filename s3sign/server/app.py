@@ -43,7 +43,7 @@ from s3sign.protocol import (
     to_wire,
 )
 from s3sign.server.signer import UploadSigner
-from s3sign.server.tokens import server_secret, verify_token
+from s3sign.server.tokens import checked_secret, server_secret, verify_token
 
 MAX_BODY_BYTES = 1024 * 1024
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
@@ -167,7 +167,7 @@ def create_app(
     signer: UploadSigner | None = None,
 ) -> FastAPI:
     """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
-    secret = secret if secret is not None else server_secret()
+    secret = checked_secret(secret) if secret is not None else server_secret()
     signer = signer or UploadSigner(settings)
     counters = Counters()
 

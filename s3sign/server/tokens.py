@@ -40,10 +40,15 @@ def server_secret(env: Mapping[str, str] | None = None) -> bytes:
             hint=f"set it to a random secret of at least {MIN_SECRET_BYTES} bytes, e.g. "
             f"export {SECRET_ENV}=$(openssl rand -base64 48)",
         )
-    secret = value.encode("utf-8")
+    return checked_secret(value.encode("utf-8"), SECRET_ENV)
+
+
+def checked_secret(secret: bytes, source: str = "the server secret") -> bytes:
+    """``secret`` if it is long enough to sign tokens nobody can forge; else ``ConfigError``
+    (exit 3). Every way a secret comes in goes through here."""
     if len(secret) < MIN_SECRET_BYTES:
         raise ConfigError(
-            f"{SECRET_ENV} is {len(secret)} bytes long; it must be at least {MIN_SECRET_BYTES}",
+            f"{source} is {len(secret)} bytes long; it must be at least {MIN_SECRET_BYTES}",
             hint="use a longer random secret, e.g. $(openssl rand -base64 48)",
         )
     return secret

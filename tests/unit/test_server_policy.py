@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -138,6 +139,41 @@ def test_server_secret_rules() -> None:
     with pytest.raises(ConfigError, match="at least 32"):
         server_secret({"S3SIGN_SERVER_SECRET": "short"})
     assert server_secret({"S3SIGN_SERVER_SECRET": "z" * 32}) == b"z" * 32
+
+
+@pytest.mark.parametrize("secret", [b"", b"x", b"y" * 31])
+def test_an_app_refuses_a_secret_that_would_make_forgeable_tokens(secret: bytes) -> None:
+    """create_app (what serve and serve --local run): a short secret is a configuration
+    error at start (exit 3), not forgeable tokens or a 500 on every call."""
+    from s3sign.config import Settings
+    from s3sign.credentials import Credentials
+    from s3sign.presign import Presigner
+    from s3sign.server import UploadSigner, create_app
+
+    settings = Settings(region="eu-west-1", bucket="b")
+    signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "s"), "eu-west-1"))
+    with pytest.raises(ConfigError, match="at least 32"):
+        create_app(settings, secret=secret, signer=signer)
+
+
+@pytest.mark.parametrize("how", ["env", "empty file"])
+def test_serve_local_refuses_a_short_secret_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from s3sign.cli import app
+
+    data = tmp_path / "data"
+    if how == "env":
+        monkeypatch.setenv("S3SIGN_SERVER_SECRET", "x")
+    else:
+        data.mkdir()
+        (data / "server-secret").write_text("")
+    done = CliRunner().invoke(app, ["serve", "--local", "--data-dir", str(data)])
+    assert done.exit_code == 3, done.output
+    assert "it must be at least 32" in done.output
+    assert not (data / "store").exists()  # no SeaweedFS was started
 
 
 def test_upload_signer_as_embedded_in_another_app() -> None:
