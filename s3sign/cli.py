@@ -760,6 +760,12 @@ def token(
     settings = load_settings(
         {"token_ttl": ttl}, config_path=state.config, flag_names={"token_ttl": "--ttl"}
     )
+    if settings.token_ttl > settings.max_token_ttl:
+        raise UsageError(
+            f"--ttl {format_duration(settings.token_ttl)} is longer than max_token_ttl "
+            f"({format_duration(settings.max_token_ttl)}): the backend would refuse the token",
+            hint="mint a shorter one, or raise max_token_ttl (S3SIGN_MAX_TOKEN_TTL) on both sides",
+        )
     minted, expires_at = mint_token(run_id, settings.token_ttl, server_secret())
     state.console.info(f"token for run {run_id}, expires {iso_utc(expires_at)}")
     if output is TokenOutput.token:

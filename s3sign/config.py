@@ -60,6 +60,7 @@ class Settings:
     port: int = 8080
     workers: int = 1
     token_ttl: int = 12 * 3600
+    max_token_ttl: int = 7 * 86400  # the longest token a backend accepts (and `token` mints)
     config_file: Path | None = field(default=None, compare=False)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
@@ -195,6 +196,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "port": _int_between(0, 65535),
     "workers": _int_between(1, 64),
     "token_ttl": _duration_between(60, 30 * 86400),
+    "max_token_ttl": _duration_between(60, 30 * 86400),
 }
 KEYS: tuple[str, ...] = tuple(_PARSERS)
 

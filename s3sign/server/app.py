@@ -193,7 +193,8 @@ def create_app(
         without a valid token learns nothing about what the body should be."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        verify_token(token.strip() if scheme.lower() == "bearer" else None, secret, run_id)
+        bearer = token.strip() if scheme.lower() == "bearer" else None
+        verify_token(bearer, secret, run_id, settings.max_token_ttl)
 
     _handle_errors(app)
 

@@ -72,8 +72,9 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expires
 
 
-def verify_token(token: str | None, secret: bytes, run_id: str) -> None:
-    """Accept a valid, unexpired upload token for exactly ``run_id``; else ``TokenError``."""
+def verify_token(token: str | None, secret: bytes, run_id: str, max_ttl: int = 7 * 86400) -> None:
+    """Accept a valid, unexpired upload token for exactly ``run_id``, whose lifetime is at
+    most ``max_ttl`` seconds; else ``TokenError``."""
     if not token:
         raise TokenError(401, "missing_token", "send Authorization: Bearer <token>")
     try:
@@ -89,6 +90,13 @@ def verify_token(token: str | None, secret: bytes, run_id: str) -> None:
         raise TokenError(401, "token_expired", "the token has expired; mint a new one") from None
     except jwt.InvalidTokenError:
         raise TokenError(401, "invalid_token", "the token is not valid for this server") from None
+    lifetime = claims["exp"] - claims["iat"]
+    if not isinstance(lifetime, int | float) or lifetime > max_ttl:
+        raise TokenError(
+            401,
+            "token_too_long",
+            f"the token's lifetime is over this server's limit of {max_ttl} s; mint a shorter one",
+        )
     if claims.get("scope") != SCOPE:
         raise TokenError(403, "wrong_scope", "the token does not allow uploads")
     if claims.get("sub") != run_id:

@@ -304,6 +304,9 @@ def test_token_command(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(document) == {"token", "runId", "expiresAt"}
     _assert_fails(run, 2, "run id '../x'", "token", "../x")
     _assert_fails(run, 2, "--ttl", "token", "run-7", "--ttl", "soon")
+    _assert_fails(run, 2, "longer than max_token_ttl (7d)", "token", "run-7", "--ttl", "8d")
+    monkeypatch.setenv("S3SIGN_MAX_TOKEN_TTL", "30d")
+    assert run("token", "run-7", "--ttl", "8d").exit_code == 0
     monkeypatch.setenv("S3SIGN_SERVER_SECRET", "short")
     _assert_fails(run, 3, "at least 32", "token", "run-7")
 

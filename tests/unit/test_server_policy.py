@@ -133,6 +133,18 @@ def test_tokens_for_one_run_only() -> None:
     assert missing.value.code == "missing_token"
 
 
+def test_a_token_may_not_live_longer_than_the_server_allows() -> None:
+    """A 100-year token was accepted: a leaked token must stop working in days."""
+    forever, _ = mint_token("run-1", 100 * 365 * 86400, SECRET)
+    with pytest.raises(TokenError) as too_long:
+        verify_token(forever, SECRET, "run-1")
+    assert (too_long.value.status, too_long.value.code) == (401, "token_too_long")
+    week, _ = mint_token("run-1", 7 * 86400, SECRET)
+    verify_token(week, SECRET, "run-1")  # the default limit, 7 days, is allowed
+    with pytest.raises(TokenError):
+        verify_token(week, SECRET, "run-1", max_ttl=86400)  # a server that allows a day
+
+
 def test_server_secret_rules() -> None:
     with pytest.raises(ConfigError, match="is not set"):
         server_secret({})
