@@ -239,13 +239,19 @@ class ObjectStore:
         truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
         return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 
-    def reachable(self) -> bool:
-        """True when the bucket answers a signed request (for ``/readyz``)."""
+    def reachable(self, key: str, timeout: float = 3.0) -> bool:
+        """True when the bucket answers a signed GET of ``key`` (under the server's own
+        prefix, which its credentials may read) within ``timeout`` seconds, once: for
+        ``/readyz``, which must answer quickly whatever the store does."""
+        signed = self._presigner().sign(SignRequest(self.bucket, key, method="GET", expires=60))
         try:
-            response = self._call("GET", ".s3sign-readyz-probe", ok=(200, 404))
-        except StoreError:
+            with self._session().get(signed.url, timeout=timeout, stream=True) as response:
+                if response.status_code not in (200, 404):
+                    return False
+                head = response.raw.read(65536, decode_content=True)  # an error document
+        except (requests.RequestException, OSError):
             return False
-        return _error_code(response.text) != "NoSuchBucket"
+        return _error_code(bytes(head).decode("utf-8", "replace")) != "NoSuchBucket"
 
 
 def _why(exc: requests.RequestException) -> str:

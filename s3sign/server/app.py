@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -42,10 +43,12 @@ from s3sign.protocol import (
     StatusResponse,
     to_wire,
 )
+from s3sign.server.keys import RESERVED_RUN_ID
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import checked_secret, server_secret, verify_token
 
 MAX_BODY_BYTES = 1024 * 1024
+READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 log = logging.getLogger("s3sign.server")
 
@@ -96,6 +99,24 @@ def error(status: int, code: str, message: str) -> JSONResponse:
         to_wire(ErrorResponse(ErrorInfo(code, message))),
         status_code=status,
     )
+
+
+class Cached:
+    """``check()``'s answer, asked again at most every ``seconds``: ``/readyz`` needs no
+    token, so that anyone polling it costs the store one request per period. Callers
+    arriving during a check wait for it rather than start their own."""
+
+    def __init__(self, check: Callable[[], bool], seconds: float) -> None:
+        self._check, self._seconds = check, seconds
+        self._lock = threading.Lock()
+        self._answer, self._until = False, 0.0
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if time.monotonic() >= self._until:
+                self._answer = self._check()
+                self._until = time.monotonic() + self._seconds
+            return self._answer
 
 
 class Counters:
@@ -300,9 +321,14 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    ready = Cached(
+        lambda: signer.store.reachable(f"{settings.key_prefix}/{RESERVED_RUN_ID}/readyz"),
+        READY_FOR,
+    )
+
     @app.get("/readyz", summary="The bucket is reachable with the server's credentials")
     def readyz() -> JSONResponse:
-        if signer.store.reachable():
+        if ready():
             return JSONResponse({"status": "ready"})
         return error(503, "store_unreachable", "the bucket cannot be reached")
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from s3sign.local import LocalS3
 from s3sign.store import ObjectStore
-from tests.integration.conftest import SECRET, Backend
+from tests.integration.conftest import SECRET, Backend, running_backend
 
 pytestmark = pytest.mark.integration
 
@@ -537,3 +538,50 @@ def test_complete_of_every_other_file_lists_past_the_others(backend: Backend) ->
     statuses = [(f["status"], f.get("error", {}).get("code")) for f in answer["files"]]
     assert statuses[:-1] == [("complete", None)] * 24
     assert statuses[-1] == ("failed", "size_mismatch")
+
+
+def test_readyz_asks_the_store_at_most_every_few_seconds_and_answers_fast(
+    local_s3: LocalS3, tmp_path: Path
+) -> None:
+    """/readyz needs no token: polling it must not turn into one store call each, and a store
+    that never answers must not hold it. The probe stays under the server's prefix."""
+    import socket
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    probes: list[str] = []
+
+    class Store(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            probes.append(self.path.split("?", 1)[0])
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_PUT = do_HEAD = do_DELETE = do_GET  # the store check at start: refused
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    counting = ThreadingHTTPServer(("127.0.0.1", 0), Store)
+    threading.Thread(target=counting.serve_forever, daemon=True).start()
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        endpoint = f"http://127.0.0.1:{counting.server_address[1]}"
+        with running_backend(local_s3, tmp_path / "a.log", endpoint_url=endpoint) as backend:
+            probes.clear()
+            for _ in range(20):
+                assert requests.get(f"{backend.url}/readyz", timeout=10).status_code == 200
+            readyz = [path for path in probes if path.endswith("/readyz")]
+            assert readyz == [f"/{local_s3.bucket}/runs/.s3sign/readyz"]
+        nowhere = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with running_backend(local_s3, tmp_path / "b.log", endpoint_url=nowhere) as backend:
+            started = time.monotonic()
+            answer = requests.get(f"{backend.url}/readyz", timeout=30)
+            assert answer.status_code == 503
+            assert time.monotonic() - started < 8
+    finally:
+        counting.shutdown()
+        counting.server_close()
+        silent.close()
