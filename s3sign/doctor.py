@@ -145,7 +145,7 @@ def _store_rules(presigner: Presigner, bucket: str, prefix: str) -> Check:
     """What the store enforces: informative (a store that checks no checksum is a fact to
     know, not a fault to fix here), so never a failure; 'not checked' without write access."""
     from s3sign.store import ObjectStore, StoreError
-    from s3sign.storecheck import check_store, describe
+    from s3sign.storecheck import check_store
 
     try:
         checks = check_store(ObjectStore(lambda: presigner, bucket), prefix)

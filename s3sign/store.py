@@ -18,6 +18,7 @@ import requests
 
 from s3sign.client import RETRY_STATUSES, backoff
 from s3sign.presign import Method, Presigner, SignRequest
+from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
 
 TIMEOUT = (10, 60)  # connect, read: seconds
@@ -68,6 +69,12 @@ class StoreError(Exception):
         self.code = code
         self.status = status
         self.transient = transient  # the store was down or overloaded: asking again may work
+
+    @property
+    def answer_code(self) -> str:
+        """The protocol code a worker gets for this failure: ``storage_unavailable`` (ask
+        again) when it was transient, else S3's own code."""
+        return STORAGE_UNAVAILABLE if self.transient else self.code
 
 
 class ObjectStore:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from s3sign.presign import SignRequest
 from s3sign.protocol import StoreChecks
 from s3sign.s3xml import s3_error
-from s3sign.server.keys import RESERVED_RUN_ID
+from s3sign.server.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.store import ObjectStore, StoreError
 
 _BODY = b"s3sign store check\n"
@@ -39,7 +39,7 @@ class _Scratch:
 
     def __init__(self, store: ObjectStore, prefix: str) -> None:
         self.store = store
-        self.folder = f"{prefix}/{RESERVED_RUN_ID}/check-{secrets.token_hex(8)}/"
+        self.folder = f"{run_prefix(prefix, RESERVED_RUN_ID)}check-{secrets.token_hex(8)}/"
         self.written: dict[str, str] = {}  # key -> the ETag its PUT got
         self.answer = ""  # the last PUT's status and S3 error code, to say why
 

@@ -32,7 +32,6 @@ import os
 import queue
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
@@ -62,6 +61,7 @@ from s3sign.protocol import (
     plan_parts,
 )
 from s3sign.s3xml import s3_error
+from s3sign.server.keys import normal_name
 
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 PARTS_PER_SIGNING = 1000
@@ -331,11 +331,11 @@ class Pusher:
         self.reporter.notice(message)
 
     def _refuse_same_keys(self, jobs: list[_Job]) -> list[_Job]:
-        """Two names that are one key once Unicode-normalised (NFC, as the backend does)
-        fail before anything is sent, each naming the other; the rest go on."""
+        """Two names that are one key once Unicode-normalised (the key policy's NFC) fail
+        before anything is sent, each naming the other; the rest go on."""
         by_key: dict[str, list[_Job]] = {}
         for job in jobs:
-            by_key.setdefault(unicodedata.normalize("NFC", job.local.name), []).append(job)
+            by_key.setdefault(normal_name(job.local.name), []).append(job)
         for same in by_key.values():
             for job in same if len(same) > 1 else ():
                 others = " and ".join(ascii(o.local.name) for o in same if o is not job)

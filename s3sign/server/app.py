@@ -43,7 +43,7 @@ from s3sign.protocol import (
     StatusResponse,
     to_wire,
 )
-from s3sign.server.keys import RESERVED_RUN_ID
+from s3sign.server.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import checked_secret, server_secret, verify_token
 
@@ -322,7 +322,7 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     ready = Cached(
-        lambda: signer.store.reachable(f"{settings.key_prefix}/{RESERVED_RUN_ID}/readyz"),
+        lambda: signer.store.reachable(run_prefix(settings.key_prefix, RESERVED_RUN_ID) + "readyz"),
         READY_FOR,
     )
 

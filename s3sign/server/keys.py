@@ -47,9 +47,14 @@ def run_prefix(key_prefix: str, run_id: str) -> str:
     return f"{key_prefix}/{run_id}/"
 
 
+def normal_name(file_name: str) -> str:
+    """A file name as its key holds it: Unicode NFC (two spellings of ``é``, one key)."""
+    return file_name if file_name.isascii() else unicodedata.normalize("NFC", file_name)
+
+
 def object_key(key_prefix: str, run_id: str, file_name: str) -> str:
     """The key for a worker's file name, or ``PolicyError`` saying why not."""
-    name = file_name if file_name.isascii() else unicodedata.normalize("NFC", file_name)
+    name = normal_name(file_name)
     check_file_name(name)
     key = run_prefix(key_prefix, run_id) + name
     size = len(key.encode("utf-8"))

@@ -28,7 +28,6 @@ from s3sign.presign import (
     part_request,
 )
 from s3sign.protocol import (
-    STORAGE_UNAVAILABLE,
     AbortRequest,
     AbortResponse,
     CompletedPart,
@@ -157,8 +156,7 @@ class UploadSigner:
             try:
                 upload_id = self.store.create_multipart(key, content_type, sha256=sha256_parts)
             except StoreError as exc:
-                code = STORAGE_UNAVAILABLE if exc.transient else exc.code
-                raise PolicyError(code, str(exc)) from None
+                raise PolicyError(exc.answer_code, str(exc)) from None
             part_size, part_count = plan_parts(spec.file_size, self.settings.part_size)
             plan = MultipartPlan(
                 upload_id=upload_id,
@@ -332,7 +330,7 @@ class UploadSigner:
         except PolicyError as exc:
             return failed(item.key, exc.code, exc.message)
         except StoreError as exc:
-            return failed(item.key, STORAGE_UNAVAILABLE if exc.transient else exc.code, str(exc))
+            return failed(item.key, exc.answer_code, str(exc))
         return completed(item, info)
 
     def _discard(self, key: str, info: ObjectInfo, own_etag: str | None) -> str:
@@ -387,8 +385,7 @@ class UploadSigner:
             try:
                 info = listed.get(key) or self.store.head(key)
             except StoreError as exc:
-                code = STORAGE_UNAVAILABLE if exc.transient else exc.code
-                return _status_rejected(spec.file_name, code, str(exc))
+                return _status_rejected(spec.file_name, exc.answer_code, str(exc))
             return compare(spec, key, info, checks)
 
         answers = self._checks.map(lambda pair: one(*pair), keyed)
