@@ -961,6 +961,7 @@ def push(
 ) -> None:
     """Upload files into a run, straight to S3."""
     from s3sign.transfer import PushOptions
+    from s3sign.transport import Transport
 
     state = _state(ctx, verbose, quiet)
     _check_run_id(run_id)
@@ -1009,7 +1010,7 @@ def push(
         content_type=content_type,
         skip_existing=skip_existing,
         stall_timeout=settings.stall_timeout,
-        ca_bundle=os.environ.get("AWS_CA_BUNDLE") or None,
+        transport=Transport.from_environ(),
         hash_multipart=json_report or manifest is not None or skip_existing,
     )
     failed = _run_push(
@@ -1148,7 +1149,7 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
             region=base.region,
             addressing="path",
         )
-        signer = UploadSigner(settings, store.presigner())
+        signer = UploadSigner(settings, store.presigner(), store.object_store())
         backend = f"http://{settings.host}:{settings.port}"
         console.note(f"S3 at {store.endpoint_url} (bucket {bucket}); backend at {backend}")
         console.note("for workers on this machine:")
@@ -1441,7 +1442,9 @@ def _run_push(
     from s3sign.progress import PushReport
     from s3sign.transfer import Pusher
 
-    client = BackendClient(backend, token, read_timeout=options.stall_timeout)
+    client = BackendClient(
+        backend, token, read_timeout=options.stall_timeout, transport=options.transport
+    )
     pusher = Pusher(client, options, _push_reporter(console, json_report, options.concurrency))
     fatal = None  # the error that cut the push short: said once, not once per file
     try:

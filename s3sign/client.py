@@ -9,7 +9,6 @@ Authorization header only and never logged.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -39,12 +38,12 @@ from s3sign.protocol import (
     from_wire,
     to_wire,
 )
+from s3sign.transport import Transport
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # More attempts once the backend has answered: a backend that goes away mid-push is most
 # likely being restarted or redeployed. 5 attempts wait 4-8 s in all; 8 wait 26-52 s.
 RESTART_ATTEMPTS = 3
-CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
 # A backend's answer: 1,000 signed URLs with session tokens are ~3 MiB; more is not protocol v1.
 MAX_ANSWER = 32 * 1024 * 1024
@@ -68,8 +67,8 @@ class BackendClient:
     """Protocol v1 for one backend URL and one run token.
 
     Shared by the push's threads: the keep-alive connections are, and nothing
-    here changes between calls. Proxies come from the environment; a private
-    CA for an HTTPS backend from ``REQUESTS_CA_BUNDLE``, as Python tools read it.
+    here changes between calls. TLS and proxies follow ``transport`` (by default
+    this process's environment: see :mod:`s3sign.transport`).
     """
 
     def __init__(
@@ -80,15 +79,13 @@ class BackendClient:
         attempts: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         read_timeout: float = READ_TIMEOUT,
+        transport: Transport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self._sleep = sleep
         self._http = Connections(
-            CONNECT_TIMEOUT,
-            read_timeout,
-            ca_bundle=os.environ.get("REQUESTS_CA_BUNDLE") or None,
-            max_answer=MAX_ANSWER,
+            transport or Transport.from_environ(), "backend", read_timeout, MAX_ANSWER
         )
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
         self._reached = False  # once it answered, an outage is a restart: wait longer

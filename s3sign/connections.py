@@ -1,17 +1,20 @@
-"""Keep-alive HTTP/1.1 connections to the object store, for the push's PUTs.
+"""Keep-alive HTTP/1.1 connections: every HTTP call the project makes goes through here.
 
 Push spends most of its CPU on HTTP requests, on machines whose cores the
 store (or the CI job) also needs. This module writes each request head in one
 piece and reads the (small) answer with a parser of what S3 sends, over a
 small pool of keep-alive sockets. Measured on 1,000 pre-signed 4 KiB PUTs:
 0.13 s of CPU, against 0.30 s through ``http.client`` and 0.65 s through
-urllib3.
+urllib3. The same code then serves the backend calls, the server's own S3
+calls, ``doctor`` and the demo, so that one set of rules (TLS, proxies,
+timeouts: :mod:`s3sign.transport`) and one set of limits hold for all of them.
 
 - Bodies under 64 KiB go in the same ``send`` as the head; larger ones over
   plain ``http://`` go from the file to the socket with ``sendfile`` (no copy
   through Python), over TLS in 1 MiB reads.
 - Answers: a status line, headers, then a ``Content-Length`` or chunked
   body, or a body up to the connection's close; interim 1xx answers skipped.
+  ``fetch`` hands a download's body on block by block instead of keeping it.
 - Whatever the peer sends, memory and time stay bounded: an answer's body
   is at most ``max_answer`` bytes (1 MiB by default: S3 answers a PUT with an
   ETag or a small error document), its head 64 KiB and 100 lines, a chunk-size
@@ -31,19 +34,18 @@ is closed; the push engine decides what to do.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from s3sign.errors import ConfigError
+from s3sign.transport import Peer, Proxy, Transport
 
 if TYPE_CHECKING:  # imported when the first TLS connection is made: plain HTTP skips it
     import ssl
@@ -151,8 +153,12 @@ class _Connection:
         poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(0))
 
-    def read_response(self, method: str) -> tuple[Response, bool]:
-        """The next answer, and whether the connection can be used again."""
+    def read_response(
+        self, method: str, sink: Callable[[bytes], None] | None = None, limit: int = 0
+    ) -> tuple[Response, bool]:
+        """The next answer, and whether the connection can be used again. With ``sink``,
+        a 2xx answer's body (at most ``limit`` bytes) goes to it block by block and is
+        not kept; any other answer is read whole (at most ``max_answer`` bytes)."""
         for _ in range(MAX_INTERIM + 1):
             head = self.read_head()
             lines = head.decode("latin-1").split("\r\n")
@@ -175,26 +181,55 @@ class _Connection:
         else:
             raise BadResponse(f"more than {MAX_INTERIM} interim (1xx) answers")
         keep = status_line[0] == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if method == "HEAD" or status in (204, 304):
-            data = b""
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            data = self._read_chunked()
-        elif "content-length" in headers:
-            data = self._read_exactly(self._length(headers["content-length"]))
-        else:
-            data, keep = self._read_to_close(), False
+        chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        framed = chunked or "content-length" in headers
+        data = b""
+        if method != "HEAD" and status not in (204, 304):
+            if sink is not None and 200 <= status < 300:
+                for block in self._body(headers, chunked, limit):
+                    sink(block)
+            else:
+                data = b"".join(self._body(headers, chunked, self.max_answer))
+            keep = keep and framed  # a body up to the close: the connection is spent
         return Response(status, headers, data), keep
 
-    def _length(self, value: str) -> int:
-        if not value.isdigit():  # no sign, no spaces inside: "-1" and "1e9" are bad answers
-            raise BadResponse(f"bad Content-Length {value[:20]!r}")
-        size = int(value)
-        self._check_size(size)
-        return size
-
-    def _check_size(self, size: int) -> None:
-        if size > self.max_answer:
-            raise BadResponse(f"an answer of over {self.max_answer:,} bytes")
+    def _body(self, headers: Mapping[str, str], chunked: bool, limit: int) -> Iterator[bytes]:
+        """The answer's body in blocks, at most ``limit`` bytes in all."""
+        if chunked:
+            total = 0
+            while True:
+                text = self._read_line().split(b";", 1)[0].strip()
+                try:
+                    size = int(text, 16)
+                except ValueError:
+                    raise BadResponse("bad chunk size") from None
+                if size < 0:
+                    raise BadResponse("bad chunk size")
+                total += size
+                _check_size(total, limit)
+                if size == 0:
+                    break
+                yield from self._exactly(size)
+                self._read_line()
+            for _ in range(MAX_HEADER_LINES):  # trailers, up to the empty line
+                if not self._read_line():
+                    return
+            raise BadResponse(f"more than {MAX_HEADER_LINES} trailer lines")
+        if "content-length" in headers:
+            value = headers["content-length"]
+            if not value.isdigit():  # no sign, no spaces inside: "-1" and "1e9" are bad answers
+                raise BadResponse(f"bad Content-Length {value[:20]!r}")
+            size = int(value)
+            _check_size(size, limit)
+            yield from self._exactly(size)
+            return
+        have, block = 0, self.pending  # no length: the body runs up to the close
+        self.pending = b""
+        while block:
+            have += len(block)
+            _check_size(have, limit)
+            yield block
+            block = self._recv()
 
     def read_head(self) -> bytes:
         while (end := self.pending.find(b"\r\n\r\n")) < 0:
@@ -204,17 +239,25 @@ class _Connection:
         head, self.pending = self.pending[:end], self.pending[end + 4 :]
         return head
 
-    def _read_exactly(self, size: int) -> bytes:
-        chunks, have = [self.pending], len(self.pending)
-        while have < size:  # blocks gathered, then joined once: no copy per block
+    def _exactly(self, size: int) -> Iterator[bytes]:
+        """The next ``size`` bytes, in blocks as they arrive."""
+        if len(self.pending) >= size:
+            block, self.pending = self.pending[:size], self.pending[size:]
+            if block:
+                yield block
+            return
+        left = size - len(self.pending)
+        if self.pending:
+            yield self.pending
+        self.pending = b""
+        while left:
             block = self._recv()
             if not block:
                 raise ConnectionResetError("the server closed the connection")
-            chunks.append(block)
-            have += len(block)
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self.pending = data[size:]
-        return data[:size]
+            if len(block) > left:
+                block, self.pending = block[:left], block[left:]
+            left -= len(block)
+            yield block
 
     def _read_line(self) -> bytes:
         while (end := self.pending.find(b"\r\n")) < 0:
@@ -223,36 +266,6 @@ class _Connection:
             self._receive()
         line, self.pending = self.pending[:end], self.pending[end + 2 :]
         return line
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            text = self._read_line().split(b";", 1)[0].strip()
-            try:
-                size = int(text, 16)
-            except ValueError:
-                raise BadResponse("bad chunk size") from None
-            if size < 0:
-                raise BadResponse("bad chunk size")
-            total += size
-            self._check_size(total)
-            if size == 0:
-                for _ in range(MAX_HEADER_LINES):  # trailers, up to the empty line
-                    if not self._read_line():
-                        return b"".join(chunks)
-                raise BadResponse(f"more than {MAX_HEADER_LINES} trailer lines")
-            chunks.append(self._read_exactly(size))
-            self._read_line()
-
-    def _read_to_close(self) -> bytes:
-        chunks, have = [self.pending], len(self.pending)
-        while block := self._recv():
-            have += len(block)
-            self._check_size(have)
-            chunks.append(block)
-        self.pending = b""
-        return b"".join(chunks)
 
     def _receive(self) -> None:
         """More of the answer's head or of a chunk-size line (both short: bounded)."""
@@ -266,27 +279,31 @@ class _Connection:
         return self.sock.recv(65536)
 
 
-class Connections:
-    """Idle keep-alive connections per origin, shared by threads; proxies from the environment.
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise BadResponse(f"an answer of over {limit:,} bytes")
 
-    ``https_proxy``/``http_proxy`` (or upper case) and ``no_proxy`` are honoured
-    as curl does: HTTPS goes through a ``CONNECT`` tunnel, plain HTTP is
-    forwarded with the whole URL as the request target.
+
+class Connections:
+    """Idle keep-alive connections per origin, shared by threads, to one kind of peer.
+
+    TLS, proxies and the connect timeout follow ``transport`` (see
+    :mod:`s3sign.transport`): HTTPS through a proxy goes in a ``CONNECT`` tunnel,
+    plain HTTP is forwarded with the whole URL as the request target.
     """
 
     def __init__(
         self,
-        connect_timeout: float,
+        transport: Transport,
+        peer: Peer,
         read_timeout: float,
-        ca_bundle: str | None = None,
-        environ: Mapping[str, str] | None = None,
         max_answer: int = MAX_ANSWER,
     ) -> None:
-        self._connect_timeout = connect_timeout
+        self._connect_timeout = transport.connect_timeout
         self._read_timeout = read_timeout  # a stall, and the deadline for a whole answer
         self._max_answer = max_answer
-        self._ca_bundle = ca_bundle  # a private CA (AWS_CA_BUNDLE, as in the AWS CLI)
-        self._proxies = Proxies(os.environ if environ is None else environ)
+        self._ca_bundle = transport.ca_bundle(peer)  # checked now: a missing file is exit 3
+        self._proxies = transport.proxies
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
@@ -316,6 +333,18 @@ class Connections:
 
         return self._exchange(method, url, headers, len(data), write)
 
+    def fetch(
+        self, url: str, headers: Mapping[str, str], sink: Callable[[bytes], None], limit: int
+    ) -> Response:
+        """``GET url``: a 2xx answer's body, at most ``limit`` bytes, goes to ``sink`` block by
+        block as it arrives (memory stays flat), within ``read_timeout`` plus the time it
+        takes at 256 KiB/s; any other answer comes back whole, as from ``request``."""
+
+        def write(connection: _Connection, head: str) -> None:
+            connection.sock.sendall(_head_bytes(connection, head))
+
+        return self._exchange("GET", url, headers, 0, write, sink, limit)
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, {}
@@ -330,6 +359,8 @@ class Connections:
         headers: Mapping[str, str],
         length: int,
         write: Callable[[_Connection, str], None],
+        sink: Callable[[bytes], None] | None = None,
+        limit: int = 0,
     ) -> Response:
         parts = urlsplit(url)
         scheme = parts.scheme
@@ -341,9 +372,9 @@ class Connections:
             sending = self._read_timeout + length / MIN_RATE
             connection.start(sending, f"sending {length:,} bytes took over {sending:.0f} s")
             write(connection, _request_head(method, connection.prefix + target, headers, length))
-            wait = self._read_timeout
+            wait = self._read_timeout + limit / MIN_RATE
             connection.start(wait, f"no whole answer within {wait:g} s of the request")
-            response, keep = connection.read_response(method)
+            response, keep = connection.read_response(method, sink, limit)
         except TimeoutError as exc:
             connection.close()
             if connection.shortened and not isinstance(exc, DeadlinePassed):
@@ -400,62 +431,6 @@ class Connections:
             connection.prefix = f"http://{host_header}"
             connection.extra = proxy.authorization
         return connection
-
-
-@dataclass(frozen=True)
-class Proxy:
-    host: str
-    port: int
-    authorization: str  # a Proxy-Authorization header line, or ""
-
-
-class Proxies:
-    """``http_proxy``, ``https_proxy`` and ``no_proxy`` (lower case first, as curl reads them)."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        def get(name: str) -> str:
-            return environ.get(name) or environ.get(name.upper()) or ""
-
-        self._by_scheme = {
-            scheme: _parse_proxy(f"{scheme}_proxy", get(f"{scheme}_proxy"))
-            for scheme in ("http", "https")
-        }
-        bypass = get("no_proxy").split(",")
-        self._bypass = [item.strip().lower() for item in bypass if item.strip()]
-
-    def for_origin(self, scheme: str, host: str, port: int) -> Proxy | None:
-        proxy = self._by_scheme.get(scheme)
-        if proxy is None or self._bypassed(host.lower(), port):
-            return None
-        return proxy
-
-    def _bypassed(self, host: str, port: int) -> bool:
-        for item in self._bypass:
-            if item == "*":
-                return True
-            name, _, item_port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-            if item_port and item_port != str(port):
-                continue
-            name = name.lstrip(".")
-            if host == name or host.endswith("." + name):
-                return True
-        return False
-
-
-def _parse_proxy(variable: str, text: str) -> Proxy | None:
-    if not text:
-        return None
-    parts = urlsplit(text if "://" in text else f"http://{text}")
-    if parts.scheme != "http" or not parts.hostname:
-        raise ConfigError(
-            f"{variable}: {parts.scheme}://{parts.hostname} is not an http:// proxy",
-            hint="give it as http://HOST:PORT (HTTPS still runs end to end, in a tunnel)",
-        )
-    authorization = ""
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        authorization = f"Proxy-Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
-    return Proxy(parts.hostname, parts.port or 80, authorization)
 
 
 def _tunnel(sock: socket.socket, authority: str, proxy: Proxy, timeout: float) -> None:

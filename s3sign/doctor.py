@@ -4,28 +4,31 @@ Credentials, region, the endpoint's reachability and clock (SigV4 refuses
 requests more than 15 minutes off), access to the bucket, what the store
 enforces on a pre-signed PUT (with scratch objects under ``PREFIX/.s3sign/``,
 deleted again), and the backend. Each check says what it found and, when it
-fails, what to do.
+fails, what to do. Its calls follow the same rules (CA bundles, proxies) as a
+push's: :mod:`s3sign.transport`.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
+from s3sign.client import http_date
 from s3sign.config import Settings
+from s3sign.connections import Connections, network_problem
 from s3sign.credentials import Credentials, resolve_credentials
 from s3sign.errors import S3SignError
 from s3sign.presign import Presigner, resolve_endpoint_url, resolve_region
 from s3sign.protocol import ServerInfo, from_wire
 from s3sign.s3xml import s3_error
 from s3sign.storecheck import describe
+from s3sign.transport import Peer, Transport
 from s3sign.units import format_duration
 
 SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
+TIMEOUT = 10.0  # seconds: each answer
+KEEP = 64 * 1024  # of an answer's body: an error document, or the start of a listing
 
 
 @dataclass(frozen=True)
@@ -71,40 +74,51 @@ def run_checks(settings: Settings, bucket: str | None) -> list[Check]:
         credentials or Credentials("-", "-"), region, endpoint, settings.addressing
     )
     root = f"{presigner.endpoint.scheme}://{presigner.endpoint.host}/"
-    checks.append(_clock_and_reachability(root))
+    try:
+        transport = Transport.from_environ()
+        s3 = _connections(transport, "s3")
+    except S3SignError as exc:  # a proxy variable or CA bundle that cannot be used
+        return [*checks, Check("endpoint", False, exc.message, exc.hint)]
+    checks.append(_clock_and_reachability(s3, root))
     if bucket and credentials is not None and checks[-1].ok:
-        checks.append(_bucket_access(presigner, bucket))
+        checks.append(_bucket_access(s3, presigner, bucket))
         if checks[-1].ok:
-            checks.append(_store_rules(presigner, bucket, settings.key_prefix))
+            checks.append(_store_rules(presigner, bucket, settings.key_prefix, transport))
+    s3.close()
     if settings.backend:
-        checks.append(_backend(settings.backend))
+        checks.append(_backend(transport, settings.backend))
     return checks
 
 
-def _get(url: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, method="GET")  # noqa: S310 - http(s) URLs we built
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, dict(response.headers), response.read(65536)
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read(65536)
+def _connections(transport: Transport, peer: Peer) -> Connections:
+    return Connections(transport, peer, TIMEOUT)
 
 
-def _clock_and_reachability(root: str) -> Check:
+def _get(http: Connections, url: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and the start of the body of a GET (however long the body is)."""
+    kept = bytearray()
+
+    def keep(block: bytes) -> None:
+        kept.extend(block[: KEEP - len(kept)])
+
+    response = http.fetch(url, {}, keep, 1 << 30)
+    return response.status, response.headers, bytes(kept) or response.data
+
+
+def _clock_and_reachability(s3: Connections, root: str) -> Check:
     try:
-        _, headers, _ = _get(root)
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        _, headers, _ = _get(s3, root)
+    except OSError as exc:
         return Check(
             "endpoint",
             False,
-            f"{root} is unreachable: {reason}",
-            "check --endpoint-url, the network and any proxy",
+            f"{root} is unreachable: {network_problem(exc)}",
+            "check --endpoint-url, the network and any proxy (https_proxy, no_proxy)",
         )
-    date = headers.get("Date")
-    if not date:
+    date = http_date(headers.get("date", ""))
+    if date is None:
         return Check("endpoint", True, f"{root} answers (no Date header to compare clocks)")
-    skew = (datetime.now(UTC) - parsedate_to_datetime(date)).total_seconds()
+    skew = (datetime.now(UTC) - date).total_seconds()
     if abs(skew) < 2:  # the Date header has whole seconds
         return Check("endpoint", True, f"{root} answers; the clocks agree")
     detail = f"{root} answers; this clock is {format_duration(abs(skew))} " + (
@@ -120,12 +134,12 @@ def _clock_and_reachability(root: str) -> Check:
     return Check("endpoint", True, detail)
 
 
-def _bucket_access(presigner: Presigner, bucket: str) -> Check:
+def _bucket_access(s3: Connections, presigner: Presigner, bucket: str) -> Check:
     url = presigner.sign_bucket_get(bucket, (("list-type", "2"), ("max-keys", "1")))
     try:
-        status, _, body = _get(url)
-    except (urllib.error.URLError, OSError) as exc:
-        return Check("bucket", False, f"{bucket}: {exc}")
+        status, _, body = _get(s3, url)
+    except OSError as exc:
+        return Check("bucket", False, f"{bucket}: {network_problem(exc)}")
     if status == 200:
         return Check("bucket", True, f"{bucket}: listing allowed with these credentials")
     error = s3_error(body)
@@ -141,14 +155,14 @@ def _bucket_access(presigner: Presigner, bucket: str) -> Check:
     return Check("bucket", False, f"{bucket}: {code}", hints.get(code, ""))
 
 
-def _store_rules(presigner: Presigner, bucket: str, prefix: str) -> Check:
+def _store_rules(presigner: Presigner, bucket: str, prefix: str, transport: Transport) -> Check:
     """What the store enforces: informative (a store that checks no checksum is a fact to
     know, not a fault to fix here), so never a failure; 'not checked' without write access."""
     from s3sign.store import ObjectStore, StoreError
     from s3sign.storecheck import check_store
 
     try:
-        checks = check_store(ObjectStore(lambda: presigner, bucket), prefix)
+        checks = check_store(ObjectStore(lambda: presigner, bucket, transport), prefix)
     except StoreError as exc:
         return Check(
             "store", True, f"not checked: a scratch PUT under {prefix}/.s3sign/ failed ({exc})"
@@ -159,16 +173,23 @@ def _store_rules(presigner: Presigner, bucket: str, prefix: str) -> Check:
     return Check("store", True, detail)
 
 
-def _backend(url: str) -> Check:
+def _backend(transport: Transport, url: str) -> Check:
     try:
-        status, _, body = _get(url.rstrip("/") + "/v1/info")
-    except (urllib.error.URLError, OSError) as exc:
+        http = _connections(transport, "backend")
+    except S3SignError as exc:
+        return Check("backend", False, exc.message, exc.hint)
+    try:
+        status, _, body = _get(http, url.rstrip("/") + "/v1/info")
+    except (OSError, ValueError) as exc:  # ValueError: a URL with spaces or control characters
+        problem = network_problem(exc) if isinstance(exc, OSError) else str(exc)
         return Check(
             "backend",
             False,
-            f"{url} is unreachable: {getattr(exc, 'reason', exc)}",
+            f"{url} is unreachable: {problem}",
             "check --backend / S3SIGN_BACKEND and that it runs",
         )
+    finally:
+        http.close()
     if status != 200:
         return Check(
             "backend",

@@ -19,17 +19,20 @@ import subprocess
 import sys
 import sysconfig
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from s3sign.addressing import check_bucket
 from s3sign.credentials import Credentials
 from s3sign.errors import ConfigError, UnreachableError
 from s3sign.presign import Presigner
+from s3sign.transport import Transport
+
+if TYPE_CHECKING:
+    from s3sign.store import ObjectStore
 
 _PORT_FLAGS = (
     "s3.port",
@@ -208,15 +211,25 @@ class LocalS3:
         credentials = Credentials(self.credentials.access_key, self.credentials.secret_key)
         return Presigner(credentials, self.region, self.endpoint_url, "path")
 
+    def object_store(self) -> ObjectStore:
+        """This store for the server's own S3 calls: reached directly, never through a
+        proxy (a child process on 127.0.0.1)."""
+        from s3sign.store import ObjectStore
+
+        return ObjectStore(self.presigner, self.bucket, Transport())
+
     def bucket_ready(self) -> bool:
         """True when a signed listing of the bucket answers 200."""
+        from s3sign.connections import Connections
+
         url = self.presigner().sign_bucket_get(self.bucket, (("list-type", "2"), ("max-keys", "0")))
-        request = urllib.request.Request(url)  # noqa: S310 - http on 127.0.0.1
+        http = Connections(Transport(), "s3", 2.0)
         try:
-            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
+            return http.request("GET", url, {}).status == 200
+        except OSError:
             return False
+        finally:
+            http.close()
 
     def _log_tail(self, lines: int = 3) -> str:
         try:

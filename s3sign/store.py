@@ -1,27 +1,29 @@
 """The S3 calls the server itself makes: multipart create/complete/abort, HEAD, DELETE, LIST.
 
 They go through the same SigV4 signer as every URL the server hands out (a
-pre-signed URL, used at once), over one pooled HTTP session per thread. The
-server never sends or receives an object's bytes: only these small requests.
+pre-signed URL, used at once), over the project's one transport (keep-alive
+connections shared by threads; TLS, proxies and limits as for every HTTP call:
+:mod:`s3sign.transport`). The server never sends or receives an object's bytes:
+only these small requests, each answer at most 1 MiB and whole within 60 s.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
-import requests
-
 from s3sign.client import RETRY_STATUSES, backoff
+from s3sign.connections import Connections, Response, network_problem
 from s3sign.presign import Method, Presigner, SignRequest
 from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
+from s3sign.transport import Transport
 
-TIMEOUT = (10, 60)  # connect, read: seconds
+READ_TIMEOUT = 60.0  # seconds: a whole answer
+PROBE_TIMEOUT = 3.0  # seconds: reachable(), for /readyz
 ATTEMPTS = 4  # a worker waits on these calls: retry briefly, then report
 # S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
 _CALLER_ERRORS = {
@@ -80,18 +82,22 @@ class StoreError(Exception):
 class ObjectStore:
     """One bucket, reached with the credentials of ``presigner()`` (re-read on each call)."""
 
-    def __init__(self, presigner: Callable[[], Presigner], bucket: str) -> None:
+    def __init__(
+        self,
+        presigner: Callable[[], Presigner],
+        bucket: str,
+        transport: Transport | None = None,
+    ) -> None:
         self._presigner = presigner
         self.bucket = bucket
-        self._local = threading.local()
+        transport = transport or Transport.from_environ()
+        self._http = Connections(transport, "s3", READ_TIMEOUT)
+        probing = replace(transport, connect_timeout=PROBE_TIMEOUT)
+        self._probe = Connections(probing, "s3", PROBE_TIMEOUT)
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no proxies or .netrc for calls to our own store
-            self._local.session = session
-        return session
+    def close(self) -> None:
+        self._http.close()
+        self._probe.close()
 
     def _call(
         self,
@@ -101,7 +107,7 @@ class ObjectStore:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         ok: Sequence[int] = (200,),
-    ) -> requests.Response:
+    ) -> Response:
         """One object-level call, signed afresh for each attempt."""
         request = SignRequest(
             self.bucket,
@@ -120,7 +126,7 @@ class ObjectStore:
         *,
         ok: Sequence[int] | None = (200,),
         edit: Callable[[str, dict[str, str]], tuple[str, dict[str, str]]] | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """``request`` signed afresh for each attempt and sent with ``body``; ``edit`` may
         change the URL and headers after signing (the store check's tampering); with
         ``ok=None`` any answer but a retried one is returned as it is."""
@@ -138,27 +144,29 @@ class ObjectStore:
         sign: Callable[[], tuple[str, dict[str, str]]],
         body: bytes,
         ok: Sequence[int] | None,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with a few quick retries when the store is down or overloaded."""
         for attempt in range(1, ATTEMPTS + 1):
             url, headers = sign()
             try:
-                response = self._session().request(
-                    method, url, data=body, headers=headers, timeout=TIMEOUT
-                )
-            except requests.RequestException as exc:
+                response = self._http.request(method, url, headers, body)
+            except ValueError as exc:  # a header that cannot be sent: asking again will not help
+                raise StoreError(
+                    f"the request cannot be sent: {exc}", "invalid_request", 422
+                ) from None
+            except OSError as exc:
                 if attempt == ATTEMPTS:
                     raise StoreError(
-                        f"the object store is unreachable: {_why(exc)}", transient=True
+                        f"the object store is unreachable: {network_problem(exc)}", transient=True
                     ) from None
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == ATTEMPTS:
+                if response.status not in RETRY_STATUSES or attempt == ATTEMPTS:
                     break
             time.sleep(backoff(attempt, base=0.1, cap=2.0))
-        if ok is not None and response.status_code not in ok:
-            code = _error_code(response.text) or f"HTTP {response.status_code}"
+        if ok is not None and response.status not in ok:
+            code = _error_code(response.data) or f"HTTP {response.status}"
             status = _CALLER_ERRORS.get(code, 502)  # else: our credentials or the store failed
-            transient = response.status_code in RETRY_STATUSES
+            transient = response.status in RETRY_STATUSES
             raise StoreError(f"the object store refused {method} ({code})", code, status, transient)
         return response
 
@@ -168,7 +176,7 @@ class ObjectStore:
         if sha256:
             headers["x-amz-checksum-algorithm"] = "SHA256"
         response = self._call("POST", key, [("uploads", "")], headers=headers)
-        upload_id = xml_text(response.text, "UploadId")
+        upload_id = xml_text(response.data, "UploadId")
         if not upload_id:
             raise StoreError("the object store did not return an upload id")
         return upload_id
@@ -186,10 +194,10 @@ class ObjectStore:
         xml = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
         response = self._call("POST", key, [("uploadId", upload_id)], body=xml)
         # S3 may answer 200 with an <Error> body when assembly fails late.
-        failure = _error_code(response.text)
+        failure = _error_code(response.data)
         if failure:
             raise StoreError(f"completing the upload failed ({failure})")
-        return (xml_text(response.text, "ETag") or "").strip('"')
+        return (xml_text(response.data, "ETag") or "").strip('"')
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._call("DELETE", key, [("uploadId", upload_id)], ok=(204, 200, 404))
@@ -199,11 +207,11 @@ class ObjectStore:
         response = self._call(
             "HEAD", key, headers={"x-amz-checksum-mode": "ENABLED"}, ok=(200, 404)
         )
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         return ObjectInfo(
-            size=int(response.headers.get("Content-Length", "-1")),
-            etag=response.headers.get("ETag", "").strip('"'),
+            size=_size(response.headers.get("content-length", "")),
+            etag=response.headers.get("etag", "").strip('"'),
             checksum=response.headers.get("x-amz-checksum-sha256") or None,
             checksum_type=response.headers.get("x-amz-checksum-type") or None,
         )
@@ -222,7 +230,7 @@ class ObjectStore:
             return False
         quoted = f'"{etag}"'
         response = self._call("DELETE", key, headers={"If-Match": quoted}, ok=(204, 200, 412))
-        return response.status_code != 412
+        return response.status != 412
 
     def list_objects(
         self, prefix: str, start_after: str, token: str | None = None, max_keys: int = 1000
@@ -236,42 +244,38 @@ class ObjectStore:
             b"",
             (200,),
         )
-        root = ET.fromstring(response.content)  # noqa: S314 - the store's own response
+        try:
+            root = ET.fromstring(response.data)  # noqa: S314 - the store's own response
+        except ET.ParseError:
+            raise StoreError("the object store's listing is not XML") from None
         objects = []
         for item in root.iter(S3_NAMESPACE + "Contents"):
             key = item.findtext(S3_NAMESPACE + "Key") or ""
-            size = int(item.findtext(S3_NAMESPACE + "Size") or -1)
+            size = _size(item.findtext(S3_NAMESPACE + "Size") or "")
             etag = (item.findtext(S3_NAMESPACE + "ETag") or "").strip('"')
             objects.append((key, ObjectInfo(size=size, etag=etag)))
         truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
         return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 
-    def reachable(self, key: str, timeout: float = 3.0) -> bool:
+    def reachable(self, key: str) -> bool:
         """True when the bucket answers a signed GET of ``key`` (under the server's own
-        prefix, which its credentials may read) within ``timeout`` seconds, once: for
+        prefix, which its credentials may read) within 3 seconds, once: for
         ``/readyz``, which must answer quickly whatever the store does."""
         signed = self._presigner().sign(SignRequest(self.bucket, key, method="GET", expires=60))
-        try:
-            with self._session().get(signed.url, timeout=timeout, stream=True) as response:
-                if response.status_code not in (200, 404):
-                    return False
-                head = response.raw.read(65536, decode_content=True)  # an error document
-        except (requests.RequestException, OSError):
+        try:  # the first byte at most, should someone have stored an object there
+            response = self._probe.request("GET", signed.url, {"Range": "bytes=0-0"})
+        except OSError:
             return False
-        return _error_code(bytes(head).decode("utf-8", "replace")) != "NoSuchBucket"
+        if response.status not in (200, 206, 404, 416):
+            return False
+        return _error_code(response.data) != "NoSuchBucket"
 
 
-def _why(exc: requests.RequestException) -> str:
-    """A failed call's cause in a few words, for the worker's report."""
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "its TLS certificate is not trusted"
-    if isinstance(exc, requests.ConnectionError):
-        return "no connection (refused, reset or dropped)"
-    return type(exc).__name__
+def _size(text: str) -> int:
+    """A size the store sent: -1 when it is not a number."""
+    return int(text) if text.isdigit() else -1
 
 
-def _error_code(document: str) -> str | None:
+def _error_code(document: str | bytes) -> str | None:
     error = s3_error(document)
     return error[0] if error else None

@@ -57,12 +57,12 @@ class _Scratch:
             self.store.bucket, key, size=len(_BODY), content_type=_TYPE, sha256=sha256, md5=md5
         )
         response = self.store.send_signed(request, body, ok=None, edit=edit)
-        error = s3_error(response.text)
-        self.answer = f"{response.status_code} {error[0] if error else ''}".strip()
-        if 200 <= response.status_code < 300:
-            self.written[key] = response.headers.get("ETag", "").strip('"')
+        error = s3_error(response.data)
+        self.answer = f"{response.status} {error[0] if error else ''}".strip()
+        if 200 <= response.status < 300:
+            self.written[key] = response.headers.get("etag", "").strip('"')
             return False
-        if 400 <= response.status_code < 500:
+        if 400 <= response.status < 500:
             return True
         return None
 

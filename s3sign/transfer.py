@@ -62,6 +62,7 @@ from s3sign.protocol import (
 )
 from s3sign.s3xml import s3_error
 from s3sign.server.keys import normal_name
+from s3sign.transport import Transport
 
 DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
 PARTS_PER_SIGNING = 1000
@@ -92,9 +93,8 @@ class PushOptions:
     skip_existing: bool = False
     batch_size: int = 500
     attempts: int = 5
-    connect_timeout: float = 10.0
     stall_timeout: float = 120.0
-    ca_bundle: str | None = None
+    transport: Transport = field(default_factory=Transport.from_environ)
     # A multipart file's whole SHA-256 binds nothing (S3 checks each part): it is worked
     # out only for a report (--json, --manifest) or to compare with --skip-existing, in
     # one pass with the parts' SHA-256s, which its parts' URLs are then bound to.
@@ -224,7 +224,7 @@ class Pusher:
         self.client = client
         self.options = options
         self.reporter = reporter
-        self._http = Connections(options.connect_timeout, options.stall_timeout, options.ca_bundle)
+        self._http = Connections(options.transport, "s3", options.stall_timeout)
         self._uploads = _DaemonPool(options.concurrency, "s3sign-upload")
         self._hashing = _DaemonPool(1, "s3sign-hash")
         self._completing = _DaemonPool(1, "s3sign-complete")

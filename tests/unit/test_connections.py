@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from s3sign.connections import BodyShrank, Connections, Proxies, Response, network_problem
-from s3sign.errors import ConfigError
+from s3sign.connections import BodyShrank, Connections, Response, network_problem
 from s3sign.local import free_ports
+from s3sign.transport import Proxies, Transport
 
 
 class Store(ThreadingHTTPServer):
@@ -74,6 +74,15 @@ def payload(tmp_path: Path) -> Path:
     return path
 
 
+def http(
+    read: float = 5, environ: dict[str, str] | None = None, ca: Path | None = None
+) -> Connections:
+    """Connections to S3 with these proxies and this CA bundle, 5 s to connect."""
+    proxies = Proxies.from_environ(environ or {})
+    transport = Transport(proxies, s3_ca_bundle=str(ca) if ca else None, connect_timeout=5)
+    return Connections(transport, "s3", read)
+
+
 def put(connections: Connections, url: str, path: Path, offset: int, length: int) -> list[int]:
     progress: list[int] = []
     with open(path, "rb") as body:
@@ -87,7 +96,7 @@ def test_bodies_and_ranges_arrive_over_one_kept_alive_connection(
     store: Store, payload: Path
 ) -> None:
     url = f"http://127.0.0.1:{store.server_port}/bucket/key?X-Amz-Signature=x"
-    connections = Connections(5, 5)
+    connections = http()
     data = payload.read_bytes()
 
     progress = put(connections, url, payload, 0, len(data))
@@ -104,7 +113,7 @@ def test_bodies_and_ranges_arrive_over_one_kept_alive_connection(
 
 def test_a_connection_the_server_closes_is_not_used_again(store: Store, payload: Path) -> None:
     url = f"http://127.0.0.1:{store.server_port}/b/k"
-    connections = Connections(5, 5)
+    connections = http()
     store.close_after_answer = True
     put(connections, url, payload, 0, 10)
     put(connections, url, payload, 0, 10)
@@ -114,7 +123,7 @@ def test_a_connection_the_server_closes_is_not_used_again(store: Store, payload:
 
 def test_an_idle_connection_the_server_dropped_is_replaced(store: Store, payload: Path) -> None:
     url = f"http://127.0.0.1:{store.server_port}/b/k"
-    connections = Connections(5, 5)
+    connections = http()
     Handler.timeout = 0.2  # the server closes a connection idle this long, without notice
     try:
         put(connections, url, payload, 0, 10)
@@ -132,7 +141,7 @@ def test_a_file_shorter_than_declared_raises_body_shrank(
     url = f"http://127.0.0.1:{store.server_port}/b/k"
     size = payload.stat().st_size
     with pytest.raises(BodyShrank):
-        put(Connections(5, 5), url, payload, size - 10, length)
+        put(http(), url, payload, size - 10, length)
 
 
 def test_https_bodies_are_read_and_sent(
@@ -145,10 +154,10 @@ def test_https_bodies_are_read_and_sent(
     url = f"https://127.0.0.1:{store.server_port}/b/k"
 
     with pytest.raises(ssl.SSLCertVerificationError) as untrusted:  # not without the bundle
-        put(Connections(5, 5), url, payload, 0, 10)
+        put(http(), url, payload, 0, 10)
     assert network_problem(untrusted.value).startswith("its TLS certificate is not trusted")
 
-    connections = Connections(5, 5, ca_bundle=str(cert))
+    connections = http(ca=cert)
     progress = put(connections, url, payload, 5, 2_000_000)
     assert store.bodies[-1] == payload.read_bytes()[5:2_000_005]
     assert progress == [1024 * 1024, 2_000_000 - 1024 * 1024]
@@ -214,7 +223,7 @@ class Scripted:
 
 def send(server: Scripted, payload: Path, method: str = "PUT", **headers: str) -> Response:
     with open(payload, "rb") as body:
-        return Connections(5, 5).send(
+        return http().send(
             method, f"http://127.0.0.1:{server.port}/b/k?x=1", headers, body, 0, 3, lambda _: None
         )
 
@@ -264,7 +273,7 @@ def test_request_head_is_what_was_signed(payload: Path) -> None:
 )
 def test_headers_that_would_inject_are_refused(payload: Path, headers: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="header"), open(payload, "rb") as body:
-        Connections(5, 5).send("PUT", "http://127.0.0.1:9/b/k", headers, body, 0, 3, print)
+        http().send("PUT", "http://127.0.0.1:9/b/k", headers, body, 0, 3, print)
 
 
 def test_a_garbled_answer_is_a_connection_error(payload: Path) -> None:
@@ -321,7 +330,7 @@ def test_plain_http_goes_through_the_proxy_with_its_credentials(
 ) -> None:
     proxy = ForwardProxy()
     environ = {"http_proxy": f"http://user:p%40ss@127.0.0.1:{proxy.port}"}
-    connections = Connections(5, 5, environ=environ)
+    connections = http(environ=environ)
     url = f"http://127.0.0.1:{store.server_port}/b/k?X-Amz-Signature=x"
     with open(payload, "rb") as body:
         assert connections.send("PUT", url, {}, body, 0, 10, print).status == 200
@@ -337,7 +346,7 @@ def test_https_goes_through_a_connect_tunnel(store: Store, payload: Path, tmp_pa
     store.socket = context.wrap_socket(store.socket, server_side=True)
     proxy = ForwardProxy()
     environ = {"HTTPS_PROXY": f"127.0.0.1:{proxy.port}"}
-    connections = Connections(5, 5, ca_bundle=str(cert), environ=environ)
+    connections = http(environ=environ, ca=cert)
     with open(payload, "rb") as body:
         url = f"https://127.0.0.1:{store.server_port}/b/k"
         assert connections.send("PUT", url, {}, body, 0, 10, print).status == 200
@@ -351,7 +360,7 @@ def test_no_proxy_goes_direct(store: Store, payload: Path) -> None:
     proxy = ForwardProxy()
     environ = {"http_proxy": f"http://127.0.0.1:{proxy.port}", "no_proxy": "localhost,127.0.0.1"}
     put(
-        Connections(5, 5, environ=environ),
+        http(environ=environ),
         f"http://127.0.0.1:{store.server_port}/b/k",
         payload,
         0,
@@ -360,32 +369,10 @@ def test_no_proxy_goes_direct(store: Store, payload: Path) -> None:
     assert proxy.heads == []
 
 
-@pytest.mark.parametrize(
-    ("no_proxy", "host", "port", "direct"),
-    [
-        ("*", "s3.amazonaws.com", 443, True),
-        (".amazonaws.com", "b.s3.amazonaws.com", 443, True),
-        ("amazonaws.com", "b.s3.amazonaws.com", 443, True),
-        ("amazonaws.com", "notamazonaws.com", 443, False),
-        ("minio.internal:9000", "minio.internal", 9000, True),
-        ("minio.internal:9000", "minio.internal", 9001, False),
-        ("", "anything", 80, False),
-    ],
-)
-def test_no_proxy_rules(no_proxy: str, host: str, port: int, direct: bool) -> None:
-    proxies = Proxies({"https_proxy": "http://proxy:3128", "NO_PROXY": no_proxy})
-    assert (proxies.for_origin("https", host, port) is None) is direct
-
-
-def test_an_https_proxy_url_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigError, match="https_proxy"):
-        Proxies({"https_proxy": "https://proxy:3128"})
-
-
 def test_a_failed_request_says_why_in_a_few_words(payload: Path) -> None:
     url = f"http://127.0.0.1:{free_ports(1)[0]}/b/k"
     with pytest.raises(ConnectionRefusedError) as refused:
-        put(Connections(5, 5), url, payload, 0, 10)
+        put(http(), url, payload, 0, 10)
     assert network_problem(refused.value) == "connection refused"
     assert network_problem(socket.gaierror(-2, "Name or service not known")) == (
         "host name not found"
@@ -415,6 +402,6 @@ def test_a_hostile_answer_is_bounded_in_time_and_size(payload: Path, mode: str, 
     with HostilePeer(mode) as peer, open(payload, "rb") as body:
         started = time.monotonic()
         with pytest.raises(OSError) as failed:  # noqa: PT011 - each kind is named below
-            Connections(5, 1).send("PUT", f"{peer.url}/b/k", {}, body, 0, 3, lambda _: None)
+            http(read=1).send("PUT", f"{peer.url}/b/k", {}, body, 0, 3, lambda _: None)
     assert time.monotonic() - started < 3
     assert why in network_problem(failed.value)
