@@ -324,14 +324,20 @@ class Connections:
         )
 
     def request(
-        self, method: str, url: str, headers: Mapping[str, str], data: bytes = b""
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        data: bytes = b"",
+        timeout: float | None = None,
     ) -> Response:
-        """Send ``data`` (a small body, maybe empty); the whole answer."""
+        """Send ``data`` (a small body, maybe empty); the whole answer, within ``timeout``
+        seconds (by default ``read_timeout``)."""
 
         def write(connection: _Connection, head: str) -> None:
             connection.sock.sendall(_head_bytes(connection, head) + data)
 
-        return self._exchange(method, url, headers, len(data), write)
+        return self._exchange(method, url, headers, len(data), write, timeout=timeout)
 
     def fetch(
         self, url: str, headers: Mapping[str, str], sink: Callable[[bytes], None], limit: int
@@ -361,6 +367,7 @@ class Connections:
         write: Callable[[_Connection, str], None],
         sink: Callable[[bytes], None] | None = None,
         limit: int = 0,
+        timeout: float | None = None,
     ) -> Response:
         parts = urlsplit(url)
         scheme = parts.scheme
@@ -372,8 +379,8 @@ class Connections:
             sending = self._read_timeout + length / MIN_RATE
             connection.start(sending, f"sending {length:,} bytes took over {sending:.0f} s")
             write(connection, _request_head(method, connection.prefix + target, headers, length))
-            wait = self._read_timeout + limit / MIN_RATE
-            connection.start(wait, f"no whole answer within {wait:g} s of the request")
+            wait = (timeout or self._read_timeout) + limit / MIN_RATE
+            connection.start(wait, f"no whole answer within {round(wait, 1):g} s of the request")
             response, keep = connection.read_response(method, sink, limit)
         except TimeoutError as exc:
             connection.close()
@@ -459,11 +466,18 @@ def _check_request(method: str, target: str, headers: Mapping[str, str]) -> None
 
 
 def _request_head(method: str, target: str, headers: Mapping[str, str], length: int) -> str:
-    """``METHOD target HTTP/1.1`` and the headers, without Host and the final blank line."""
+    """``METHOD target HTTP/1.1`` and the headers, without Host and the final blank line.
+
+    ``Content-Length`` is always the body's real length, whatever ``headers`` say (a
+    signed length that differs is then the store's to refuse): a wrong one would split
+    the body into a second request on the connection."""
     lines = [f"{method} {target} HTTP/1.1\r\n"]
-    lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
-    if not any(name.lower() == "content-length" for name in headers):
-        lines.append(f"Content-Length: {length}\r\n")
+    lines += [
+        f"{name}: {value}\r\n"
+        for name, value in headers.items()
+        if name.lower() != "content-length"
+    ]
+    lines.append(f"Content-Length: {length}\r\n")
     return "".join(lines)
 
 

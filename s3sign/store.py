@@ -4,7 +4,8 @@ They go through the same SigV4 signer as every URL the server hands out (a
 pre-signed URL, used at once), over the project's one transport (keep-alive
 connections shared by threads; TLS, proxies and limits as for every HTTP call:
 :mod:`s3sign.transport`). The server never sends or receives an object's bytes:
-only these small requests, each answer at most 1 MiB and whole within 60 s.
+only these small requests, each answer at most 1 MiB; each call, retries
+included, ends within 25 s (assembling a multipart upload: 150 s).
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
 from s3sign.transport import Transport
 
-READ_TIMEOUT = 60.0  # seconds: a whole answer
-PROBE_TIMEOUT = 3.0  # seconds: reachable(), for /readyz
+# Seconds for one answer, and for a call with its retries: a worker waits on these calls,
+# and a thread of the server's pool is held meanwhile. Assembling a multipart upload may
+# take S3 a while (it streams whitespace until done): complete gets longer.
+ANSWER_TIMEOUT, CALL_TIMEOUT = 10.0, 25.0
+COMPLETE_ANSWER_TIMEOUT, COMPLETE_CALL_TIMEOUT = 120.0, 150.0
+PROBE_TIMEOUT = 3.0  # seconds: reachable(), for /readyz, once
 ATTEMPTS = 4  # a worker waits on these calls: retry briefly, then report
 # S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
 _CALLER_ERRORS = {
@@ -91,7 +96,7 @@ class ObjectStore:
         self._presigner = presigner
         self.bucket = bucket
         transport = transport or Transport.from_environ()
-        self._http = Connections(transport, "s3", READ_TIMEOUT)
+        self._http = Connections(transport, "s3", ANSWER_TIMEOUT)
         probing = replace(transport, connect_timeout=PROBE_TIMEOUT)
         self._probe = Connections(probing, "s3", PROBE_TIMEOUT)
 
@@ -107,6 +112,7 @@ class ObjectStore:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         ok: Sequence[int] = (200,),
+        timeouts: tuple[float, float] = (ANSWER_TIMEOUT, CALL_TIMEOUT),
     ) -> Response:
         """One object-level call, signed afresh for each attempt."""
         request = SignRequest(
@@ -117,7 +123,7 @@ class ObjectStore:
             query=tuple(query),
             headers=tuple((headers or {}).items()),
         )
-        return self.send_signed(request, body, ok=ok)
+        return self.send_signed(request, body, ok=ok, timeouts=timeouts)
 
     def send_signed(
         self,
@@ -126,17 +132,19 @@ class ObjectStore:
         *,
         ok: Sequence[int] | None = (200,),
         edit: Callable[[str, dict[str, str]], tuple[str, dict[str, str]]] | None = None,
+        timeouts: tuple[float, float] = (ANSWER_TIMEOUT, CALL_TIMEOUT),
     ) -> Response:
         """``request`` signed afresh for each attempt and sent with ``body``; ``edit`` may
         change the URL and headers after signing (the store check's tampering); with
-        ``ok=None`` any answer but a retried one is returned as it is."""
+        ``ok=None`` any answer but a retried one is returned as it is. ``timeouts``:
+        seconds for each answer, and for the call with its retries."""
 
         def signed() -> tuple[str, dict[str, str]]:
             answer = self._presigner().sign(request)
             url, headers = answer.url, dict(answer.headers)
             return edit(url, headers) if edit else (url, headers)
 
-        return self._send(request.method, signed, body, ok)
+        return self._send(request.method, signed, body, ok, timeouts)
 
     def _send(
         self,
@@ -144,25 +152,33 @@ class ObjectStore:
         sign: Callable[[], tuple[str, dict[str, str]]],
         body: bytes,
         ok: Sequence[int] | None,
+        timeouts: tuple[float, float] = (ANSWER_TIMEOUT, CALL_TIMEOUT),
     ) -> Response:
-        """Send with a few quick retries when the store is down or overloaded."""
+        """Send with a few quick retries when the store is down or overloaded, all within
+        the call's deadline."""
+        answer_timeout, call_timeout = timeouts
+        deadline = time.monotonic() + call_timeout
+        response: Response | None = None
+        problem = ""
         for attempt in range(1, ATTEMPTS + 1):
             url, headers = sign()
+            wait = min(answer_timeout, max(deadline - time.monotonic(), 0.1))
             try:
-                response = self._http.request(method, url, headers, body)
+                response = self._http.request(method, url, headers, body, timeout=wait)
+            except OSError as exc:  # first: a TLS failure is a ValueError too
+                response, problem = None, network_problem(exc)
             except ValueError as exc:  # a header that cannot be sent: asking again will not help
-                raise StoreError(
-                    f"the request cannot be sent: {exc}", "invalid_request", 422
-                ) from None
-            except OSError as exc:
-                if attempt == ATTEMPTS:
-                    raise StoreError(
-                        f"the object store is unreachable: {network_problem(exc)}", transient=True
-                    ) from None
+                message = f"the request cannot be sent: {exc}"
+                raise StoreError(message, "invalid_request", 422) from None
             else:
-                if response.status not in RETRY_STATUSES or attempt == ATTEMPTS:
+                if response.status not in RETRY_STATUSES:
                     break
-            time.sleep(backoff(attempt, base=0.1, cap=2.0))
+            pause = backoff(attempt, base=0.1, cap=2.0)
+            if attempt == ATTEMPTS or time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)
+        if response is None:
+            raise StoreError(f"the object store is unreachable: {problem}", transient=True)
         if ok is not None and response.status not in ok:
             code = _error_code(response.data) or f"HTTP {response.status}"
             status = _CALLER_ERRORS.get(code, 502)  # else: our credentials or the store failed
@@ -192,7 +208,13 @@ class ObjectStore:
             for number, etag, sha256 in parts
         )
         xml = f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
-        response = self._call("POST", key, [("uploadId", upload_id)], body=xml)
+        response = self._call(
+            "POST",
+            key,
+            [("uploadId", upload_id)],
+            body=xml,
+            timeouts=(COMPLETE_ANSWER_TIMEOUT, COMPLETE_CALL_TIMEOUT),
+        )
         # S3 may answer 200 with an <Error> body when assembly fails late.
         failure = _error_code(response.data)
         if failure:

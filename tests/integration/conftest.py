@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,19 @@ def running_backend(
     log: Path,
     endpoint_url: str | None = None,
     port: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    address_space: int | None = None,
     **settings: str,
 ) -> Iterator[Backend]:
-    """``s3sign serve`` as a real process on a (free) port; ``settings`` become S3SIGN_* vars."""
+    """``s3sign serve`` as a real process on a (free) port; ``settings`` become S3SIGN_* vars,
+    ``environ`` more variables (a CA bundle, proxies); ``address_space`` caps its memory
+    (bytes), for a test that may make it run away."""
+
+    def start() -> None:  # pragma: no cover - runs in the child before exec
+        die_with_parent()
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
     port = port or free_ports(1)[0]
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "S3SIGN_"))
@@ -108,6 +119,7 @@ def running_backend(
         S3SIGN_SERVER_SECRET=SECRET,
     )
     env.update({f"S3SIGN_{key.upper()}": value for key, value in settings.items()})
+    env.update(environ or {})
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [
@@ -123,7 +135,7 @@ def running_backend(
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - gone if this run is killed
+            preexec_fn=start,  # noqa: PLW1509 - gone if this run is killed
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -106,9 +106,8 @@ def test_backend_killed_and_restarted_mid_push(local_s3: LocalS3, tmp_path: Path
     root = tmp_path / "src"
     names = mixed_tree(root, scale(40, 120))
     port = free_ports(1)[0]
-    settings = {"expires": "3s"}
     with FaultyProxy(local_s3.endpoint_url, Faults(latency=0.15)) as slow:
-        first = running_backend(local_s3, tmp_path / "a.log", slow.url, port, **settings)
+        first = running_backend(local_s3, tmp_path / "a.log", slow.url, port, expires="3s")
         backend = first.__enter__()
         run = run_id()
         env = push_env(backend, run)
@@ -124,7 +123,7 @@ def test_backend_killed_and_restarted_mid_push(local_s3: LocalS3, tmp_path: Path
         backend.process.send_signal(signal.SIGKILL)
         first.__exit__(None, None, None)
         time.sleep(2)  # URLs expire meanwhile; the push retries the backend with backoff
-        with running_backend(local_s3, tmp_path / "b.log", slow.url, port, **settings) as again:
+        with running_backend(local_s3, tmp_path / "b.log", slow.url, port, expires="3s") as again:
             stdout, stderr = process.communicate(timeout=300)
             assert process.returncode == 0, stderr[-2000:]
             assert_no_secrets(stdout + stderr, env["S3SIGN_TOKEN"])

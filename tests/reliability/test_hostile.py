@@ -107,3 +107,52 @@ def test_a_hostile_backend(tmp_path: Path, mode: str) -> None:
     assert rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
     assert WHY[mode] in stderr, stderr
     assert "Traceback" not in stderr
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+SERVE_BOUND = 45.0  # seconds: one store call's deadline (25 s) and the request around it
+SERVE_MAX_RSS_KIB = 200 * 1024  # the server with FastAPI loaded is ~80 MiB
+
+
+@pytest.mark.parametrize("mode", selected(MODES))
+def test_a_hostile_store_behind_serve(tmp_path: Path, mode: str) -> None:
+    """The server's own S3 calls (here: starting a multipart upload) hold the same limits:
+    the worker gets a per-file answer within the bound, the server stays small."""
+    import requests
+
+    from tests.integration.conftest import running_backend
+    from tests.integration.moto_store import MotoS3
+
+    store = MotoS3(tmp_path / "unused.log")  # credentials and a bucket name; never started
+    with (
+        HostilePeer(mode) as peer,
+        running_backend(
+            store, tmp_path / "serve.log", endpoint_url=peer.url, address_space=4 * 1024**3
+        ) as backend,
+    ):
+        token = backend.token("run-1")
+        started = time.monotonic()
+        answer = requests.post(
+            f"{backend.url}/v1/runs/run-1/uploads",
+            json={"files": [{"fileName": "big.bin", "fileSize": 300 * 1024 * 1024}]},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=SERVE_BOUND * 3,
+        )
+        seconds = time.monotonic() - started
+        rss = peak_rss_kib(backend.process.pid)
+        healthy = requests.get(f"{backend.url}/healthz", timeout=5).status_code
+    print(f"{mode}: {seconds:.1f} s, serve's peak RSS {rss // 1024} MiB")
+    assert seconds < SERVE_BOUND
+    assert rss < SERVE_MAX_RSS_KIB, f"peak RSS {rss} KiB"
+    assert healthy == 200
+    assert answer.status_code == 200, answer.text
+    (result,) = answer.json()["files"]
+    assert result["error"]["code"] == "storage_unavailable", result
+    why = "no whole answer within" if mode == "dribble" else WHY[mode]
+    assert why in result["error"]["message"], result

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import ipaddress
 import socket
 import ssl
 import threading
@@ -12,17 +9,13 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from s3sign.connections import BodyShrank, Connections, Response, network_problem
 from s3sign.local import free_ports
 from s3sign.transport import Proxies, Transport
+from tests.netkit import ForwardProxy, private_ca
 
 
 class Store(ThreadingHTTPServer):
@@ -147,9 +140,9 @@ def test_a_file_shorter_than_declared_raises_body_shrank(
 def test_https_bodies_are_read_and_sent(
     store: Store, payload: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cert, key = _self_signed_certificate(tmp_path)
+    ca = private_ca(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(ca.cert, ca.key)
     store.socket = context.wrap_socket(store.socket, server_side=True)
     url = f"https://127.0.0.1:{store.server_port}/b/k"
 
@@ -157,41 +150,10 @@ def test_https_bodies_are_read_and_sent(
         put(http(), url, payload, 0, 10)
     assert network_problem(untrusted.value).startswith("its TLS certificate is not trusted")
 
-    connections = http(ca=cert)
+    connections = http(ca=ca.ca)
     progress = put(connections, url, payload, 5, 2_000_000)
     assert store.bodies[-1] == payload.read_bytes()[5:2_000_005]
     assert progress == [1024 * 1024, 2_000_000 - 1024 * 1024]
-
-
-def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 class Scripted:
@@ -281,50 +243,6 @@ def test_a_garbled_answer_is_a_connection_error(payload: Path) -> None:
         send(Scripted([b"SMTP ready\r\n\r\n"]), payload)
 
 
-class ForwardProxy:
-    """An HTTP proxy: CONNECT tunnels, and absolute-form requests forwarded; it notes each."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.heads: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            client, _ = self.listener.accept()
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += client.recv(65536)
-        head, _, rest = received.partition(b"\r\n\r\n")
-        self.heads.append(head.decode())
-        method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
-        if method == "CONNECT":
-            upstream = socket.create_connection(tuple_address(target))
-            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        else:
-            upstream = socket.create_connection(tuple_address(urlsplit(target).netloc))
-            upstream.sendall(head + b"\r\n\r\n" + rest)
-        for source, sink in ((client, upstream), (upstream, client)):
-            threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
-
-
-def tuple_address(authority: str) -> tuple[str, int]:
-    host, _, port = authority.rpartition(":")
-    return host, int(port)
-
-
-def pipe(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)
-
-
 def test_plain_http_goes_through_the_proxy_with_its_credentials(
     store: Store, payload: Path
 ) -> None:
@@ -340,13 +258,13 @@ def test_plain_http_goes_through_the_proxy_with_its_credentials(
 
 
 def test_https_goes_through_a_connect_tunnel(store: Store, payload: Path, tmp_path: Path) -> None:
-    cert, key = _self_signed_certificate(tmp_path)
+    ca = private_ca(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(ca.cert, ca.key)
     store.socket = context.wrap_socket(store.socket, server_side=True)
     proxy = ForwardProxy()
     environ = {"HTTPS_PROXY": f"127.0.0.1:{proxy.port}"}
-    connections = http(environ=environ, ca=cert)
+    connections = http(environ=environ, ca=ca.ca)
     with open(payload, "rb") as body:
         url = f"https://127.0.0.1:{store.server_port}/b/k"
         assert connections.send("PUT", url, {}, body, 0, 10, print).status == 200

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -110,3 +112,32 @@ def test_the_store_check_says_why_it_could_not_run() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_silent_store_costs_a_call_its_deadline_not_more() -> None:
+    """Each answer within its timeout, the call with its retries within its own: a server
+    thread is not held by a store that never answers."""
+    from s3sign.presign import SignRequest
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    presigner = Presigner(Credentials("AKIAEXAMPLE", "secret"), "us-east-1", endpoint)
+    store = ObjectStore(lambda: presigner, "bucket")
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="no whole answer within") as raised:
+        store.send_signed(SignRequest("bucket", "key", method="HEAD"), timeouts=(0.5, 1.2))
+    assert raised.value.transient
+    assert 1.0 < time.monotonic() - started < 3.0
+    silent.close()
+
+
+def test_a_request_that_cannot_be_sent_fails_at_once(store: ObjectStore) -> None:
+    """A content type with a line break is the caller's error: no retries, no store call."""
+    with pytest.raises(StoreError) as raised:
+        store.create_multipart("key", "a/b\r\nx: y")
+    assert (raised.value.code, raised.value.status, raised.value.transient) == (
+        "invalid_request",
+        422,
+        False,
+    )
+    assert Scripted.calls == 0
