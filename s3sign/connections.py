@@ -223,7 +223,7 @@ class _Connection:
             _check_size(size, limit)
             yield from self._exactly(size)
             return
-        have, block = 0, self.pending  # no length: the body runs up to the close
+        have, block = 0, self.pending or self._recv()  # no length: the body runs to the close
         self.pending = b""
         while block:
             have += len(block)

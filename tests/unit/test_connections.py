@@ -156,8 +156,12 @@ def test_https_bodies_are_read_and_sent(
     assert progress == [1024 * 1024, 2_000_000 - 1024 * 1024]
 
 
+PAUSE = b"<pause>"
+
+
 class Scripted:
-    """A server that reads each request and answers with the next raw bytes of a script."""
+    """A server that reads each request and answers with the next raw bytes of a script
+    (sent in pieces where it says ``PAUSE``)."""
 
     def __init__(self, answers: list[bytes]) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -178,7 +182,9 @@ class Scripted:
                 while len(body) < length:
                     body += connection.recv(65536)
                 self.requests.append(head + b"\r\n\r\n" + body)
-                connection.sendall(answer)
+                for piece in answer.split(PAUSE):  # the pieces in separate segments
+                    connection.sendall(piece)
+                    time.sleep(0.1)
                 if b"close" in answer.lower():
                     return
 
@@ -323,3 +329,38 @@ def test_a_hostile_answer_is_bounded_in_time_and_size(payload: Path, mode: str, 
             http(read=1).send("PUT", f"{peer.url}/b/k", {}, body, 0, 3, lambda _: None)
     assert time.monotonic() - started < 3
     assert why in network_problem(failed.value)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + PAUSE + b"late " + PAUSE + b"body",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n" + PAUSE + b"late body",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + PAUSE
+        + b"5\r\nlate \r\n"
+        + PAUSE
+        + b"4\r\nbody\r\n0\r\n\r\n",
+    ],
+    ids=["to-close", "length", "chunked"],
+)
+def test_a_body_that_comes_after_its_head(payload: Path, answer: bytes) -> None:
+    """Each framing, with the body in later segments than the head: all of it is read
+    (once, a body up to the close that came after its head was taken for empty)."""
+    assert send(Scripted([answer]), payload).data == b"late body"
+    server = Scripted([answer])
+    blocks: list[bytes] = []
+    url = f"http://127.0.0.1:{server.port}/b/k"
+    response = http().fetch(url, {}, blocks.append, 100)
+    assert (response.status, response.data, b"".join(blocks)) == (200, b"", b"late body")
+
+
+def test_fetch_keeps_a_download_within_its_limit_and_an_error_whole() -> None:
+    body = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"
+    with pytest.raises(ConnectionError, match="an answer of over 9 bytes"):
+        http().fetch(f"http://127.0.0.1:{Scripted([body]).port}/k", {}, print, 9)
+    error = b"HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\n<Error>"
+    blocks: list[bytes] = []
+    url = f"http://127.0.0.1:{Scripted([error]).port}/k"
+    response = http().fetch(url, {}, blocks.append, 100)
+    assert (response.status, response.data, blocks) == (404, b"<Error>", [])
