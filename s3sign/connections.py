@@ -4,8 +4,8 @@ Push spends most of its CPU on HTTP requests, on machines whose cores the
 store (or the CI job) also needs. This module writes each request head in one
 piece and reads the (small) answer with a parser of what S3 sends, over a
 small pool of keep-alive sockets. Measured on 1,000 pre-signed 4 KiB PUTs:
-0.13 s of CPU, against 0.30 s through ``http.client`` and 0.65 s through
-urllib3. The same code then serves the backend calls, the server's own S3
+0.14 s of CPU, against 0.20 s through ``http.client``, 0.39 s through urllib3
+and 0.80 s through requests (docs/benchmarks.md, push section 4). The same code then serves the backend calls, the server's own S3
 calls, ``doctor`` and the demo, so that one set of rules (TLS, proxies,
 timeouts: :mod:`s3sign.transport`) and one set of limits hold for all of them.
 
