@@ -8,6 +8,10 @@ Starts a local SeaweedFS and one `s3sign serve` process (one worker) on free
 connection, for the given time (after a short warm-up). Prints requests/s,
 signed URLs/s, p50/p99 latency and the error count, with the machine and date.
 Goal (issue 3): >= 2,000 URLs/s per worker process, p99 < 200 ms, 0 errors.
+
+Then the event loop under the heaviest batches: 200 clients each asking for
+1,000 URLs at a time, and /healthz polled meanwhile on a connection of its own.
+Goal (issue 14): /healthz p99 < 100 ms.
 """
 
 from __future__ import annotations
@@ -57,6 +61,47 @@ async def client(
                 latencies.append(elapsed)
     finally:
         writer.close()
+
+
+PROBE = r"""
+import json, socket, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+sock = socket.create_connection(("127.0.0.1", port))
+probe = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+delays, stop_at = [], time.perf_counter() + seconds
+while (now := time.perf_counter()) < stop_at:
+    sock.sendall(probe)
+    answer = b""
+    while b"}" not in answer:
+        answer += sock.recv(65536)
+    delays.append(time.perf_counter() - now)
+    time.sleep(0.02)
+print(json.dumps(delays))
+"""
+
+
+async def healthz_under_load(
+    port: int, token: str, clients: int, files: int, seconds: float
+) -> dict[str, float]:
+    """/healthz latencies (every 20 ms, from a process of its own so that the crowd's
+    client does not delay them) while ``clients`` ask for ``files`` URLs each."""
+    loaded = asyncio.ensure_future(load(port, token, clients, files, seconds + 2))
+    await asyncio.sleep(2)  # the crowd is in
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PROBE, str(port), str(seconds), stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await probe.communicate()
+    delays: list[float] = json.loads(output)
+    crowd = await loaded
+    quantiles = statistics.quantiles(delays, n=100, method="inclusive")
+    return {
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "max_ms": max(delays) * 1000,
+        "probes": len(delays),
+        "crowd_requests_per_s": crowd["requests_per_s"],
+        "crowd_errors": crowd["errors"],
+    }
 
 
 async def load(port: int, token: str, clients: int, files: int, seconds: float) -> dict[str, float]:
@@ -116,6 +161,7 @@ def main() -> int:
         results = {
             count: asyncio.run(load(port, token, count, args.files, seconds)) for count in counts
         }
+        health = asyncio.run(healthz_under_load(port, token, 200, 1000, seconds))
 
     print(f"# s3sign serve load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
@@ -138,8 +184,17 @@ def main() -> int:
         f"\ngoal at {max(results)} clients (>= 2,000 URLs/s, p99 < 200 ms, 0 errors): "
         f"{'met' if met else 'NOT met'}"
     )
+    print(
+        f"\n/healthz every 20 ms while 200 clients ask for 1,000 URLs each "
+        f"({health['crowd_requests_per_s']:,.1f} such requests/s, "
+        f"{health['crowd_errors']:.0f} errors): p50 {health['p50_ms']:.1f} ms, "
+        f"p99 {health['p99_ms']:.1f} ms, max {health['max_ms']:.1f} ms "
+        f"({health['probes']:.0f} probes); goal p99 < 100 ms: "
+        f"{'met' if health['p99_ms'] < 100 else 'NOT met'}"
+    )
     if args.summary:
-        args.summary.write_text(json.dumps({"serve": {str(k): v for k, v in results.items()}}))
+        figures = {str(k): v for k, v in results.items()}
+        args.summary.write_text(json.dumps({"serve": figures, "healthz": health}))
     return 0 if all(result["errors"] == 0 for result in results.values()) else 1
 
 

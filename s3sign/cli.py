@@ -1105,8 +1105,11 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def _uvicorn_options(settings: Any, console: Console) -> dict[str, Any]:
-    from s3sign.server.app import log_config
+    """uvicorn's settings for ``serve``; this process tuned for serving (see
+    ``share_the_interpreter``)."""
+    from s3sign.server.app import log_config, share_the_interpreter
 
+    share_the_interpreter()
     return {
         "host": settings.host,
         "port": settings.port,

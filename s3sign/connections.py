@@ -5,9 +5,10 @@ store (or the CI job) also needs. This module writes each request head in one
 piece and reads the (small) answer with a parser of what S3 sends, over a
 small pool of keep-alive sockets. Measured on 1,000 pre-signed 4 KiB PUTs:
 0.14 s of CPU, against 0.20 s through ``http.client``, 0.39 s through urllib3
-and 0.80 s through requests (docs/benchmarks.md, push section 4). The same code then serves the backend calls, the server's own S3
-calls, ``doctor`` and the demo, so that one set of rules (TLS, proxies,
-timeouts: :mod:`s3sign.transport`) and one set of limits hold for all of them.
+and 0.80 s through requests (docs/benchmarks.md, push section 4). The same
+code then serves the backend calls, the server's own S3 calls, ``doctor`` and
+the demo, so that one set of rules (TLS, proxies, timeouts:
+:mod:`s3sign.transport`) and one set of limits hold for all of them.
 
 - Bodies under 64 KiB go in the same ``send`` as the head; larger ones over
   plain ``http://`` go from the file to the socket with ``sendfile`` (no copy

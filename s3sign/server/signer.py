@@ -12,7 +12,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -24,6 +23,7 @@ from s3sign.presign import (
     Presigner,
     SignedRequest,
     SignRequest,
+    check_content_type,
     is_base64_digest,
     part_request,
 )
@@ -54,11 +54,11 @@ from s3sign.protocol import (
     plan_parts,
 )
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
+from s3sign.server.pool import StorePool, one
 from s3sign.server.verify import StoreCheck, compare, completed, failed, mismatch
 from s3sign.store import ObjectInfo, ObjectStore, StoreError
 
 REFRESH_BEFORE = timedelta(minutes=5)
-STORE_CONCURRENCY = 32  # HEADs in flight while completing one request
 LIST_FROM = 20  # files in one complete request from which a LIST is cheaper than HEADs
 STATUS_WAIT = 10.0  # seconds a status call waits for the store check started with the server
 _UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no spaces: ids and ETags
@@ -109,7 +109,7 @@ class UploadSigner:
             (lambda: presigner) if isinstance(presigner, Presigner) else presigner
         )
         self.store = store or ObjectStore(self._presigner, self.bucket)
-        self._checks = ThreadPoolExecutor(STORE_CONCURRENCY, thread_name_prefix="s3sign-store")
+        self._pool = StorePool()
         self._store_check = StoreCheck(self.store, settings.key_prefix, store_checks)
 
     def store_checks(self, wait: float = 0.0) -> StoreChecks | None:
@@ -120,29 +120,39 @@ class UploadSigner:
     # --- create / re-sign ------------------------------------------------------------
 
     def create_uploads(self, run_id: str, request: CreateUploadsRequest) -> CreateUploadsResponse:
-        """One result per file, in order: a signed PUT, a multipart plan, or a rejection."""
+        """One result per file, in order: a signed PUT, a multipart plan, or a rejection.
+        Multipart uploads are started on the store pool; a file's failure is its own."""
         _check_run(run_id)
         self._check_count(len(request.files))
         seen: set[str] = set()
-        results = []
-        for spec in request.files:
+        results: dict[int, FileResult] = {}
+        multipart: list[tuple[int, FileSpec, str]] = []
+        for index, spec in enumerate(request.files):
             try:
                 key = object_key(self.settings.key_prefix, run_id, spec.file_name)
                 if key in seen:
                     raise PolicyError("duplicate_name", "the same file name twice in one request")
                 seen.add(key)
-                results.append(self._prepare(spec, key))
             except PolicyError as exc:
-                results.append(
-                    FileResult(
-                        file_name=spec.file_name,
-                        status="rejected",
-                        error=ErrorInfo(code=exc.code, message=exc.message),
-                    )
-                )
-        return CreateUploadsResponse(files=results)
+                results[index] = _upload_rejected(spec, exc.code, exc.message)
+                continue
+            if spec.file_size > self.settings.multipart_threshold:
+                multipart.append((index, spec, key))
+            else:  # signing only: no store call
+                results[index] = one(self._prepare, (index, spec, key), _upload_failed)
+        started = self._pool.map(self._prepare, multipart, _upload_failed)
+        for (index, _, _), result in zip(multipart, started, strict=True):
+            results[index] = result
+        return CreateUploadsResponse(files=[results[index] for index in range(len(request.files))])
 
-    def _prepare(self, spec: FileSpec, key: str) -> FileResult:
+    def _prepare(self, item: tuple[int, FileSpec, str]) -> FileResult:
+        _, spec, key = item
+        try:
+            return self._prepare_one(spec, key)
+        except PolicyError as exc:
+            return _upload_rejected(spec, exc.code, exc.message)
+
+    def _prepare_one(self, spec: FileSpec, key: str) -> FileResult:
         self._check_size(spec.file_size)
         if spec.sha256 is not None and not is_base64_digest(spec.sha256, 32):
             raise PolicyError("invalid_checksum", "sha256 must be the base64 of 32 bytes")
@@ -151,6 +161,10 @@ class UploadSigner:
         if spec.sha256 is not None and spec.md5 is not None:
             raise PolicyError("invalid_checksum", "give sha256 or md5, not both")
         content_type = spec.content_type or guess_content_type(spec.file_name)
+        try:  # on every path: a multipart upload's type goes to S3 in a header, too
+            check_content_type(content_type)
+        except UsageError as exc:
+            raise PolicyError("invalid_content_type", exc.message) from None
         if spec.file_size > self.settings.multipart_threshold:
             sha256_parts = spec.part_checksum == "sha256"
             try:
@@ -283,7 +297,7 @@ class UploadSigner:
             else:
                 waiting.append(index)
         # The rest get a HEAD (and maybe a DELETE) each: waiting on the store, so many at once.
-        checked = self._checks.map(check, [request.files[index] for index in waiting])
+        checked = self._pool.map(check, [request.files[index] for index in waiting], _not_done)
         for index, result in zip(waiting, checked, strict=True):
             results[index] = result
         return CompleteResponse(files=[results[index] for index in range(len(request.files))])
@@ -380,7 +394,7 @@ class UploadSigner:
             [key for index, key in keyed if not _wants_checksum(request.files[index])]
         )
 
-        def one(index: int, key: str) -> StatusResult:
+        def status_one(index: int, key: str) -> StatusResult:
             spec = request.files[index]
             try:
                 info = listed.get(key) or self.store.head(key)
@@ -388,7 +402,10 @@ class UploadSigner:
                 return _status_rejected(spec.file_name, exc.answer_code, str(exc))
             return compare(spec, key, info, checks)
 
-        answers = self._checks.map(lambda pair: one(*pair), keyed)
+        def fail(pair: tuple[int, str], code: str, message: str) -> StatusResult:
+            return _status_rejected(request.files[pair[0]].file_name, code, message)
+
+        answers = self._pool.map(lambda pair: status_one(*pair), keyed, fail)
         for (index, _), result in zip(keyed, answers, strict=True):
             results[index] = result
         return StatusResponse(files=[results[index] for index in range(len(request.files))])
@@ -441,6 +458,19 @@ def _part_digests(
 
 def _wants_checksum(spec: StatusFile) -> bool:
     return spec.sha256 is not None or spec.parts_sha256 is not None
+
+
+def _upload_rejected(spec: FileSpec, code: str, message: str) -> FileResult:
+    error = ErrorInfo(code=code, message=message)
+    return FileResult(file_name=spec.file_name, status="rejected", error=error)
+
+
+def _upload_failed(item: tuple[int, FileSpec, str], code: str, message: str) -> FileResult:
+    return _upload_rejected(item[1], code, message)
+
+
+def _not_done(item: CompleteFile, code: str, message: str) -> CompleteResult:
+    return failed(item.key, code, message)
 
 
 def _status_rejected(file_name: str, code: str, message: str) -> StatusResult:
