@@ -1108,9 +1108,11 @@ def _uvicorn_options(settings: Any, console: Console) -> dict[str, Any]:
     """uvicorn's settings for ``serve``; this process tuned for serving (see
     ``share_the_interpreter``)."""
     from s3sign.server.app import log_config, share_the_interpreter
+    from s3sign.server.limits import uvicorn_limits
 
     share_the_interpreter()
     return {
+        **uvicorn_limits(settings.max_connections),
         "host": settings.host,
         "port": settings.port,
         "log_config": log_config(quiet=console.verbosity < 0),

@@ -59,6 +59,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    request_timeout: int = 20  # seconds a client has for a request's head, then its body
+    max_connections: int = 1000  # per worker process; requests beyond get 503
     token_ttl: int = 12 * 3600
     max_token_ttl: int = 7 * 86400  # the longest token a backend accepts (and `token` mints)
     config_file: Path | None = field(default=None, compare=False)
@@ -195,6 +197,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "host": _text,
     "port": _int_between(0, 65535),
     "workers": _int_between(1, 64),
+    "request_timeout": _duration_between(1, 600),
+    "max_connections": _int_between(16, 1_000_000),
     "token_ttl": _duration_between(60, 30 * 86400),
     "max_token_ttl": _duration_between(60, 30 * 86400),
 }

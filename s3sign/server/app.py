@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
@@ -38,7 +38,6 @@ from s3sign.protocol import (
     CompleteResponse,
     CreateUploadsRequest,
     CreateUploadsResponse,
-    ErrorInfo,
     ErrorResponse,
     PartsRequest,
     PartsResponse,
@@ -46,22 +45,15 @@ from s3sign.protocol import (
     ServerInfo,
     StatusRequest,
     StatusResponse,
-    to_wire,
 )
 from s3sign.server.keys import RESERVED_RUN_ID, run_prefix
+from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import checked_secret, server_secret, verify_token
 
-MAX_BODY_BYTES = 1024 * 1024
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 log = logging.getLogger("s3sign.server")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 _ADAPTERS: dict[type, TypeAdapter[Any]] = {}
@@ -132,13 +124,6 @@ def body_schema(kind: type) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        to_wire(ErrorResponse(ErrorInfo(code, message))),
-        status_code=status,
-    )
-
-
 class Cached:
     """``check()``'s answer, asked again at most every ``seconds``: ``/readyz`` needs no
     token, so that anyone polling it costs the store one request per period. Callers
@@ -171,48 +156,6 @@ class Counters:
             self.body_bytes += body_bytes
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes, declared or streamed; counts bytes."""
-
-    def __init__(self, app: ASGIApp, limit: int, counters: Counters) -> None:
-        self.app, self.limit, self.counters = app, limit, counters
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.counters.add(requests=1)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._too_large(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                size = len(message.get("body", b""))
-                seen += size
-                self.counters.add(body_bytes=size)
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error(413, "body_too_large", f"the request body is over {self.limit} bytes")
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _at_least_one(items: list[Any], name: str = "files", most: int | None = None) -> None:
     if not items or (most is not None and len(items) > most):
         limit = f"1 to {most}" if most is not None else "at least 1"
@@ -231,11 +174,11 @@ def create_app(
     counters = Counters()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, float]]:
         # Once the server's logging is set up: what the store enforces is found out in the
         # background, logged, then given in /v1/info.
         signer.store_checks()
-        yield
+        yield {TIMEOUT_STATE: settings.request_timeout}  # for BoundedH11Protocol
 
     app = FastAPI(
         title="s3sign backend",
@@ -244,7 +187,9 @@ def create_app(
         strict_content_type=False,  # a body sent without Content-Type is read as JSON
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, counters=counters)
+    app.add_middleware(
+        RequestLimits, limit=MAX_BODY_BYTES, timeout=settings.request_timeout, counters=counters
+    )
     app.state.counters = counters
 
     async def authorise(request: Request, run_id: str) -> None:
