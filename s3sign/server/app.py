@@ -46,6 +46,7 @@ from s3sign.protocol import (
     StatusRequest,
     StatusResponse,
 )
+from s3sign.server.handles import UploadHandles
 from s3sign.server.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
 from s3sign.server.signer import UploadSigner
@@ -171,6 +172,8 @@ def create_app(
     """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
     secret = checked_secret(secret) if secret is not None else server_secret()
     signer = signer or UploadSigner(settings)
+    if signer.handles is None:  # upload ids go out sealed to their key (server/handles.py)
+        signer.handles = UploadHandles(secret)
     counters = Counters()
 
     @asynccontextmanager

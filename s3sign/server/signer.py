@@ -12,6 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -53,6 +54,7 @@ from s3sign.protocol import (
     StoreChecks,
     plan_parts,
 )
+from s3sign.server.handles import UploadHandles
 from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.server.pool import StorePool, one
 from s3sign.server.verify import StoreCheck, compare, completed, failed, mismatch
@@ -96,6 +98,7 @@ class UploadSigner:
         presigner: Presigner | Callable[[], Presigner] | None = None,
         store: ObjectStore | None = None,
         store_checks: StoreChecks | None = None,
+        handles: UploadHandles | None = None,
     ) -> None:
         if not settings.bucket:
             raise ConfigError(
@@ -110,6 +113,9 @@ class UploadSigner:
         )
         self.store = store or ObjectStore(self._presigner, self.bucket)
         self._pool = StorePool()
+        # Multipart upload ids as sealed handles (s3sign.server.handles); create_app sets
+        # them from the server secret. Without, the bare ids go out and come back.
+        self.handles = handles
         self._store_check = StoreCheck(self.store, settings.key_prefix, store_checks)
 
     def store_checks(self, wait: float = 0.0) -> StoreChecks | None:
@@ -173,7 +179,7 @@ class UploadSigner:
                 raise PolicyError(exc.answer_code, str(exc)) from None
             part_size, part_count = plan_parts(spec.file_size, self.settings.part_size)
             plan = MultipartPlan(
-                upload_id=upload_id,
+                upload_id=self.handles.seal(key, upload_id) if self.handles else upload_id,
                 part_size=part_size,
                 part_count=part_count,
                 part_checksum=spec.part_checksum,
@@ -226,7 +232,7 @@ class UploadSigner:
         """Part URLs, each bound to its exact length, for an upload this run started."""
         _check_run(run_id)
         self._check_key(run_id, request.key)
-        self._check_upload_id(request.upload_id)
+        upload_id = self._open(request.key, request.upload_id)
         try:
             self._check_size(request.file_size)
         except PolicyError as exc:
@@ -249,7 +255,7 @@ class UploadSigner:
                 part_request(
                     self.bucket,
                     request.key,
-                    request.upload_id,
+                    upload_id,
                     number,
                     part_size,
                     request.file_size,
@@ -281,23 +287,28 @@ class UploadSigner:
         """
         _check_run(run_id)
         self._check_count(len(request.files))
-        for item in request.files:
-            self._check_key(run_id, item.key)
-            self._check_upload_id(item.upload_id)
-            self._check_upload_id(item.etag)
-        listed = self._listed(
-            [f.key for f in request.files if f.upload_id is None and f.sha256 is None]
-        )
-        check = partial(self._complete_one, listed=listed)
+        items = list(request.files)
         results: dict[int, CompleteResult] = {}
+        for index, item in enumerate(items):
+            self._check_key(run_id, item.key)
+            self._check_upload_id(item.etag)
+            if item.upload_id is not None:  # the handle, opened: a bad one fails its file
+                try:
+                    items[index] = replace(item, upload_id=self._open(item.key, item.upload_id))
+                except ProtocolError as exc:
+                    results[index] = failed(item.key, exc.code, exc.message)
+        listed = self._listed([f.key for f in items if f.upload_id is None and f.sha256 is None])
+        check = partial(self._complete_one, listed=listed)
         waiting = []  # multipart uploads to assemble, and files the listing did not show
-        for index, item in enumerate(request.files):
+        for index, item in enumerate(items):
+            if index in results:
+                continue
             if item.upload_id is None and item.key in listed:
                 results[index] = check(item)  # no request to the store: no thread needed
             else:
                 waiting.append(index)
         # The rest get a HEAD (and maybe a DELETE) each: waiting on the store, so many at once.
-        checked = self._pool.map(check, [request.files[index] for index in waiting], _not_done)
+        checked = self._pool.map(check, [items[index] for index in waiting], _not_done)
         for index, result in zip(waiting, checked, strict=True):
             results[index] = result
         return CompleteResponse(files=[results[index] for index in range(len(request.files))])
@@ -417,7 +428,6 @@ class UploadSigner:
         object is deleted only while it is still that upload (the ETag it got)."""
         _check_run(run_id)
         self._check_key(run_id, request.key)
-        self._check_upload_id(request.upload_id)
         self._check_upload_id(request.etag)
         if (request.upload_id is None) == (request.etag is None):
             raise ProtocolError(422, "invalid_request", "give one of uploadId and etag")
@@ -426,10 +436,22 @@ class UploadSigner:
                 gone = self.store.delete_if(request.key, request.etag.strip('"'))
                 return AbortResponse(key=request.key, status="aborted" if gone else "kept")
             assert request.upload_id is not None
-            self.store.abort_multipart(request.key, request.upload_id)
+            upload_id = self._open(request.key, request.upload_id)
+            self.store.abort_multipart(request.key, upload_id)
         except StoreError as exc:
             raise ProtocolError(exc.status, exc.code, str(exc)) from None
         return AbortResponse(key=request.key, status="aborted")
+
+    def _open(self, key: str, handle: str) -> str:
+        """The upload id for ``key`` inside the worker's handle (422 ``invalid_upload_id``
+        for one that was not given out for this key)."""
+        if self.handles is None:
+            self._check_upload_id(handle)
+            return handle
+        try:
+            return self.handles.open(key, handle)
+        except PolicyError as exc:
+            raise ProtocolError(422, exc.code, exc.message) from None
 
     def _check_upload_id(self, upload_id: str | None) -> None:
         if upload_id is not None and not _UPLOAD_ID.fullmatch(upload_id):

@@ -103,3 +103,35 @@ def test_healthz_is_not_blocked_by_signing(backend: Backend) -> None:
         worker.join(30)
     delays.sort()
     assert delays[len(delays) // 2] < 0.1, delays  # the median; p99 is the benchmark's
+
+
+def test_an_upload_id_works_only_for_its_own_file(backend: Backend) -> None:
+    """Before, abort answered "aborted" for another file's upload id (and that upload stayed
+    open), and parts could be signed for it under another key. Now the worker holds a
+    handle sealed to its key: with any other key, parts, complete and abort refuse it."""
+    run = f"run-{uuid.uuid4().hex[:10]}"
+    token = backend.token(run)
+    big = 200 * MiB
+    files = [{"fileName": name, "fileSize": big} for name in ("a.bin", "b.bin")]
+    created = backend.post(f"/v1/runs/{run}/uploads", {"files": files}, token).json()["files"]
+    (a_key, a_handle), (b_key, b_handle) = (
+        (item["key"], item["multipart"]["uploadId"]) for item in created
+    )
+    assert a_handle.startswith("s3u1.")
+    uploads = f"/v1/runs/{run}/uploads"
+    wrong = backend.post(f"{uploads}/abort", {"key": b_key, "uploadId": a_handle}, token)
+    assert wrong.status_code == 422, wrong.text
+    assert wrong.json()["error"]["code"] == "invalid_upload_id"
+    parts = {"key": b_key, "uploadId": a_handle, "fileSize": big, "partNumbers": [1]}
+    assert backend.post(f"{uploads}/parts", parts, token).status_code == 422
+    one_part = [{"partNumber": 1, "etag": "x"}]
+    item = {"key": b_key, "uploadId": a_handle, "fileSize": big, "parts": one_part}
+    completed = backend.post(f"{uploads}/complete", {"files": [item]}, token)
+    assert completed.status_code == 200, completed.text
+    assert completed.json()["files"][0]["error"]["code"] == "invalid_upload_id"
+    # Each handle still works for its own file: nothing was aborted above.
+    parts["key"], parts["uploadId"] = a_key, a_handle
+    assert backend.post(f"{uploads}/parts", parts, token).status_code == 200
+    for key, handle in ((a_key, a_handle), (b_key, b_handle)):
+        done = backend.post(f"{uploads}/abort", {"key": key, "uploadId": handle}, token)
+        assert done.json()["status"] == "aborted", done.text
