@@ -25,7 +25,7 @@ elsewhere could not reach it.
 from __future__ import annotations
 
 import base64
-import ipaddress
+import ipaddress  # urllib.parse imports it anyway
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +36,6 @@ from s3sign.errors import ConfigError
 
 CONNECT_TIMEOUT = 10.0
 Peer = Literal["s3", "backend"]
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Proxies:
 
     by_scheme: Mapping[str, Proxy | None] = field(default_factory=dict)
     bypass: tuple[str, ...] = ()  # no_proxy's names, lower case, without leading dots
-    networks: tuple[_Network, ...] = ()  # no_proxy's IP addresses and CIDR networks
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # IPs and CIDRs
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Proxies:
@@ -64,7 +63,7 @@ class Proxies:
             for scheme in ("http", "https")
         }
         names: list[str] = []
-        networks: list[_Network] = []
+        networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for entry in get("no_proxy").split(","):
             item = entry.strip().lower()
             if not item:

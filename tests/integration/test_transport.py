@@ -86,6 +86,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def store_user_env(store: LocalS3, front: TLSFront, **extra: str) -> dict[str, str]:
+    """The environment of someone with the store's keys, its endpoint the TLS front."""
+    return clean_env(
+        AWS_ACCESS_KEY_ID=store.credentials.access_key,
+        AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
+        AWS_REGION=store.region,
+        S3SIGN_ENDPOINT_URL=front.url,
+        **extra,
+    )
+
+
 def s3sign(
     *args: str, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -210,14 +221,7 @@ def test_sign_multipart_by_hand_verifies_a_private_ca_through_a_proxy(
     """``sign --multipart`` starts the upload itself (an S3 call): before, through requests
     with trust_env=False, it ignored AWS_CA_BUNDLE and the proxy."""
     proxy = ForwardProxy()
-    env = clean_env(
-        AWS_ACCESS_KEY_ID=local_s3.credentials.access_key,
-        AWS_SECRET_ACCESS_KEY=local_s3.credentials.secret_key,
-        AWS_REGION=local_s3.region,
-        S3SIGN_ENDPOINT_URL=tls_store.url,
-        AWS_CA_BUNDLE=str(ca.ca),
-        https_proxy=proxy.url,
-    )
+    env = store_user_env(local_s3, tls_store, AWS_CA_BUNDLE=str(ca.ca), https_proxy=proxy.url)
     name = f"tests/{uuid.uuid4().hex}/big.bin"
     started = s3sign("sign", local_s3.bucket, name, "--multipart", "--size", "6MiB", env=env)
     assert started.returncode == 0, started.stderr
@@ -244,15 +248,8 @@ def test_doctor_checks_through_the_same_rules(
     push worked."""
     _, front = tls_backend
     proxy = ForwardProxy()
-    env = clean_env(
-        AWS_ACCESS_KEY_ID=local_s3.credentials.access_key,
-        AWS_SECRET_ACCESS_KEY=local_s3.credentials.secret_key,
-        AWS_REGION=local_s3.region,
-        S3SIGN_ENDPOINT_URL=tls_store.url,
-        AWS_CA_BUNDLE=str(ca.ca),
-        REQUESTS_CA_BUNDLE=str(ca.ca),
-        https_proxy=proxy.url,
-    )
+    trusted = {"AWS_CA_BUNDLE": str(ca.ca), "REQUESTS_CA_BUNDLE": str(ca.ca)}
+    env = store_user_env(local_s3, tls_store, https_proxy=proxy.url, **trusted)
     args = ("doctor", "--bucket", local_s3.bucket, "--backend", front.url)
     done = s3sign(*args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
