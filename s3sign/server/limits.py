@@ -113,9 +113,9 @@ class RequestLimits:
 
         async def limited() -> Message:
             nonlocal seen
-            left = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), max(left, 0))
+                async with asyncio.timeout_at(deadline):  # no task per call, as wait_for makes
+                    message = await receive()
             except TimeoutError:
                 raise _TooSlow from None
             if message["type"] == "http.request":

@@ -132,7 +132,7 @@ class UploadSigner:
         self._check_count(len(request.files))
         seen: set[str] = set()
         results: dict[int, FileResult] = {}
-        multipart: list[tuple[int, FileSpec, str]] = []
+        multipart: dict[int, tuple[FileSpec, str]] = {}  # uploads to start on the store
         for index, spec in enumerate(request.files):
             try:
                 key = object_key(self.settings.key_prefix, run_id, spec.file_name)
@@ -143,16 +143,15 @@ class UploadSigner:
                 results[index] = _upload_rejected(spec, exc.code, exc.message)
                 continue
             if spec.file_size > self.settings.multipart_threshold:
-                multipart.append((index, spec, key))
+                multipart[index] = (spec, key)
             else:  # signing only: no store call
-                results[index] = one(self._prepare, (index, spec, key), _upload_failed)
-        started = self._pool.map(self._prepare, multipart, _upload_failed)
-        for (index, _, _), result in zip(multipart, started, strict=True):
-            results[index] = result
+                results[index] = one(self._prepare, (spec, key), _upload_failed)
+        started = self._pool.map(self._prepare, list(multipart.values()), _upload_failed)
+        results.update(zip(multipart, started, strict=True))
         return CreateUploadsResponse(files=[results[index] for index in range(len(request.files))])
 
-    def _prepare(self, item: tuple[int, FileSpec, str]) -> FileResult:
-        _, spec, key = item
+    def _prepare(self, item: tuple[FileSpec, str]) -> FileResult:
+        spec, key = item
         try:
             return self._prepare_one(spec, key)
         except PolicyError as exc:
@@ -487,8 +486,8 @@ def _upload_rejected(spec: FileSpec, code: str, message: str) -> FileResult:
     return FileResult(file_name=spec.file_name, status="rejected", error=error)
 
 
-def _upload_failed(item: tuple[int, FileSpec, str], code: str, message: str) -> FileResult:
-    return _upload_rejected(item[1], code, message)
+def _upload_failed(item: tuple[FileSpec, str], code: str, message: str) -> FileResult:
+    return _upload_rejected(item[0], code, message)
 
 
 def _not_done(item: CompleteFile, code: str, message: str) -> CompleteResult:
