@@ -29,6 +29,7 @@ from s3sign.units import format_duration
 SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
 TIMEOUT = 10.0  # seconds: each answer
 KEEP = 64 * 1024  # of an answer's body: an error document, or the start of a listing
+LONGEST = 8 * 1024 * 1024  # bytes read of any answer (a list of 10,000 buckets): 42 s at most
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _get(http: Connections, url: str) -> tuple[int, dict[str, str], bytes]:
     def keep(block: bytes) -> None:
         kept.extend(block[: KEEP - len(kept)])
 
-    response = http.fetch(url, {}, keep, 1 << 30)
+    response = http.fetch(url, {}, keep, LONGEST)
     return response.status, response.headers, bytes(kept) or response.data
 
 
