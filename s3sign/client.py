@@ -9,7 +9,6 @@ Authorization header only and never logged.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -38,9 +37,9 @@ from s3sign.protocol import (
     from_wire,
     to_wire,
 )
+from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.transport import Transport
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # More attempts once the backend has answered: a backend that goes away mid-push is most
 # likely being restarted or redeployed. 5 attempts wait 4-8 s in all; 8 wait 26-52 s.
 RESTART_ATTEMPTS = 3
@@ -50,17 +49,6 @@ MAX_ANSWER = 32 * 1024 * 1024
 Response = TypeVar("Response")
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
-
-
-def backoff(attempt: int, base: float = 0.5, cap: float = 20.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): exponential, "equal jitter".
-
-    Half the delay is fixed and half random: retries still spread out, and a
-    run of them waits at least half the nominal total (full jitter may retry at
-    once, which never helps a server that is restarting).
-    """
-    delay: float = min(cap, base * 2 ** (attempt - 1))
-    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - not crypto
 
 
 class BackendClient:

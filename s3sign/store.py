@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
-from s3sign.client import RETRY_STATUSES, backoff
 from s3sign.connections import Connections, Response, network_problem
 from s3sign.presign import Method, Presigner, SignRequest
 from s3sign.protocol import STORAGE_UNAVAILABLE
+from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
 from s3sign.transport import Transport
 

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
-from s3sign.client import RETRY_STATUSES, BackendClient, backoff
+from s3sign.client import BackendClient
 from s3sign.config import Checksum, PushChecksum
 from s3sign.connections import BodyShrank, Connections, network_problem
 from s3sign.errors import BackendError, S3SignError, stop_reason
@@ -60,6 +60,7 @@ from s3sign.protocol import (
     composite_sha256,
     plan_parts,
 )
+from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import s3_error
 from s3sign.server.keys import normal_name
 from s3sign.transport import Transport

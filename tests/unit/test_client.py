@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from s3sign.client import RESTART_ATTEMPTS, BackendClient, backoff, http_date
+from s3sign.client import RESTART_ATTEMPTS, BackendClient, http_date
 from s3sign.errors import UnreachableError
 from s3sign.local import free_ports
+from s3sign.retry import backoff
 
 INFO = {
     "protocol": 1,
