@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 from s3sign.client import BackendClient
-from s3sign.config import Checksum, PushChecksum
+from s3sign.config import Checksum, PushChecksum, Settings
 from s3sign.connections import BodyShrank, Connections, network_problem
 from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.files import LocalFile, file_digest, range_digest, sha256_with_parts
@@ -65,7 +65,8 @@ from s3sign.s3xml import s3_error
 from s3sign.server.keys import normal_name
 from s3sign.transport import Transport
 
-DEFAULT_MULTIPART_THRESHOLD = 100 * 1024**2
+# Until the backend says (/v1/info): the server's default, from the one place it is set.
+DEFAULT_MULTIPART_THRESHOLD = Settings().multipart_threshold
 PARTS_PER_SIGNING = 1000
 COMPLETE_SLICE = 128  # files verified per complete call, as their uploads end
 RESIGN_MARGIN = timedelta(seconds=30)
