@@ -100,10 +100,6 @@ class ObjectStore:
         probing = replace(transport, connect_timeout=PROBE_TIMEOUT)
         self._probe = Connections(probing, "s3", PROBE_TIMEOUT)
 
-    def close(self) -> None:
-        self._http.close()
-        self._probe.close()
-
     def _call(
         self,
         method: Method,

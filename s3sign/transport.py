@@ -36,6 +36,7 @@ from s3sign.errors import ConfigError
 
 CONNECT_TIMEOUT = 10.0
 Peer = Literal["s3", "backend"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Proxies:
 
     by_scheme: Mapping[str, Proxy | None] = field(default_factory=dict)
     bypass: tuple[str, ...] = ()  # no_proxy's names, lower case, without leading dots
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # IPs and CIDRs
+    networks: tuple[Network, ...] = ()  # no_proxy's IP addresses and CIDR networks
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Proxies:
@@ -63,7 +64,7 @@ class Proxies:
             for scheme in ("http", "https")
         }
         names: list[str] = []
-        networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        networks: list[Network] = []
         for entry in get("no_proxy").split(","):
             item = entry.strip().lower()
             if not item:

@@ -3,17 +3,13 @@ terminal command; a malformed token is a credentials error. The real CLI and ``s
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import Backend
 from tests.integration.test_backend import read_back
-from tests.integration.test_push import _drain, push, run_id
+from tests.integration.test_push import push, push_on_terminal, run_id
 
 pytestmark = pytest.mark.integration
 
@@ -103,21 +99,8 @@ def test_rich_markup_in_names_is_shown_as_written_on_a_terminal(
     (work / "test_x[param].xml").write_text("<x/>\n")
     (work / "broken[red].log").write_text("oops\n")
     run = run_id()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
-    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run), TERM="xterm")
-    env.update(COLUMNS="200")
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "s3sign", "push", run, "."],
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-    )
-    os.close(terminal)
-    screen = b"".join(_drain(controller, process)).decode(errors="replace")
-    assert process.wait(60) == 0, screen
+    code, screen = push_on_terminal(backend, run, ".", cwd=work, columns=200)
+    assert code == 0, screen
     assert "3 uploaded" in screen
     assert read_back(backend, f"runs/{run}/a[/]b.txt").content == b"b\n"
 

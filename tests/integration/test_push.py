@@ -557,27 +557,34 @@ def test_no_secrets_at_vv(backend: Backend, tmp_path: Path) -> None:
 def test_live_progress_on_a_terminal(backend: Backend, tmp_path: Path) -> None:
     run = run_id()
     make_tree(tmp_path, big=20 * MiB)
+    code, text = push_on_terminal(backend, run, "logs", cwd=tmp_path, columns=100)
+    assert code == 0, text
+    assert "\x1b[" in text  # a live display draws with escape codes
+    assert "files" in text
+    assert "uploaded" in text  # and the summary follows it
+
+
+def push_on_terminal(
+    backend: Backend, run: str, *paths: str, cwd: Path, columns: int
+) -> tuple[int, str]:
+    """``s3sign push RUN PATHS`` with stderr on a pseudo-terminal (colour allowed): its exit
+    code and what the terminal showed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
-    env.update(
-        S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run), TERM="xterm", COLUMNS="100"
-    )
+    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run), TERM="xterm")
+    env.update(COLUMNS=str(columns))
     env.pop("NO_COLOR", None)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "s3sign", "push", run, "logs"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "s3sign", "push", run, *paths],
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=terminal,
     )
     os.close(terminal)
-    screen = b"".join(_drain(controller, process))
-    assert process.wait(60) == 0, screen.decode(errors="replace")
-    text = screen.decode(errors="replace")
-    assert "\x1b[" in text  # a live display draws with escape codes
-    assert "files" in text
-    assert "uploaded" in text  # and the summary follows it
+    screen = b"".join(_drain(controller, process)).decode(errors="replace")
+    return process.wait(60), screen
 
 
 def _drain(fd: int, process: subprocess.Popen[Any]) -> Iterator[bytes]:

@@ -58,6 +58,19 @@ def capped_push(run: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, flo
     return done.returncode, done.stderr, time.monotonic() - started, int(rss.read_text())
 
 
+def assert_ended_in_bound(
+    mode: str, ended: tuple[int, str, float, int], expected_code: int
+) -> None:
+    """The push ended with ``expected_code`` within the bound, small, naming what was wrong."""
+    code, stderr, seconds, rss = ended
+    assert code == expected_code, stderr
+    assert seconds < BOUND, stderr
+    print(f"{mode}: {seconds:.1f} s, peak RSS {rss // 1024} MiB")
+    assert rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
+    assert WHY[mode] in stderr, stderr
+    assert "Traceback" not in stderr
+
+
 def worker_env(backend: Backend, run: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
     env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=backend.token(run))
@@ -85,12 +98,7 @@ def test_a_hostile_store(backend: Backend, tmp_path: Path, mode: str) -> None:
         port = backend.url.rsplit(":", 1)[1]
         env.update(http_proxy=peer.url, no_proxy=f"127.0.0.1:{port}")
         code, stderr, seconds, rss = capped_push(run, work, env)
-    assert code == 1, stderr
-    assert seconds < BOUND, stderr
-    print(f"{mode}: {seconds:.1f} s, peak RSS {rss // 1024} MiB")
-    assert rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
-    assert WHY[mode] in stderr, stderr
-    assert "Traceback" not in stderr
+    assert_ended_in_bound(mode, (code, stderr, seconds, rss), expected_code=1)
     assert peer.requests >= 3  # it was asked
 
 
@@ -100,13 +108,8 @@ def test_a_hostile_backend(tmp_path: Path, mode: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
     with HostilePeer(mode) as peer:
         env.update(S3SIGN_BACKEND=peer.url, S3SIGN_TOKEN="t0k3n")
-        code, stderr, seconds, rss = capped_push("run-1", work, env)
-    assert code == 5, stderr
-    assert seconds < BOUND, stderr
-    print(f"{mode}: {seconds:.1f} s, peak RSS {rss // 1024} MiB")
-    assert rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
-    assert WHY[mode] in stderr, stderr
-    assert "Traceback" not in stderr
+        ended = capped_push("run-1", work, env)
+    assert_ended_in_bound(mode, ended, expected_code=5)
 
 
 def peak_rss_kib(pid: int) -> int:
