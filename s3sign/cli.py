@@ -1224,6 +1224,7 @@ def doctor(
     ] = None,
 ) -> None:
     """Check credentials, region, clock, bucket and backend."""
+    from s3sign.console import printable
     from s3sign.doctor import run_checks
 
     state = ctx.ensure_object(CliState)
@@ -1239,10 +1240,11 @@ def doctor(
         config_path=state.config,
     )
     checks = run_checks(settings, settings.bucket)
-    for check in checks:
-        typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<12} {check.detail}")
+    for check in checks:  # details quote the store and the backend: escaped, one line each
+        status = "ok  " if check.ok else "FAIL"
+        typer.echo(f"{status}  {check.name:<12} {printable(check.detail)}")
         if not check.ok and check.hint:
-            typer.echo(f"      {'':<12} hint: {check.hint}")
+            typer.echo(f"      {'':<12} hint: {printable(check.hint)}")
     if not all(check.ok for check in checks):
         raise typer.Exit(ExitCode.SOME_FAILED)
 
