@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import requests
 
-from s3sign.local import LocalS3, die_with_parent, free_ports
+from s3sign.local.seaweed import LocalS3, die_with_parent, free_ports
 
 SECRET = "bench-secret-" + "s" * 32
 

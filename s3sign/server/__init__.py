@@ -3,7 +3,10 @@
 ``UploadSigner`` is the logic, for mounting in your own web app;
 ``create_app(settings)`` is the same as an ASGI app (FastAPI), which
 ``s3sign serve`` runs with uvicorn. Both are imported on first use, so that
-``s3sign.server.keys`` (used by ``push`` and ``token``) costs no more than itself.
+``s3sign.server.tokens`` (used by ``token``) costs no more than itself.
+
+May import signing and the core; never the transfer engine (the worker's side), the
+command line or typer/rich.
 """
 
 from __future__ import annotations

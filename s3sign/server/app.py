@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s3sign import __version__
 from s3sign.config import Settings, load_settings
+from s3sign.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.protocol import (
     MAX_PARTS_PER_REQUEST,
     PROTOCOL_VERSION,
@@ -47,7 +48,6 @@ from s3sign.protocol import (
     StatusResponse,
 )
 from s3sign.server.handles import UploadHandles
-from s3sign.server.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import checked_secret, server_secret, verify_token

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import re
 
-from s3sign.server.keys import PolicyError
+from s3sign.keys import PolicyError
 
 PREFIX = "s3u1"
 _SHAPE = re.compile(r"s3u1\.[A-Za-z0-9_-]{1,1400}\.[A-Za-z0-9_-]{22}")

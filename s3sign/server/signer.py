@@ -18,16 +18,7 @@ from functools import partial
 
 from s3sign.config import Settings
 from s3sign.errors import ConfigError, UsageError
-from s3sign.files import guess_content_type
-from s3sign.formats import iso_utc
-from s3sign.presign import (
-    Presigner,
-    SignedRequest,
-    SignRequest,
-    check_content_type,
-    is_base64_digest,
-    part_request,
-)
+from s3sign.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.protocol import (
     AbortRequest,
     AbortResponse,
@@ -55,10 +46,19 @@ from s3sign.protocol import (
     plan_parts,
 )
 from s3sign.server.handles import UploadHandles
-from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.server.pool import StorePool, one
 from s3sign.server.verify import StoreCheck, compare, completed, failed, mismatch
-from s3sign.store import ObjectInfo, ObjectStore, StoreError
+from s3sign.signing.formats import iso_utc
+from s3sign.signing.presign import (
+    Presigner,
+    SignedRequest,
+    SignRequest,
+    check_content_type,
+    is_base64_digest,
+    part_request,
+)
+from s3sign.signing.store import ObjectInfo, ObjectStore, StoreError
+from s3sign.transfer.files import guess_content_type
 
 REFRESH_BEFORE = timedelta(minutes=5)
 LIST_FROM = 20  # files in one complete request from which a LIST is cheaper than HEADs

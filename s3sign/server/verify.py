@@ -25,8 +25,8 @@ from s3sign.protocol import (
     StoreChecks,
     composite_sha256,
 )
-from s3sign.store import ObjectInfo, ObjectStore
-from s3sign.storecheck import check_store, describe
+from s3sign.server.storecheck import check_store, describe
+from s3sign.signing.store import ObjectInfo, ObjectStore
 
 CHECK_AGAIN_AFTER = 60.0  # seconds between store checks while they fail
 log = logging.getLogger("s3sign.server")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from s3sign.credentials import Credentials
-from s3sign.presign import Presigner, SignRequest
+from s3sign.signing.presign import Presigner, SignRequest
 from tests.cli.conftest import Run
 from tests.conftest import EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY
 

@@ -9,8 +9,8 @@ import pytest
 
 from s3sign.config import load_settings
 from s3sign.errors import ConfigError
-from s3sign.presign import Presigner, SignRequest
 from s3sign.providers import PROVIDERS
+from s3sign.signing.presign import Presigner, SignRequest
 from tests.cli.conftest import Run
 from tests.conftest import EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY
 from tests.unit.test_sigv4 import _botocore_url

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from s3sign import batch as batch_module
 from s3sign.credentials import Credentials
-from s3sign.formats import as_dict
-from s3sign.presign import Presigner, SignRequest
+from s3sign.signing import batch as batch_module
+from s3sign.signing.formats import as_dict
+from s3sign.signing.presign import Presigner, SignRequest
 from tests.cli.conftest import Run
 from tests.conftest import EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY
 

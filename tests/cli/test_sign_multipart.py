@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from s3sign.errors import UsageError
-from s3sign.multipart import read_etags
+from s3sign.signing.multipart import read_etags
 from tests.cli.conftest import Run
 
 pytestmark = pytest.mark.usefixtures("env_credentials")

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from s3sign.local import free_ports
+from s3sign.local.seaweed import free_ports
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from s3sign.local import LocalS3
-from s3sign.store import ObjectStore
+from s3sign.local.seaweed import LocalS3
+from s3sign.signing.store import ObjectStore
 from tests.integration.conftest import SECRET, Backend, running_backend
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def put(upload: dict[str, Any], body: bytes) -> requests.Response:
 
 def read_back(backend: Backend, key: str) -> requests.Response:
     """GET an object with the store's own credentials (not through the backend)."""
-    from s3sign.presign import SignRequest
+    from s3sign.signing.presign import SignRequest
 
     store = backend.store
     signed = store.presigner().sign(SignRequest(store.bucket, key, method="GET"))
@@ -435,7 +435,7 @@ def test_access_log_has_no_tokens_or_query_strings(backend: Backend) -> None:
 
 
 def test_sigterm_stops_serve_cleanly(local_s3: Any, tmp_path: Path) -> None:
-    from s3sign.local import free_ports
+    from s3sign.local.seaweed import free_ports
 
     port = free_ports(1)[0]
     env = {

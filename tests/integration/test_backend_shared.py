@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from s3sign.local import LocalS3
+from s3sign.local.seaweed import LocalS3
 from tests.integration.conftest import Backend, behind_faults
 from tests.integration.faults import Faults
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from s3sign.credentials import Credentials
-from s3sign.local import free_ports
-from s3sign.presign import Presigner, SignRequest
+from s3sign.local.seaweed import free_ports
+from s3sign.signing.presign import Presigner, SignRequest
 
 pytestmark = pytest.mark.integration
 

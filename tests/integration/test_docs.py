@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.local import free_ports
+from s3sign.local.seaweed import free_ports
 from tests.integration.conftest import SECRET, Backend
 
 pytestmark = pytest.mark.integration

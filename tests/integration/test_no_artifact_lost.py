@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import requests
 
-from s3sign.client import BackendClient
-from s3sign.files import expand_paths
-from s3sign.local import free_ports
-from s3sign.presign import SignRequest
-from s3sign.progress import FileOutcome, PushReport
-from s3sign.store import ObjectStore
-from s3sign.transfer import Pusher, PushOptions
+from s3sign.local.seaweed import free_ports
+from s3sign.signing.presign import SignRequest
+from s3sign.signing.store import ObjectStore
+from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.files import expand_paths
+from s3sign.transfer.push import Pusher, PushOptions
+from s3sign.transfer.report import FileOutcome, PushReport
 from tests.integration.conftest import Backend, behind_faults
 from tests.integration.faults import Faults
 from tests.integration.test_push import push

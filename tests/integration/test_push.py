@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import requests
 
-from s3sign.client import BackendClient
-from s3sign.files import expand_paths
-from s3sign.local import LocalS3, free_ports
-from s3sign.progress import SilentReporter
-from s3sign.store import ObjectStore
-from s3sign.transfer import Pusher, PushOptions
+from s3sign.local.seaweed import LocalS3, free_ports
+from s3sign.signing.store import ObjectStore
+from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.files import expand_paths
+from s3sign.transfer.push import Pusher, PushOptions
+from s3sign.transfer.report import SilentReporter
 from tests.integration.conftest import Backend, behind_faults, running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_backend import read_back
@@ -307,7 +307,7 @@ def test_a_file_s3_keeps_refusing_retries_longer_while_the_others_get_through(
 ) -> None:
     """5 attempts; while other uploads succeed, S3 is up and a file it keeps refusing was
     unlucky, so it gets up to 10. (When nothing gets through, 5 is all: test_faults.)"""
-    monkeypatch.setattr("s3sign.transfer.backoff", lambda attempt: 0.1)
+    monkeypatch.setattr("s3sign.transfer.push.backoff", lambda attempt: 0.1)
     for name in ("a-unlucky.bin", "b-doomed.bin", *(f"c-{index}.txt" for index in range(60))):
         (tmp_path / name).write_bytes(os.urandom(1000))
     files = sorted(expand_paths([str(tmp_path)], tmp_path).files, key=lambda f: f.name)
@@ -331,7 +331,7 @@ def test_a_store_fault_behind_the_backend_fails_no_file(
     """S3 fails the backend's own calls longer than the backend retries them (creating a
     multipart upload, the HEAD at complete): it answers storage_unavailable, and the push
     asks again instead of failing the file."""
-    monkeypatch.setattr("s3sign.transfer.backoff", lambda attempt: 0.1)
+    monkeypatch.setattr("s3sign.transfer.push.backoff", lambda attempt: 0.1)
     (tmp_path / "big.bin").write_bytes(os.urandom(6 * MiB))
     (tmp_path / "small.txt").write_text("fine")
     files = list(expand_paths([str(tmp_path)], tmp_path).files)
@@ -450,8 +450,8 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
     the file fails with that reason, the others upload, and the upload is aborted. Part
     digests come from each part's task, or (with a report) from the one pass over the file
     that also gives its whole SHA-256: then no part is read twice."""
-    from s3sign.files import range_digest as real
-    from s3sign.files import sha256_with_parts as real_pass
+    from s3sign.transfer.files import range_digest as real
+    from s3sign.transfer.files import sha256_with_parts as real_pass
 
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
@@ -466,8 +466,8 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
         wrong = real(path, 0, 1, "sha256")
         return real_pass(path, part_size, lambda n, digest: on_part(n, wrong if n > 1 else digest))
 
-    monkeypatch.setattr("s3sign.transfer.range_digest", corrupted)
-    monkeypatch.setattr("s3sign.transfer.sha256_with_parts", corrupted_pass)
+    monkeypatch.setattr("s3sign.transfer.push.range_digest", corrupted)
+    monkeypatch.setattr("s3sign.transfer.push.sha256_with_parts", corrupted_pass)
     with running_backend(
         local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
     ) as small_parts:
@@ -533,8 +533,8 @@ def test_a_worker_whose_clock_is_20_minutes_ahead_takes_no_good_url_for_expired(
         def now(cls, tz: Any = None) -> Any:
             return datetime.now(tz) + timedelta(minutes=20)
 
-    monkeypatch.setattr("s3sign.transfer.datetime", Ahead)
-    monkeypatch.setattr("s3sign.client.datetime", Ahead)
+    monkeypatch.setattr("s3sign.transfer.push.datetime", Ahead)
+    monkeypatch.setattr("s3sign.transfer.backend.datetime", Ahead)
     run = run_id()
     contents = make_tree(tmp_path)
     files = list(expand_paths([str(tmp_path / "logs")], tmp_path).files)
@@ -644,7 +644,7 @@ def test_skip_existing_compares_a_multipart_object_by_its_parts_sha256(
     def md5_pass(*args: Any) -> str:
         raise AssertionError("the file was read again for its multipart ETag")
 
-    monkeypatch.setattr("s3sign.transfer.multipart_etag", md5_pass)
+    monkeypatch.setattr("s3sign.transfer.push.multipart_etag", md5_pass)
     with running_backend(
         local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
     ) as small_parts:

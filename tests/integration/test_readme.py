@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.local import free_ports
+from s3sign.local.seaweed import free_ports
 
 pytestmark = pytest.mark.integration
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

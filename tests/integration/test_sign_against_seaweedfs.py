@@ -29,7 +29,7 @@ import requests
 from typer.testing import CliRunner
 
 from s3sign.cli import app
-from s3sign.local import LocalS3, free_ports
+from s3sign.local.seaweed import LocalS3, free_ports
 from tests.integration.conftest import Backend
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("s3_env")]

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from s3sign.local import LocalS3, free_ports
-from s3sign.presign import SignRequest
+from s3sign.local.seaweed import LocalS3, free_ports
+from s3sign.signing.presign import SignRequest
 from tests.integration.conftest import Backend, running_backend
 from tests.netkit import ForwardProxy, PrivateCA, TLSFront, private_ca
 

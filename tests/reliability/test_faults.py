@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from s3sign.local import LocalS3, free_ports
+from s3sign.local.seaweed import LocalS3, free_ports
 from tests.integration.conftest import behind_faults, running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_push import (

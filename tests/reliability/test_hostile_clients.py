@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from s3sign.local import LocalS3
+from s3sign.local.seaweed import LocalS3
 from tests.integration.conftest import Backend, running_backend
 
 TIMEOUT = 2.0  # S3SIGN_REQUEST_TIMEOUT for these servers

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.local import LocalS3
+from s3sign.local.seaweed import LocalS3
 from tests.integration.conftest import running_backend
 from tests.integration.test_push import assert_no_secrets, push_env, run_id
 from tests.reliability.conftest import MODE

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from s3sign.client import RESTART_ATTEMPTS, BackendClient, http_date
 from s3sign.errors import UnreachableError
-from s3sign.local import free_ports
+from s3sign.local.seaweed import free_ports
 from s3sign.retry import backoff
+from s3sign.transfer.backend import RESTART_ATTEMPTS, BackendClient, http_date
 
 INFO = {
     "protocol": 1,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.console import Console
+from s3sign.cli.console import Console
 
 
 class FakeTerminal(io.StringIO):

@@ -12,7 +12,7 @@ import pytest
 from s3sign.config import Settings
 from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, mask, resolve_credentials
 from s3sign.errors import ConfigError, CredentialsError, ExitCode
-from s3sign.presign import cap_expiry, resolve_endpoint_url
+from s3sign.signing.presign import cap_expiry, resolve_endpoint_url
 
 
 def test_env_fast_path_reads_keys_token_and_expiry() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from s3sign.errors import UsageError
-from s3sign.files import expand_paths
+from s3sign.transfer.files import expand_paths
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from s3sign.keys import PolicyError
 from s3sign.server.handles import UploadHandles
-from s3sign.server.keys import PolicyError
 
 SECRET = b"s" * 32
 KEY = "runs/r1/big.bin"

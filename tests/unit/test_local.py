@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from s3sign.errors import UsageError
-from s3sign.local import LocalS3, free_ports
+from s3sign.local.seaweed import LocalS3, free_ports
 
 
 def test_bad_bucket_name_is_refused_before_starting(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from s3sign.addressing import Endpoint, check_bucket, locate
 from s3sign.config import check_endpoint_url
 from s3sign.credentials import Credentials
 from s3sign.errors import ExitCode, UsageError
-from s3sign.formats import as_dict, json_line, render
-from s3sign.presign import Presigner, SignRequest, check_request, normalize_digest
+from s3sign.signing.addressing import Endpoint, check_bucket, locate
+from s3sign.signing.formats import as_dict, json_line, render
+from s3sign.signing.presign import Presigner, SignRequest, check_request, normalize_digest
 
 SHA = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="  # sha256("test")
 MD5 = "CY9rzUYh03PK3k6DJie09g=="  # md5("test")

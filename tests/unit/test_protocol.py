@@ -133,7 +133,7 @@ def test_error_names_the_field() -> None:
 
 
 def test_push_side_imports_no_pydantic() -> None:
-    code = "import sys, s3sign.transfer; print('pydantic' in sys.modules)"
+    code = "import sys, s3sign.transfer.push; print('pydantic' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
     assert "pydantic" not in protocol.__dict__

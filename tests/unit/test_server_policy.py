@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from s3sign.errors import ConfigError
+from s3sign.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.protocol import (
     MAX_PARTS,
     CreateUploadsRequest,
@@ -19,7 +20,6 @@ from s3sign.protocol import (
     plan_parts,
     to_wire,
 )
-from s3sign.server.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.server.tokens import TokenError, mint_token, server_secret, verify_token
 
 SECRET = b"unit-test-secret-" + b"y" * 32
@@ -159,8 +159,8 @@ def test_an_app_refuses_a_secret_that_would_make_forgeable_tokens(secret: bytes)
     error at start (exit 3), not forgeable tokens or a 500 on every call."""
     from s3sign.config import Settings
     from s3sign.credentials import Credentials
-    from s3sign.presign import Presigner
     from s3sign.server import UploadSigner, create_app
+    from s3sign.signing.presign import Presigner
 
     settings = Settings(region="eu-west-1", bucket="b")
     signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "s"), "eu-west-1"))
@@ -192,9 +192,9 @@ def test_upload_signer_as_embedded_in_another_app() -> None:
     """What docs/protocol.md shows for a Flask app, minus Flask: no HTTP layer needed."""
     from s3sign.config import Settings
     from s3sign.credentials import Credentials
-    from s3sign.presign import Presigner
     from s3sign.protocol import ProtocolError, WireError, from_wire
     from s3sign.server import UploadSigner
+    from s3sign.signing.presign import Presigner
 
     settings = Settings(region="eu-west-1", bucket="build-artifacts")
     signer = UploadSigner(settings, Presigner(Credentials("AKIAEXAMPLE", "secret"), "eu-west-1"))

@@ -14,11 +14,11 @@ from botocore.config import Config
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from s3sign.addressing import Endpoint, check_key
 from s3sign.credentials import Credentials
 from s3sign.errors import UsageError
-from s3sign.presign import Method, Presigner, SignRequest
-from s3sign.sigv4 import canonical_headers, presign_query, signing_key
+from s3sign.signing.addressing import Endpoint, check_key
+from s3sign.signing.presign import Method, Presigner, SignRequest
+from s3sign.signing.sigv4 import canonical_headers, presign_query, signing_key
 from tests.conftest import EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY
 
 

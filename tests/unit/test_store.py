@@ -12,9 +12,9 @@ from typing import ClassVar
 import pytest
 
 from s3sign.credentials import Credentials
-from s3sign.local import free_ports
-from s3sign.presign import Presigner
-from s3sign.store import ATTEMPTS, ObjectStore, StoreError
+from s3sign.local.seaweed import free_ports
+from s3sign.signing.presign import Presigner
+from s3sign.signing.store import ATTEMPTS, ObjectStore, StoreError
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -100,7 +100,7 @@ class ReadOnly(BaseHTTPRequestHandler):
 def test_the_store_check_says_why_it_could_not_run() -> None:
     """No write access: the check fails with S3's reason (doctor says 'not checked'), and
     nothing was stored that it would have to delete."""
-    from s3sign.storecheck import check_store
+    from s3sign.server.storecheck import check_store
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), ReadOnly)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -117,7 +117,7 @@ def test_the_store_check_says_why_it_could_not_run() -> None:
 def test_a_silent_store_costs_a_call_its_deadline_not_more() -> None:
     """Each answer within its timeout, the call with its retries within its own: a server
     thread is not held by a store that never answers."""
-    from s3sign.presign import SignRequest
+    from s3sign.signing.presign import SignRequest
 
     silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog), never answers
     endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"

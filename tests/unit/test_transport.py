@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.connections import Connections
 from s3sign.errors import ConfigError
-from s3sign.transport import Proxies, Transport
+from s3sign.http.connections import Connections
+from s3sign.http.transport import Proxies, Transport
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from s3sign.protocol import CompletedPart, CompleteFile, StatusFile, StoreChecks, composite_sha256
 from s3sign.server.verify import compare, completed, mismatch
-from s3sign.store import ObjectInfo
+from s3sign.signing.store import ObjectInfo
 
 PARTS = [CompletedPart(1, "e1", "AAAA"), CompletedPart(2, "e2", "BBBB")]
 COMPOSITE = composite_sha256(["AAAA", "BBBB"])  # "...=-2"
@@ -114,9 +114,9 @@ def test_status_lists_for_sizes_and_etags_and_heads_for_checksums() -> None:
     HEAD even when the rest come from the listing (25 files: over the listing's threshold)."""
     from s3sign.config import Settings
     from s3sign.credentials import Credentials
-    from s3sign.presign import Presigner
     from s3sign.protocol import StatusRequest
     from s3sign.server import UploadSigner
+    from s3sign.signing.presign import Presigner
 
     objects = {f"runs/r/{i:02}.txt": ObjectInfo(3, f"e{i}") for i in range(25)}
     objects["runs/r/big.bin"] = ObjectInfo(10, "etag-2", checksum=COMPOSITE)

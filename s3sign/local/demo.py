@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s3sign.client import BackendClient
 from s3sign.config import Settings
-from s3sign.connections import Connections
 from s3sign.errors import UnreachableError
-from s3sign.files import expand_paths
-from s3sign.local import LocalS3, free_ports
-from s3sign.presign import SignRequest
-from s3sign.progress import PushReport, Reporter
+from s3sign.http.connections import Connections
+from s3sign.http.transport import Transport
+from s3sign.local.seaweed import LocalS3, free_ports
 from s3sign.server.tokens import mint_token
-from s3sign.transfer import Pusher, PushOptions
-from s3sign.transport import Transport
+from s3sign.signing.presign import SignRequest
+from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.files import expand_paths
+from s3sign.transfer.push import Pusher, PushOptions
+from s3sign.transfer.report import PushReport, Reporter
 
 MiB = 1024 * 1024
 DEMO_RUN = "demo-run-1"

@@ -2,7 +2,7 @@
 
 Push's PUTs and its backend calls, the server's own S3 calls, ``sign --multipart``,
 ``doctor``, the store check, the demo and the embedded store's readiness check all
-go through :class:`s3sign.connections.Connections` built from a :class:`Transport`:
+go through :class:`s3sign.http.connections.Connections` built from a :class:`Transport`:
 
 - **TLS.** S3 is verified with ``AWS_CA_BUNDLE`` when set (as the AWS CLI reads
   it), the backend with ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``; otherwise

@@ -5,7 +5,7 @@ requests more than 15 minutes off), access to the bucket, what the store
 enforces on a pre-signed PUT (with scratch objects under ``PREFIX/.s3sign/``,
 deleted again), and the backend. Each check says what it found and, when it
 fails, what to do. Its calls follow the same rules (CA bundles, proxies) as a
-push's: :mod:`s3sign.transport`.
+push's: :mod:`s3sign.http.transport`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from s3sign.client import http_date
 from s3sign.config import Settings
-from s3sign.connections import Connections, network_problem
 from s3sign.credentials import Credentials, resolve_credentials
 from s3sign.errors import S3SignError
-from s3sign.presign import Presigner, resolve_endpoint_url, resolve_region
+from s3sign.http.connections import Connections, network_problem
+from s3sign.http.transport import Peer, Transport
 from s3sign.protocol import ServerInfo, from_wire
 from s3sign.s3xml import s3_error
-from s3sign.storecheck import describe
-from s3sign.transport import Peer, Transport
+from s3sign.server.storecheck import describe
+from s3sign.signing.presign import Presigner, resolve_endpoint_url, resolve_region
+from s3sign.transfer.backend import http_date
 from s3sign.units import format_duration
 
 SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
@@ -159,8 +159,8 @@ def _bucket_access(s3: Connections, presigner: Presigner, bucket: str) -> Check:
 def _store_rules(presigner: Presigner, bucket: str, prefix: str, transport: Transport) -> Check:
     """What the store enforces: informative (a store that checks no checksum is a fact to
     know, not a fault to fix here), so never a failure; 'not checked' without write access."""
-    from s3sign.store import ObjectStore, StoreError
-    from s3sign.storecheck import check_store
+    from s3sign.server.storecheck import check_store
+    from s3sign.signing.store import ObjectStore, StoreError
 
     try:
         checks = check_store(ObjectStore(lambda: presigner, bucket, transport), prefix)

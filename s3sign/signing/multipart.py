@@ -22,10 +22,10 @@ from s3sign.errors import (
     UnreachableError,
     UsageError,
 )
-from s3sign.formats import iso_utc
-from s3sign.presign import Presigner, check_content_type, part_request
 from s3sign.protocol import SignedPart, plan_parts, to_wire
-from s3sign.store import ObjectStore, StoreError
+from s3sign.signing.formats import iso_utc
+from s3sign.signing.presign import Presigner, check_content_type, part_request
+from s3sign.signing.store import ObjectStore, StoreError
 
 
 def start(

@@ -8,7 +8,7 @@ small pool of keep-alive sockets. Measured on 1,000 pre-signed 4 KiB PUTs:
 and 0.80 s through requests (docs/benchmarks.md, push section 4). The same
 code then serves the backend calls, the server's own S3 calls, ``doctor`` and
 the demo, so that one set of rules (TLS, proxies, timeouts:
-:mod:`s3sign.transport`) and one set of limits hold for all of them.
+:mod:`s3sign.http.transport`) and one set of limits hold for all of them.
 
 - Bodies under 64 KiB go in the same ``send`` as the head; larger ones over
   plain ``http://`` go from the file to the socket with ``sendfile`` (no copy
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
-from s3sign.transport import Peer, Proxy, Transport
+from s3sign.http.transport import Peer, Proxy, Transport
 
 if TYPE_CHECKING:  # imported when the first TLS connection is made: plain HTTP skips it
     import ssl
@@ -289,7 +289,7 @@ class Connections:
     """Idle keep-alive connections per origin, shared by threads, to one kind of peer.
 
     TLS, proxies and the connect timeout follow ``transport`` (see
-    :mod:`s3sign.transport`): HTTPS through a proxy goes in a ``CONNECT`` tunnel,
+    :mod:`s3sign.http.transport`): HTTPS through a proxy goes in a ``CONNECT`` tunnel,
     plain HTTP is forwarded with the whole URL as the request target.
     """
 

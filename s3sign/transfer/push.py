@@ -39,12 +39,11 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
-from s3sign.client import BackendClient
 from s3sign.config import Checksum, PushChecksum, Settings
-from s3sign.connections import BodyShrank, Connections, network_problem
 from s3sign.errors import BackendError, S3SignError, stop_reason
-from s3sign.files import LocalFile, file_digest, range_digest, sha256_with_parts
-from s3sign.progress import FileOutcome, PushReport, Reporter
+from s3sign.http.connections import BodyShrank, Connections, network_problem
+from s3sign.http.transport import Transport
+from s3sign.keys import normal_name
 from s3sign.protocol import (
     STORAGE_UNAVAILABLE,
     CompletedPart,
@@ -62,8 +61,9 @@ from s3sign.protocol import (
 )
 from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import s3_error
-from s3sign.server.keys import normal_name
-from s3sign.transport import Transport
+from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.files import LocalFile, file_digest, range_digest, sha256_with_parts
+from s3sign.transfer.report import FileOutcome, PushReport, Reporter
 
 # Until the backend says (/v1/info): the server's default, from the one place it is set.
 DEFAULT_MULTIPART_THRESHOLD = Settings().multipart_threshold

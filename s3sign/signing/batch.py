@@ -34,8 +34,8 @@ from itertools import pairwise
 from typing import IO, Any, cast
 
 from s3sign.errors import S3SignError
-from s3sign.formats import json_line
-from s3sign.presign import Method, Presigner, SignRequest, cap_expiry, normalize_digest
+from s3sign.signing.formats import json_line
+from s3sign.signing.presign import Method, Presigner, SignRequest, cap_expiry, normalize_digest
 from s3sign.units import parse_duration
 
 READ_SIZE = 64 * 1024
@@ -230,7 +230,7 @@ def _fork_part(
     if pid == 0:  # the child: sign, report the counts, and leave without cleanup
         code = 1
         try:
-            from s3sign.local import die_with_parent
+            from s3sign.local.seaweed import die_with_parent
 
             die_with_parent()  # a parent killed outright takes its parts with it
             os.close(report)

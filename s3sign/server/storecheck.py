@@ -19,11 +19,11 @@ import hashlib
 import secrets
 from collections.abc import Callable
 
-from s3sign.presign import SignRequest
+from s3sign.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.protocol import StoreChecks
 from s3sign.s3xml import s3_error
-from s3sign.server.keys import RESERVED_RUN_ID, run_prefix
-from s3sign.store import ObjectStore, StoreError
+from s3sign.signing.presign import SignRequest
+from s3sign.signing.store import ObjectStore, StoreError
 
 _BODY = b"s3sign store check\n"
 _OTHER = b"S3SIGN STORE CHECK\n"  # as long, other bytes

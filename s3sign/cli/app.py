@@ -25,8 +25,8 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from s3sign import __version__
+from s3sign.cli.console import Console
 from s3sign.config import Checksum, PushChecksum, load_settings
-from s3sign.console import Console
 from s3sign.errors import (
     ConfigError,
     CredentialsError,
@@ -36,8 +36,8 @@ from s3sign.errors import (
     UsageError,
     stop_reason,
 )
-from s3sign.formats import Output, iso_utc, render
-from s3sign.presign import (
+from s3sign.signing.formats import Output, iso_utc, render
+from s3sign.signing.presign import (
     Method,
     Presigner,
     SignRequest,
@@ -50,9 +50,9 @@ from s3sign.presign import (
 from s3sign.units import format_duration, parse_size
 
 if TYPE_CHECKING:  # imported where used: `sign` must start without them
-    from s3sign.files import LocalFile
-    from s3sign.progress import Reporter
-    from s3sign.transfer import PushOptions
+    from s3sign.transfer.files import LocalFile
+    from s3sign.transfer.push import PushOptions
+    from s3sign.transfer.report import Reporter
 
 
 @dataclass
@@ -520,7 +520,7 @@ def _sign_multipart(
     now: datetime | None,
 ) -> None:
     """``--multipart``, ``--complete ID --etags FILE`` or ``--abort ID``: one of them."""
-    from s3sign import multipart
+    from s3sign.signing import multipart
 
     if sum((start, complete is not None, abort is not None)) > 1:
         raise UsageError("give one of --multipart, --complete and --abort")
@@ -571,7 +571,7 @@ def _sign_post(
     now: datetime | None,
 ) -> None:
     """``sign --post``: a signed POST policy, as JSON, a curl command or an HTML form."""
-    from s3sign.post import PostPolicy, render_post, sign_post
+    from s3sign.signing.post import PostPolicy, render_post, sign_post
 
     if max_size is None:
         raise UsageError(
@@ -612,7 +612,7 @@ def _sign_batch(
     now: datetime | None,
 ) -> None:
     """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed."""
-    from s3sign.batch import Defaults, sign_source
+    from s3sign.signing.batch import Defaults, sign_source
 
     if output not in (OutputChoice.url, OutputChoice.json):
         raise UsageError(f"--batch prints JSON lines, not {output.value}", hint="drop --output")
@@ -681,9 +681,9 @@ def explain(
     quiet: Quiet = False,
 ) -> None:
     """Show what a pre-signed URL allows, and check its signature."""
-    from s3sign.explain import explain as read_url
-    from s3sign.explain import render as render_explanation
-    from s3sign.explain import verify
+    from s3sign.signing.explain import explain as read_url
+    from s3sign.signing.explain import render as render_explanation
+    from s3sign.signing.explain import verify
 
     state = _state(ctx, verbose, quiet)
     if url is None or url == "-":
@@ -960,8 +960,8 @@ def push(
     quiet: Quiet = False,
 ) -> None:
     """Upload files into a run, straight to S3."""
-    from s3sign.transfer import PushOptions
-    from s3sign.transport import Transport
+    from s3sign.http.transport import Transport
+    from s3sign.transfer.push import PushOptions
 
     state = _state(ctx, verbose, quiet)
     _check_run_id(run_id)
@@ -980,7 +980,7 @@ def push(
     elif settings.sources.get("checksum") in ("env", "file"):
         push_checksum = settings.checksum
     if content_type is not None:
-        from s3sign.presign import check_content_type
+        from s3sign.signing.presign import check_content_type
 
         check_content_type(content_type, "--content-type")
     listed = _paths_from(files_from) if files_from is not None else []
@@ -999,7 +999,7 @@ def push(
         if json_report:
             import json
 
-            from s3sign.progress import PushReport
+            from s3sign.transfer.report import PushReport
 
             typer.echo(json.dumps(PushReport(run_id).wire()))
         return
@@ -1031,8 +1031,8 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
     """See the whole round trip work on this machine."""
     import tempfile
 
-    from s3sign.console import summary
-    from s3sign.demo import run_demo
+    from s3sign.cli.console import summary
+    from s3sign.local.demo import run_demo
     from s3sign.units import format_size
 
     console = _state(ctx, verbose, quiet).console
@@ -1059,8 +1059,8 @@ def _push_reporter(console: Console, silent: bool, concurrency: int) -> "Reporte
     """A live display on a terminal, plain lines elsewhere, nothing when ``silent``."""
     import os
 
-    from s3sign.console import LiveReporter, PlainReporter
-    from s3sign.progress import SilentReporter
+    from s3sign.cli.console import LiveReporter, PlainReporter
+    from s3sign.transfer.report import SilentReporter
 
     if silent or console.verbosity < 0:
         return SilentReporter()
@@ -1130,8 +1130,8 @@ def _serve_local(settings: Any, data_dir: Path | None, bucket: str, console: Con
 
     import uvicorn
 
-    from s3sign.demo import local_settings
-    from s3sign.local import default_data_dir, persistent_store, server_secret_file
+    from s3sign.local.demo import local_settings
+    from s3sign.local.seaweed import default_data_dir, persistent_store, server_secret_file
     from s3sign.server.app import create_app
     from s3sign.server.signer import UploadSigner
 
@@ -1224,8 +1224,8 @@ def doctor(
     ] = None,
 ) -> None:
     """Check credentials, region, clock, bucket and backend."""
-    from s3sign.console import printable
-    from s3sign.doctor import run_checks
+    from s3sign.cli.console import printable
+    from s3sign.cli.doctor import run_checks
 
     state = ctx.ensure_object(CliState)
     settings = load_settings(
@@ -1272,9 +1272,9 @@ def completion(
 
 def _dry_run(run_id: str, files: "list[LocalFile]", backend: str | None, console: Console) -> None:
     """Each file's size and the key it would get (or why the backend would refuse it)."""
-    from s3sign.client import BackendClient
-    from s3sign.console import printable
-    from s3sign.server.keys import PolicyError, object_key
+    from s3sign.cli.console import printable
+    from s3sign.keys import PolicyError, object_key
+    from s3sign.transfer.backend import BackendClient
 
     prefix, where = "runs", "the default prefix: no backend is configured"
     if backend:
@@ -1296,7 +1296,7 @@ def _dry_run(run_id: str, files: "list[LocalFile]", backend: str | None, console
 
 
 def _check_run_id(run_id: str) -> None:
-    from s3sign.server.keys import PolicyError, check_run_id
+    from s3sign.keys import PolicyError, check_run_id
 
     try:
         check_run_id(run_id)
@@ -1357,7 +1357,7 @@ def _patterns_from(path: Path | None) -> list[str]:
 def _files_to_push(found: _Found, policy: NoFilesPolicy, console: Console) -> "list[LocalFile]":
     """The files PATHS (and ``--files-from``) name, with ``--if-no-files-found`` applied;
     what was left out (hidden, symlinks out of the tree) is said once, with the flag."""
-    from s3sign.files import expand_paths
+    from s3sign.transfer.files import expand_paths
 
     expansion = expand_paths(
         found.paths,
@@ -1444,10 +1444,10 @@ def _run_push(
     """
     import json
 
-    from s3sign.client import BackendClient
-    from s3sign.console import summary
-    from s3sign.progress import PushReport
-    from s3sign.transfer import Pusher
+    from s3sign.cli.console import summary
+    from s3sign.transfer.backend import BackendClient
+    from s3sign.transfer.push import Pusher
+    from s3sign.transfer.report import PushReport
 
     client = BackendClient(
         backend, token, read_timeout=options.stall_timeout, transport=options.transport
@@ -1528,7 +1528,7 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
         raise UsageError("--file only applies to PUT", hint="drop --file, or use --method put")
     if request.size is not None:
         raise UsageError("give --size or --file, not both", hint="--file measures the size itself")
-    from s3sign.files import file_facts  # hashing and MIME tables: only for --file
+    from s3sign.transfer.files import file_facts  # hashing and MIME tables: only for --file
 
     explicit_checksum = request.sha256 is not None or request.md5 is not None
     facts = file_facts(path, "none" if explicit_checksum else checksum)

@@ -16,7 +16,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Literal, NamedTuple
 
-from s3sign.addressing import (
+from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
+from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, resolve_credentials
+from s3sign.errors import ConfigError, CredentialsError, UsageError
+from s3sign.providers import PROVIDERS
+from s3sign.signing.addressing import (
     Addressing,
     Endpoint,
     bucket_root,
@@ -25,11 +29,7 @@ from s3sign.addressing import (
     encode_key,
     locate_bucket,
 )
-from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
-from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, resolve_credentials
-from s3sign.errors import ConfigError, CredentialsError, UsageError
-from s3sign.providers import PROVIDERS
-from s3sign.sigv4 import amz_date, presign_query
+from s3sign.signing.sigv4 import amz_date, presign_query
 from s3sign.units import format_duration
 
 Method = Literal["PUT", "GET", "HEAD", "DELETE", "POST"]  # POST: multipart create/complete

@@ -25,14 +25,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from s3sign.addressing import check_bucket
 from s3sign.credentials import Credentials
 from s3sign.errors import ConfigError, UnreachableError
-from s3sign.presign import Presigner
-from s3sign.transport import Transport
+from s3sign.http.transport import Transport
+from s3sign.signing.addressing import check_bucket
+from s3sign.signing.presign import Presigner
 
 if TYPE_CHECKING:
-    from s3sign.store import ObjectStore
+    from s3sign.signing.store import ObjectStore
 
 _PORT_FLAGS = (
     "s3.port",
@@ -214,13 +214,13 @@ class LocalS3:
     def object_store(self) -> ObjectStore:
         """This store for the server's own S3 calls: reached directly, never through a
         proxy (a child process on 127.0.0.1)."""
-        from s3sign.store import ObjectStore
+        from s3sign.signing.store import ObjectStore
 
         return ObjectStore(self.presigner, self.bucket, Transport())
 
     def bucket_ready(self) -> bool:
         """True when a signed listing of the bucket answers 200."""
-        from s3sign.connections import Connections
+        from s3sign.http.connections import Connections
 
         url = self.presigner().sign_bucket_get(self.bucket, (("list-type", "2"), ("max-keys", "0")))
         http = Connections(Transport(), "s3", 2.0)

@@ -19,11 +19,11 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from s3sign.addressing import check_bucket, check_key, locate_bucket
 from s3sign.errors import UsageError
-from s3sign.formats import iso_utc
-from s3sign.presign import Presigner, check_content_type
-from s3sign.sigv4 import ALGORITHM, amz_date, signing_key
+from s3sign.signing.addressing import check_bucket, check_key, locate_bucket
+from s3sign.signing.formats import iso_utc
+from s3sign.signing.presign import Presigner, check_content_type
+from s3sign.signing.sigv4 import ALGORITHM, amz_date, signing_key
 
 MAX_POST_SIZE = 5 * 1024**3  # S3's limit for one POST upload
 FILENAME = "${filename}"

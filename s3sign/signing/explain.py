@@ -19,7 +19,13 @@ from urllib.parse import unquote, urlsplit
 
 from s3sign.credentials import Credentials, mask
 from s3sign.errors import UsageError
-from s3sign.sigv4 import ALGORITHM, UNSIGNED_PAYLOAD, canonical_headers, sign_canonical, uri_encode
+from s3sign.signing.sigv4 import (
+    ALGORITHM,
+    UNSIGNED_PAYLOAD,
+    canonical_headers,
+    sign_canonical,
+    uri_encode,
+)
 from s3sign.units import format_duration
 
 _AWS_HOST = re.compile(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from s3sign.units import format_size
 
 if TYPE_CHECKING:  # only named in annotations: `sign` starts without the push machinery
-    from s3sign.progress import FileOutcome, PushReport
+    from s3sign.transfer.report import FileOutcome, PushReport
 
 _WRITING = threading.Lock()
 _RED, _YELLOW, _DIM, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[0m"

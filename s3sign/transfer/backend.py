@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from s3sign.connections import Connections, network_problem
-from s3sign.connections import Response as HTTPResponse
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
+from s3sign.http.connections import Connections, network_problem
+from s3sign.http.connections import Response as HTTPResponse
+from s3sign.http.transport import Transport
 from s3sign.protocol import (
     AbortRequest,
     AbortResponse,
@@ -38,7 +39,6 @@ from s3sign.protocol import (
     to_wire,
 )
 from s3sign.retry import RETRY_STATUSES, backoff
-from s3sign.transport import Transport
 
 # More attempts once the backend has answered: a backend that goes away mid-push is most
 # likely being restarted or redeployed. 5 attempts wait 4-8 s in all; 8 wait 26-52 s.
@@ -56,7 +56,7 @@ class BackendClient:
 
     Shared by the push's threads: the keep-alive connections are, and nothing
     here changes between calls. TLS and proxies follow ``transport`` (by default
-    this process's environment: see :mod:`s3sign.transport`).
+    this process's environment: see :mod:`s3sign.http.transport`).
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 They go through the same SigV4 signer as every URL the server hands out (a
 pre-signed URL, used at once), over the project's one transport (keep-alive
 connections shared by threads; TLS, proxies and limits as for every HTTP call:
-:mod:`s3sign.transport`). The server never sends or receives an object's bytes:
+:mod:`s3sign.http.transport`). The server never sends or receives an object's bytes:
 only these small requests, each answer at most 1 MiB; each call, retries
 included, ends within 25 s (assembling a multipart upload: 150 s).
 """
@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
-from s3sign.connections import Connections, Response, network_problem
-from s3sign.presign import Method, Presigner, SignRequest
+from s3sign.http.connections import Connections, Response, network_problem
+from s3sign.http.transport import Transport
 from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
-from s3sign.transport import Transport
+from s3sign.signing.presign import Method, Presigner, SignRequest
 
 # Seconds for one answer, and for a call with its retries: a worker waits on these calls,
 # and a thread of the server's pool is held meanwhile. Assembling a multipart upload may

@@ -10,7 +10,7 @@ from json.encoder import encode_basestring
 from pathlib import PurePosixPath
 from typing import Literal
 
-from s3sign.presign import SignedRequest
+from s3sign.signing.presign import SignedRequest
 
 _quote = encode_basestring  # a JSON string, non-ASCII kept: what ensure_ascii=False writes
 
