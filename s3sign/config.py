@@ -4,7 +4,12 @@ Precedence, for every key: command-line flag > ``S3SIGN_*`` environment
 variable > YAML config file > built-in default. The YAML file is ``--config
 PATH``, else ``$S3SIGN_CONFIG``, else ``./s3sign.yaml``, else
 ``$XDG_CONFIG_HOME/s3sign/config.yaml`` (``~/.config/s3sign/config.yaml``).
-AWS secrets never live here: they come from the AWS credential chain.
+AWS secrets never live here: they come from the AWS credential chain. The two secrets of
+s3sign itself, the run token and the server secret, come from a flag or the environment
+only (``S3SIGN_TOKEN``, ``S3SIGN_SERVER_SECRET``), never from the file. The network rules
+(proxies, CA bundles) are read here too, from the standard variables
+(``s3sign.http.transport``): this module and ``credentials`` are the only readers of the
+process's environment.
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from s3sign.errors import ConfigError, UsageError
+from s3sign.http.transport import NETWORK_VARIABLES, Transport
 from s3sign.providers import PROVIDERS
+from s3sign.s3limits import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, GiB, MiB
 from s3sign.signing.addressing import URL_CHARACTERS, Addressing
 from s3sign.units import format_size, parse_duration, parse_size
 
@@ -26,11 +34,6 @@ PushChecksum = Literal["auto", "sha256", "md5", "none"]  # auto: what the store 
 Source = Literal["flag", "env", "file", "provider", "default"]
 
 MAX_EXPIRES = 7 * 86400  # SigV4's hard limit for a pre-signed URL
-MiB = 1024**2
-GiB = 1024**3
-MAX_OBJECT_SIZE = 5 * 1024**4  # S3's largest object (multipart)
-MIN_PART_SIZE = 5 * MiB  # S3's smallest part, but the last
-MAX_PART_SIZE = 5 * GiB
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,19 @@ class Settings:
     max_connections: int = 1000  # per worker process; requests beyond get 503
     token_ttl: int = 12 * 3600
     max_token_ttl: int = 7 * 86400  # the longest token a backend accepts (and `token` mints)
+    # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
+    token: str | None = field(default=None, repr=False)
+    server_secret: str | None = field(default=None, repr=False)
+    # the standard variables for proxies and CA bundles (not S3SIGN_*), as they were set
+    network: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = field(default=None, compare=False)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def transport(self) -> Transport:
+        """The rules for every HTTP call (proxies, CA bundles); a bad proxy variable is a
+        ``ConfigError`` here, when a command is about to make a call, not in ``sign``."""
+        return Transport.from_environ(self.network)
 
 
 # --- value parsers: raw value (str from env/flag, any YAML scalar) -> typed value ---------
@@ -202,6 +216,9 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "token_ttl": _duration_between(60, 30 * 86400),
     "max_token_ttl": _duration_between(60, 30 * 86400),
 }
+# Never read from the file: a config file is shared, checked in, printed.
+SECRET_KEYS = frozenset({"token", "server_secret"})
+_PARSERS.update({"token": _text, "server_secret": _text})
 KEYS: tuple[str, ...] = tuple(_PARSERS)
 
 
@@ -259,7 +276,10 @@ def load_settings(
             raise _bad_value(key, source, str(exc), path, line, flag) from None
         sources[key] = source
     _apply_provider(values, sources)
-    return Settings(**cast(dict[str, Any], values), config_file=path, sources=sources)
+    network = {name: env[name] for name in NETWORK_VARIABLES if name in env}
+    return Settings(
+        **cast(dict[str, Any], values), network=network, config_file=path, sources=sources
+    )
 
 
 def _apply_provider(values: dict[str, object], sources: dict[str, Source]) -> None:
@@ -337,8 +357,13 @@ def read_config_file(path: Path) -> dict[str, tuple[object, int]]:
         for key_node, value_node in root.value:
             line = key_node.start_mark.line + 1
             key = loader.construct_object(key_node, deep=True)
+            if key in SECRET_KEYS:
+                raise ConfigError(
+                    f"{path}:{line}: {key} is a secret and is not read from a config file",
+                    hint=f"set {env_name(key)} in the environment instead, and remove the line",
+                )
             if not isinstance(key, str) or key not in _PARSERS:
-                known = ", ".join(KEYS)
+                known = ", ".join(k for k in KEYS if k not in SECRET_KEYS)
                 raise ConfigError(
                     f"{path}:{line}: unknown key {key!r}", hint=f"known keys: {known}"
                 )
@@ -364,5 +389,5 @@ def read_config_file(path: Path) -> dict[str, tuple[object, int]]:
 
 def describe(settings: Settings) -> list[tuple[str, object, Source]]:
     """(key, value, source) for every key, for ``config show`` and ``-v`` logs."""
-    names = [f.name for f in fields(settings) if f.name in _PARSERS]
+    names = [f.name for f in fields(settings) if f.name in _PARSERS and f.name not in SECRET_KEYS]
     return [(n, getattr(settings, n), settings.sources.get(n, "default")) for n in names]

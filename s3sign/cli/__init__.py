@@ -8,6 +8,6 @@ below it (signing, transfer, server, local and the core); nothing imports it.
 
 from __future__ import annotations
 
-from s3sign.cli.app import app, main
+from s3sign.cli.app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

@@ -1,15 +1,15 @@
 """What the user sees on stderr: errors with hints, warnings, and ``-v`` logs.
 
-stdout is for results only and is written by ``cli.py``. Colour only when
+stdout is for results only and is written by the commands. Colour only when
 stderr is a terminal and ``NO_COLOR`` is unset; never a forced terminal.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -37,10 +37,11 @@ class Console:
 
     verbosity: int = 0
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    env: Mapping[str, str] = field(default_factory=dict)  # NO_COLOR, TERM
 
     @property
     def color(self) -> bool:
-        if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        if self.env.get("NO_COLOR") or self.env.get("TERM") == "dumb":
             return False
         return bool(getattr(self.stderr, "isatty", lambda: False)())
 

@@ -14,12 +14,13 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from s3sign.codec import from_wire
 from s3sign.config import Settings
 from s3sign.credentials import Credentials, resolve_credentials
 from s3sign.errors import S3SignError
 from s3sign.http.connections import Connections, network_problem
 from s3sign.http.transport import Peer, Transport
-from s3sign.protocol import ServerInfo, from_wire
+from s3sign.protocol import ServerInfo
 from s3sign.s3xml import s3_error
 from s3sign.server.storecheck import describe
 from s3sign.signing.presign import Presigner, resolve_endpoint_url, resolve_region
@@ -76,7 +77,7 @@ def run_checks(settings: Settings, bucket: str | None) -> list[Check]:
     )
     root = f"{presigner.endpoint.scheme}://{presigner.endpoint.host}/"
     try:
-        transport = Transport.from_environ()
+        transport = settings.transport
         s3 = _connections(transport, "s3")
     except S3SignError as exc:  # a proxy variable or CA bundle that cannot be used
         return [*checks, Check("endpoint", False, exc.message, exc.hint)]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress  # urllib.parse imports it anyway
-import os
+import os  # os.access: is a CA bundle readable
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,6 +35,13 @@ from urllib.parse import unquote, urlsplit
 from s3sign.errors import ConfigError
 
 CONNECT_TIMEOUT = 10.0
+# What ``Transport.from_environ`` reads (``load_settings`` passes these on as they were set).
+NETWORK_VARIABLES = (
+    *(name for base in ("http_proxy", "https_proxy", "no_proxy") for name in (base, base.upper())),
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)
 Peer = Literal["s3", "backend"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -114,8 +121,9 @@ class Transport:
     connect_timeout: float = CONNECT_TIMEOUT
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Transport:
-        env = os.environ if environ is None else environ
+    def from_environ(cls, env: Mapping[str, str]) -> Transport:
+        """The rules these environment variables set (``load_settings`` passes the
+        process's)."""
         backend_variable = next(
             (name for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if env.get(name)),
             "REQUESTS_CA_BUNDLE",
@@ -147,15 +155,15 @@ class Transport:
 def _parse_proxy(variable: str, text: str) -> Proxy | None:
     if not text:
         return None
-    parts = urlsplit(text if "://" in text else f"http://{text}")
+    hint = "give it as http://HOST:PORT (HTTPS still runs end to end, in a tunnel)"
     try:
+        parts = urlsplit(text if "://" in text else f"http://{text}")
         port = parts.port or 80
-    except ValueError:
-        port = -1
-    if parts.scheme != "http" or not parts.hostname or port < 0:
+    except ValueError:  # an unclosed [, a port out of range: never a URL's text in the error
+        raise ConfigError(f"{variable} is not a valid URL", hint=hint) from None
+    if parts.scheme != "http" or not parts.hostname:
         raise ConfigError(
-            f"{variable}: {parts.scheme}://{parts.hostname} is not an http:// proxy",
-            hint="give it as http://HOST:PORT (HTTPS still runs end to end, in a tunnel)",
+            f"{variable}: {parts.scheme}://{parts.hostname} is not an http:// proxy", hint=hint
         )
     authorization = ""
     if parts.username is not None:

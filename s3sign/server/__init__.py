@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from s3sign.protocol import ProtocolError, plan_parts
+    from s3sign.protocol import ProtocolError
+    from s3sign.s3limits import plan_parts
     from s3sign.server.app import create_app
     from s3sign.server.signer import UploadSigner
 

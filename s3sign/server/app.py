@@ -181,7 +181,7 @@ def create_app(
     signer: UploadSigner | None = None,
 ) -> FastAPI:
     """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
-    secret = checked_secret(secret) if secret is not None else server_secret()
+    secret = checked_secret(secret) if secret is not None else server_secret(settings.server_secret)
     signer = signer or UploadSigner(settings)
     if signer.handles is None:  # upload ids go out sealed to their key (server/handles.py)
         signer.handles = UploadHandles(secret)

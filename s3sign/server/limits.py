@@ -23,7 +23,8 @@ import h11
 from fastapi.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from s3sign.protocol import ErrorInfo, ErrorResponse, to_wire
+from s3sign.codec import to_wire
+from s3sign.protocol import ErrorInfo, ErrorResponse
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from s3sign.config import Settings
+from s3sign.digests import guess_content_type
 from s3sign.errors import ConfigError, UsageError
 from s3sign.keys import PolicyError, check_run_id, file_name_in_run, object_key
 from s3sign.protocol import (
@@ -43,8 +44,8 @@ from s3sign.protocol import (
     StatusResponse,
     StatusResult,
     StoreChecks,
-    plan_parts,
 )
+from s3sign.s3limits import plan_parts
 from s3sign.server.handles import UploadHandles
 from s3sign.server.pool import StorePool, one
 from s3sign.server.verify import StoreCheck, compare, completed, failed, mismatch
@@ -58,7 +59,6 @@ from s3sign.signing.presign import (
     part_request,
 )
 from s3sign.signing.store import ObjectInfo, ObjectStore, StoreError
-from s3sign.transfer.files import guess_content_type
 
 REFRESH_BEFORE = timedelta(minutes=5)
 LIST_FROM = 20  # files in one complete request from which a LIST is cheaper than HEADs
@@ -111,7 +111,7 @@ class UploadSigner:
         self._presigner: Callable[[], Presigner] = (
             (lambda: presigner) if isinstance(presigner, Presigner) else presigner
         )
-        self.store = store or ObjectStore(self._presigner, self.bucket)
+        self.store = store or ObjectStore(self._presigner, self.bucket, settings.transport)
         self._pool = StorePool()
         # Multipart upload ids as sealed handles (s3sign.server.handles); create_app sets
         # them from the server secret. Without, the bare ids go out and come back.

@@ -8,9 +8,7 @@ issuer, audience and expiry. Stateless: any replica with the secret can check.
 
 from __future__ import annotations
 
-import os
 import secrets
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -30,10 +28,9 @@ class TokenError(ProtocolError):
     """A token the server refuses: 401 (no valid token) or 403 (not for this run)."""
 
 
-def server_secret(env: Mapping[str, str] | None = None) -> bytes:
-    """The shared signing secret, from ``S3SIGN_SERVER_SECRET`` (never a config file)."""
-    env = os.environ if env is None else env
-    value = env.get(SECRET_ENV, "")
+def server_secret(value: str | None) -> bytes:
+    """The shared signing secret (``Settings.server_secret``: from ``S3SIGN_SERVER_SECRET``,
+    never a config file), checked."""
     if not value:
         raise ConfigError(
             f"{SECRET_ENV} is not set",

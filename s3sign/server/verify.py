@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Literal
 
+from s3sign.digests import composite_sha256
 from s3sign.protocol import (
     CompletedPart,
     CompleteFile,
@@ -23,7 +24,6 @@ from s3sign.protocol import (
     StatusFile,
     StatusResult,
     StoreChecks,
-    composite_sha256,
 )
 from s3sign.server.storecheck import check_store, describe
 from s3sign.signing.store import ObjectInfo, ObjectStore

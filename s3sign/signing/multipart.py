@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from s3sign.config import MAX_OBJECT_SIZE, MIN_PART_SIZE
+from s3sign.codec import to_wire
 from s3sign.errors import (
     CredentialsError,
     ExitCode,
@@ -22,7 +22,8 @@ from s3sign.errors import (
     UnreachableError,
     UsageError,
 )
-from s3sign.protocol import SignedPart, plan_parts, to_wire
+from s3sign.protocol import SignedPart
+from s3sign.s3limits import MAX_OBJECT_SIZE, MIN_PART_SIZE, plan_parts
 from s3sign.signing.formats import iso_utc
 from s3sign.signing.presign import Presigner, check_content_type, part_request
 from s3sign.signing.store import ObjectStore, StoreError
@@ -30,7 +31,7 @@ from s3sign.signing.store import ObjectStore, StoreError
 
 def start(
     presigner: Presigner,
-    bucket: str,
+    store: ObjectStore,
     key: str,
     *,
     size: int,
@@ -51,7 +52,8 @@ def start(
         check_content_type(content_type, "--content-type")
     part_size, count = plan_parts(size, part_size)
     with _store_errors("starting the multipart upload"):
-        upload_id = ObjectStore(lambda: presigner, bucket).create_multipart(key, content_type)
+        upload_id = store.create_multipart(key, content_type)
+    bucket = store.bucket
     parts = []
     for number in range(1, count + 1):
         request = part_request(bucket, key, upload_id, number, part_size, size, expires)
@@ -71,17 +73,16 @@ def start(
     }
 
 
-def complete(presigner: Presigner, bucket: str, key: str, upload_id: str, etags: str) -> str:
+def complete(store: ObjectStore, key: str, upload_id: str, etags: str) -> str:
     """Assemble the parts listed in ``etags`` (the text of the file); the object's ETag."""
     parts = read_etags(etags)
     with _store_errors("completing the multipart upload"):
-        store = ObjectStore(lambda: presigner, bucket)
         return store.complete_multipart(key, upload_id, [(n, etag, None) for n, etag in parts])
 
 
-def abort(presigner: Presigner, bucket: str, key: str, upload_id: str) -> None:
+def abort(store: ObjectStore, key: str, upload_id: str) -> None:
     with _store_errors("aborting the multipart upload"):
-        ObjectStore(lambda: presigner, bucket).abort_multipart(key, upload_id)
+        store.abort_multipart(key, upload_id)
 
 
 def read_etags(text: str) -> list[tuple[int, str]]:

@@ -93,9 +93,11 @@ class ObjectStore:
         bucket: str,
         transport: Transport | None = None,
     ) -> None:
+        """``transport``: the network rules (``Settings.transport``); direct when not given,
+        as for the embedded store on 127.0.0.1."""
         self._presigner = presigner
         self.bucket = bucket
-        transport = transport or Transport.from_environ()
+        transport = transport or Transport()
         self._http = Connections(transport, "s3", ANSWER_TIMEOUT)
         probing = replace(transport, connect_timeout=PROBE_TIMEOUT)
         self._probe = Connections(probing, "s3", PROBE_TIMEOUT)

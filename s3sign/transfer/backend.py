@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from s3sign.codec import WireError, from_wire, to_wire
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
 from s3sign.http.connections import Connections, network_problem
 from s3sign.http.connections import Response as HTTPResponse
@@ -34,9 +35,6 @@ from s3sign.protocol import (
     StatusFile,
     StatusRequest,
     StatusResponse,
-    WireError,
-    from_wire,
-    to_wire,
 )
 from s3sign.retry import RETRY_STATUSES, backoff
 
@@ -72,9 +70,8 @@ class BackendClient:
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self._sleep = sleep
-        self._http = Connections(
-            transport or Transport.from_environ(), "backend", read_timeout, MAX_ANSWER
-        )
+        # ``transport``: the network rules (``Settings.transport``); direct when not given
+        self._http = Connections(transport or Transport(), "backend", read_timeout, MAX_ANSWER)
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
         self._reached = False  # once it answered, an outage is a restart: wait longer
         # The backend's clock minus this machine's, from its Date header; zero when they

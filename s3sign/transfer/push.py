@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import os
 import queue
 import threading
@@ -40,6 +39,13 @@ from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 from s3sign.config import Checksum, PushChecksum, Settings
+from s3sign.digests import (
+    composite_sha256,
+    file_digest,
+    multipart_etag,
+    range_digest,
+    sha256_with_parts,
+)
 from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.http.connections import BodyShrank, Connections, network_problem
 from s3sign.http.transport import Transport
@@ -56,13 +62,12 @@ from s3sign.protocol import (
     StatusFile,
     StatusResult,
     StoreChecks,
-    composite_sha256,
-    plan_parts,
 )
 from s3sign.retry import RETRY_STATUSES, backoff
+from s3sign.s3limits import plan_parts
 from s3sign.s3xml import s3_error
 from s3sign.transfer.backend import BackendClient
-from s3sign.transfer.files import LocalFile, file_digest, range_digest, sha256_with_parts
+from s3sign.transfer.files import LocalFile
 from s3sign.transfer.report import FileOutcome, PushReport, Reporter
 
 # Until the backend says (/v1/info): the server's default, from the one place it is set.
@@ -96,7 +101,7 @@ class PushOptions:
     batch_size: int = 500
     attempts: int = 5
     stall_timeout: float = 120.0
-    transport: Transport = field(default_factory=Transport.from_environ)
+    transport: Transport = field(default_factory=Transport)  # Settings.transport
     # A multipart file's whole SHA-256 binds nothing (S3 checks each part): it is worked
     # out only for a report (--json, --manifest) or to compare with --skip-existing, in
     # one pass with the parts' SHA-256s, which its parts' URLs are then bound to.
@@ -836,21 +841,6 @@ class Pusher:
         if answer.status == "kept":
             return "another upload has replaced it since"
         return "what S3 stored meanwhile was deleted"
-
-
-def multipart_etag(path: str, part_size: int) -> str:
-    """The ETag S3 gives a multipart object: MD5 of the parts' MD5s, then ``-COUNT``. Each
-    part is read in blocks (``range_digest``), not whole: parts grow to 512 MiB and more.
-    A file that shrinks while it is read has no such ETag: ``""``."""
-    size = os.stat(path).st_size
-    try:
-        digests = [
-            base64.b64decode(range_digest(path, offset, min(part_size, size - offset), "md5"))
-            for offset in range(0, size, part_size)
-        ]
-    except EOFError:
-        return ""
-    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
 
 
 def _check_unchanged(local: LocalFile, when: str) -> None:

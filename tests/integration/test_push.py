@@ -450,8 +450,8 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
     the file fails with that reason, the others upload, and the upload is aborted. Part
     digests come from each part's task, or (with a report) from the one pass over the file
     that also gives its whole SHA-256: then no part is read twice."""
-    from s3sign.transfer.files import range_digest as real
-    from s3sign.transfer.files import sha256_with_parts as real_pass
+    from s3sign.digests import range_digest as real
+    from s3sign.digests import sha256_with_parts as real_pass
 
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB

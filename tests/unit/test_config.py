@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.config import KEYS, Settings, describe, find_config_file, load_settings
+from s3sign.config import (
+    KEYS,
+    SECRET_KEYS,
+    Settings,
+    describe,
+    env_name,
+    find_config_file,
+    load_settings,
+)
 from s3sign.errors import ConfigError, ExitCode, UsageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,8 +140,41 @@ def test_example_config_documents_every_key_and_loads() -> None:
     settings = load_settings(config_path=example, env={}, cwd=REPO)
     text = example.read_text()
     for key in KEYS:
+        if key in SECRET_KEYS:
+            assert env_name(key) in text, f"{key}: where it comes from is not documented"
+            continue
         assert f"\n{key}:" in text or f"\n# {key}:" in text, f"{key} is not documented"
     assert settings.config_file == example
+
+
+@pytest.mark.parametrize("key", sorted(SECRET_KEYS))
+def test_a_secret_in_the_config_file_is_refused(tmp_path: Path, key: str) -> None:
+    """The token and the server secret come from a flag or the environment, never from a
+    file that is shared, checked in and printed."""
+    path = tmp_path / "s3sign.yaml"
+    path.write_text(f"{key}: {'s' * 40}\n")
+    with pytest.raises(ConfigError, match=f"{key} is a secret") as caught:
+        load_settings(env={}, cwd=tmp_path)
+    assert env_name(key) in caught.value.hint
+    assert "s" * 40 not in caught.value.message + caught.value.hint
+    from_env = load_settings(env={env_name(key): "t" * 40}, cwd=Path("/"))
+    assert getattr(from_env, key) == "t" * 40
+    assert key not in {name for name, _, _ in describe(from_env)}  # never shown
+    assert "t" * 40 not in repr(from_env)
+
+
+def test_the_network_rules_come_from_the_environment_given() -> None:
+    """Proxies and CA bundles are read by load_settings, from the environment it is given,
+    and a bad proxy variable fails only the commands that make a call (sign makes none)."""
+    env = {"https_proxy": "http://127.0.0.1:3128", "NO_PROXY": "10.0.0.0/8", "HOME": "/"}
+    settings = load_settings(env=env, cwd=Path("/"))
+    proxy = settings.transport.proxies.for_origin("https", "s3.example.com", 443)
+    assert proxy is not None
+    assert (proxy.host, proxy.port) == ("127.0.0.1", 3128)
+    assert settings.transport.proxies.for_origin("https", "10.1.2.3", 443) is None
+    broken = load_settings(env={"https_proxy": "http://[::1", "HOME": "/"}, cwd=Path("/"))
+    with pytest.raises(ConfigError, match="https_proxy"):
+        _ = broken.transport
 
 
 def test_every_commented_example_value_is_valid(tmp_path: Path) -> None:
@@ -147,7 +188,8 @@ def test_every_commented_example_value_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "all.yaml"
     path.write_text("\n".join(uncommented) + "\n")
     settings = load_settings(config_path=path, env={}, cwd=tmp_path)
-    assert {key for key, _, source in describe(settings) if source == "file"} == set(KEYS)
+    shown = {key for key, _, source in describe(settings) if source == "file"}
+    assert shown == set(KEYS) - SECRET_KEYS
 
 
 @pytest.mark.parametrize(

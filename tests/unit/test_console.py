@@ -7,8 +7,6 @@ import re
 import threading
 from pathlib import Path
 
-import pytest
-
 from s3sign.cli.console import Console
 
 
@@ -17,13 +15,12 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_colour_on_a_terminal_unless_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_colour_on_a_terminal_unless_no_color() -> None:
     terminal = FakeTerminal()
     Console(stderr=terminal).error("boom", "try again")
     assert "\033[31m" in terminal.getvalue()
-    monkeypatch.setenv("NO_COLOR", "1")
     plain = FakeTerminal()
-    Console(stderr=plain).error("boom", "try again")
+    Console(stderr=plain, env={"NO_COLOR": "1"}).error("boom", "try again")
     assert plain.getvalue() == "s3sign: error: boom\n  hint: try again\n"
 
 

@@ -10,9 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3sign.protocol import composite_sha256
-from s3sign.transfer.files import range_digest, sha256_with_parts
-from s3sign.transfer.push import multipart_etag
+from s3sign.digests import composite_sha256, multipart_etag, range_digest, sha256_with_parts
 
 
 def b64_sha256(data: bytes) -> str:

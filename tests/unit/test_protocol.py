@@ -11,6 +11,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from s3sign import protocol
+from s3sign.codec import WireError, from_wire, to_wire
 from s3sign.protocol import (
     AbortRequest,
     AbortResponse,
@@ -31,9 +32,6 @@ from s3sign.protocol import (
     StatusResponse,
     StatusResult,
     StoreChecks,
-    WireError,
-    from_wire,
-    to_wire,
 )
 
 SAMPLES: list[Any] = [

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from s3sign.protocol import CompletedPart, CompleteFile, StatusFile, StoreChecks, composite_sha256
+from s3sign.digests import composite_sha256
+from s3sign.protocol import CompletedPart, CompleteFile, StatusFile, StoreChecks
 from s3sign.server.verify import compare, completed, mismatch
 from s3sign.signing.store import ObjectInfo
 

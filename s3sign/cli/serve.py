@@ -1,0 +1,246 @@
+"""``s3sign token`` and ``s3sign serve`` (also ``--local``, with an embedded store).
+
+No ``from __future__ import annotations`` here: Typer reads every parameter's annotation at
+start-up, and string annotations cost it an ``eval`` each.
+"""
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from s3sign.cli.console import Console
+from s3sign.cli.options import (
+    EndpointOption,
+    ProfileOption,
+    ProviderOption,
+    Quiet,
+    RegionOption,
+    Verbose,
+    check_run_id_flag,
+    command_state,
+)
+from s3sign.config import Settings
+from s3sign.errors import UsageError
+from s3sign.signing.formats import iso_utc
+from s3sign.units import format_duration
+
+
+class TokenOutput(StrEnum):
+    token = "token"  # noqa: S105 - an output format, not a password
+    env = "env"
+    json = "json"
+
+
+def token(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run the token may upload into.")
+    ],
+    ttl: Annotated[
+        str | None,
+        typer.Option(metavar="DURATION", help="Lifetime: 30m, 12h, 7d.  [default: 12h]"),
+    ] = None,
+    output: Annotated[
+        TokenOutput, typer.Option("--output", "-o", case_sensitive=False, help="What to print.")
+    ] = TokenOutput.token,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Mint a token that lets a worker upload into one run."""
+    import json
+
+    from s3sign.server.tokens import mint_token, server_secret
+
+    state = command_state(ctx, verbose, quiet)
+    check_run_id_flag(run_id)
+    settings = state.settings({"token_ttl": ttl}, token_ttl="--ttl")  # noqa: S106 - a flag name
+    if settings.token_ttl > settings.max_token_ttl:
+        raise UsageError(
+            f"--ttl {format_duration(settings.token_ttl)} is longer than max_token_ttl "
+            f"({format_duration(settings.max_token_ttl)}): the backend would refuse the token",
+            hint="mint a shorter one, or raise max_token_ttl (S3SIGN_MAX_TOKEN_TTL) on both sides",
+        )
+    minted, expires_at = mint_token(
+        run_id, settings.token_ttl, server_secret(settings.server_secret)
+    )
+    state.console.info(f"token for run {run_id}, expires {iso_utc(expires_at)}")
+    if output is TokenOutput.token:
+        state.out(minted)
+    elif output is TokenOutput.env:
+        state.out(f"export S3SIGN_TOKEN={minted}")
+    else:
+        document = {"token": minted, "runId": run_id, "expiresAt": iso_utc(expires_at)}
+        state.out(json.dumps(document))
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Listen address.  [default: 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Listen port.  [default: 8080]")
+    ] = None,
+    bucket: Annotated[
+        str | None, typer.Option(metavar="BUCKET", help="Bucket the uploads go to.")
+    ] = None,
+    key_prefix: Annotated[
+        str | None,
+        typer.Option(metavar="PREFIX", help="Keys are PREFIX/RUN/FILE.  [default: runs]"),
+    ] = None,
+    endpoint_url: EndpointOption = None,
+    provider: ProviderOption = None,
+    region: RegionOption = None,
+    profile: ProfileOption = None,
+    workers: Annotated[
+        int | None, typer.Option(metavar="N", help="Worker processes.  [default: 1]")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Also run an embedded S3 (SeaweedFS), kept on disk.")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="With --local: where objects and secrets are kept."),
+    ] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Run the signing backend that hands workers upload URLs."""
+    import uvicorn
+
+    from s3sign.config import describe, env_name
+    from s3sign.server.app import create_app
+    from s3sign.server.signer import UploadSigner
+    from s3sign.server.tokens import server_secret
+
+    state = command_state(ctx, verbose, quiet)
+    settings = state.settings(
+        {
+            "host": host,
+            "port": port,
+            "bucket": bucket,
+            "key_prefix": key_prefix,
+            "endpoint_url": endpoint_url,
+            "provider": provider.value if provider else None,
+            "region": region,
+            "profile": profile,
+            "workers": workers,
+        }
+    )
+    if local:
+        if settings.workers > 1:
+            raise UsageError("--local runs one worker", hint="drop --workers with --local")
+        _serve_local(settings, data_dir, state.console)
+        return
+    if data_dir is not None:
+        raise UsageError("--data-dir only applies with --local")
+    secret = server_secret(settings.server_secret)
+    signer = UploadSigner(settings)  # fails here, before listening, on bad config or credentials
+    state.console.note(
+        f"serving protocol v1 on http://{settings.host}:{settings.port} "
+        f"(bucket {settings.bucket}, keys {settings.key_prefix}/RUN/FILE, "
+        f"{settings.workers} worker{'s' if settings.workers > 1 else ''})"
+    )
+    common = _uvicorn_options(settings, state.console)
+    _sigterm_exits()
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, secret=secret, signer=signer), **common)
+        return
+    # Worker processes rebuild the app from the environment they inherit: hand them the
+    # same settings (the secret and the network variables are in it already).
+    for key, value, source in describe(settings):
+        if source in ("flag", "env") and value is not None:
+            os.environ[env_name(key)] = str(value)
+    if settings.config_file is not None:
+        os.environ["S3SIGN_CONFIG"] = str(settings.config_file)
+    uvicorn.run(
+        "s3sign.server.app:app_from_environment", factory=True, workers=settings.workers, **common
+    )
+
+
+def _sigterm_exits() -> None:
+    """Let SIGTERM end the process by ``SystemExit(0)`` once uvicorn has shut down.
+
+    uvicorn shuts down gracefully, restores the previous handler and raises the
+    signal again; with this handler that becomes an exception, so ``with``
+    blocks (the embedded store) still clean up, and the exit code is 0.
+    """
+    import signal
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+def _uvicorn_options(settings: Settings, console: Console) -> dict[str, Any]:
+    """uvicorn's settings for ``serve``; this process tuned for serving (see
+    ``share_the_interpreter``)."""
+    from s3sign.server.app import log_config, share_the_interpreter
+    from s3sign.server.limits import uvicorn_limits
+
+    share_the_interpreter()
+    return {
+        **uvicorn_limits(settings.max_connections),
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(quiet=console.verbosity < 0),
+        "log_level": "warning" if console.verbosity < 0 else "info",
+        "access_log": console.verbosity >= 0,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
+def _serve_local(settings: Settings, data_dir: Path | None, console: Console) -> None:
+    """The backend and an embedded S3 together; objects and secrets persist in ``data_dir``.
+    The bucket is the one configured (flag, ``S3SIGN_BUCKET``, ``bucket:``), else s3sign."""
+    from dataclasses import replace as replace_settings
+
+    import uvicorn
+
+    from s3sign.local.demo import local_settings
+    from s3sign.local.seaweed import default_data_dir, persistent_store, server_secret_file
+    from s3sign.server.app import create_app
+    from s3sign.server.signer import UploadSigner
+
+    directory = data_dir or default_data_dir()
+    secret_path = server_secret_file(directory)
+    from s3sign.server.tokens import SECRET_ENV, checked_secret
+
+    bucket = settings.bucket or "s3sign"
+    if settings.server_secret:
+        secret = checked_secret(settings.server_secret.encode(), SECRET_ENV).decode()
+    else:
+        secret = checked_secret(secret_path.read_text().strip().encode(), str(secret_path)).decode()
+    store = persistent_store(directory, bucket)
+    console.note(f"starting an embedded S3 (SeaweedFS), data in {directory} ...")
+    with store:
+        base = local_settings(store)
+        settings = replace_settings(
+            settings,
+            bucket=bucket,
+            endpoint_url=base.endpoint_url,
+            region=base.region,
+            addressing="path",
+        )
+        signer = UploadSigner(settings, store.presigner(), store.object_store())
+        backend = f"http://{settings.host}:{settings.port}"
+        console.note(f"S3 at {store.endpoint_url} (bucket {bucket}); backend at {backend}")
+        console.note("for workers on this machine:")
+        secret_hint = (
+            ""
+            if settings.server_secret
+            else f'  export S3SIGN_SERVER_SECRET="$(cat {secret_path})"\n'
+        )
+        console.stderr.write(
+            f"  export S3SIGN_BACKEND={backend}\n{secret_hint}"
+            "  export S3SIGN_TOKEN=$(s3sign token my-run)\n"
+            "  s3sign push my-run ./logs\n"
+        )
+        app = create_app(settings, secret=secret.encode(), signer=signer)
+        _sigterm_exits()
+        uvicorn.run(app, **_uvicorn_options(settings, console))
