@@ -237,13 +237,14 @@ def summary(console: Console, report: PushReport, fatal: str | None = None) -> N
         f"in {seconds:.1f}s ({format_size(uploaded / seconds)}/s)"
         + (f", {report.retries} retries" if report.retries else "")
     )
-    by_reason: dict[str, list[str]] = {}
-    for outcome in report.files:
-        if outcome.status == "failed" and outcome.error != fatal:
-            by_reason.setdefault(outcome.error or "failed", []).append(outcome.file_name)
-    for reason, names in by_reason.items():
-        if len(names) <= 3:
-            for name in names:
+    for reason, failures in report.failures.items():
+        if reason == fatal:
+            continue
+        if failures.count <= len(failures.names):
+            for name in failures.names:
                 console.error(f"{name}: {reason}")
         else:
-            console.error(f"{len(names)} files ({names[0]}, {names[1]}, ...): {reason}")
+            first, second = failures.names[:2]
+            console.error(f"{failures.count:,} files ({first}, {second}, ...): {reason}")
+    if report.not_listed:
+        console.note(f"{report.not_listed:,} more files were not reached before the push stopped")

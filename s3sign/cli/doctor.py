@@ -18,8 +18,9 @@ from s3sign.codec import from_wire
 from s3sign.config import Settings
 from s3sign.credentials import Credentials, resolve_credentials
 from s3sign.errors import S3SignError
-from s3sign.http.connections import Connections, network_problem
+from s3sign.http.connections import Connections
 from s3sign.http.transport import Peer, Transport
+from s3sign.http.wire import network_problem
 from s3sign.protocol import ServerInfo
 from s3sign.s3xml import s3_error
 from s3sign.server.storecheck import describe

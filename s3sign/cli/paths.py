@@ -15,7 +15,7 @@ from s3sign.cli.console import Console
 from s3sign.errors import UsageError
 
 if TYPE_CHECKING:
-    from s3sign.transfer.files import LocalFile
+    from s3sign.transfer.files import Expansion
 
 
 class NoFilesPolicy(StrEnum):
@@ -74,9 +74,10 @@ def patterns_from(path: Path | None) -> list[str]:
         raise UsageError(f"--exclude-from {path}: not UTF-8 text") from None
 
 
-def files_to_push(found: Found, policy: NoFilesPolicy, console: Console) -> list[LocalFile]:
+def files_to_push(found: Found, policy: NoFilesPolicy, console: Console) -> Expansion:
     """The files PATHS (and ``--files-from``) name, with ``--if-no-files-found`` applied;
-    what was left out (hidden, symlinks out of the tree) is said once, with the flag."""
+    what was left out (hidden, symlinks out of the tree) is said once, with the flag. The
+    files are counted now and listed again as the push takes them."""
     from s3sign.transfer.files import expand_paths
 
     expansion = expand_paths(
@@ -94,11 +95,12 @@ def files_to_push(found: Found, policy: NoFilesPolicy, console: Console) -> list
         (expansion.excluded, "file", "files", ""),
     ]
     for names, one, many, flag in left_out:
-        if names:
+        if names.count:
             why = f"{flag} takes them" if flag else "as --exclude asked"
-            kind = one if len(names) == 1 else many
-            console.note(f"left out {len(names):,} {kind} ({_some(names, ', ')}): {why}")
-    nothing = not expansion.files
+            kind = one if names.count == 1 else many
+            examples = _some(names.examples, ", ", names.count)
+            console.note(f"left out {names.count:,} {kind} ({examples}): {why}")
+    nothing = not expansion.count
     if policy is NoFilesPolicy.warn or (policy is NoFilesPolicy.error and not nothing):
         for unmatched in expansion.unmatched:
             console.warning(f"{unmatched}: no file matched")
@@ -108,12 +110,17 @@ def files_to_push(found: Found, policy: NoFilesPolicy, console: Console) -> list
             "no files matched " + (_some(named, " ") if named else "(an empty list)"),
             hint="check the paths (quote globs to let s3sign expand them), "
             "or pass --if-no-files-found warn|ignore"
-            + ("; or the flag named above" if expansion.hidden or expansion.outside else ""),
+            + (
+                "; or the flag named above"
+                if expansion.hidden.count or expansion.outside.count
+                else ""
+            ),
         )
-    return list(expansion.files)
+    return expansion
 
 
-def _some(names: Sequence[str], separator: str) -> str:
-    """The first three names, and how many more."""
-    more = f" and {len(names) - 3:,} more" if len(names) > 3 else ""
+def _some(names: Sequence[str], separator: str, count: int | None = None) -> str:
+    """The first three names, and how many more (of ``count``, if more than given)."""
+    count = len(names) if count is None else count
+    more = f" and {count - 3:,} more" if count > 3 else ""
     return separator.join(names[:3]) + more

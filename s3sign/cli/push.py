@@ -37,9 +37,9 @@ from s3sign.errors import (
 )
 
 if TYPE_CHECKING:  # imported where used: `sign` must start without them
-    from s3sign.transfer.files import LocalFile
+    from s3sign.transfer.files import Expansion
     from s3sign.transfer.push import PushOptions
-    from s3sign.transfer.report import Reporter
+    from s3sign.transfer.report import FileOutcome, PushReport, Reporter
 
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to upload into.")]
 Paths = Annotated[
@@ -145,7 +145,7 @@ def push(
     if dry_run:
         _dry_run(state, run_id, files, settings)
         return
-    if not files:  # allowed by --if-no-files-found warn|ignore: no backend call at all
+    if not files.count:  # allowed by --if-no-files-found warn|ignore: no backend call at all
         if json_report:
             from s3sign.transfer.report import PushReport
 
@@ -260,7 +260,7 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _dry_run(state: CliState, run_id: str, files: "list[LocalFile]", settings: Settings) -> None:
+def _dry_run(state: CliState, run_id: str, files: "Expansion", settings: Settings) -> None:
     """Each file's size and the key it would get (or why the backend would refuse it)."""
     from s3sign.cli.console import printable
     from s3sign.keys import PolicyError, object_key
@@ -274,16 +274,17 @@ def _dry_run(state: CliState, run_id: str, files: "list[LocalFile]", settings: S
             prefix, where = client.info().key_prefix, backend
         except S3SignError:
             where = f"the default prefix: {backend} did not answer"
-    for local in files:
+    for local in files.files:
         try:
             key = object_key(prefix, run_id, local.name)
         except PolicyError as exc:
             key = f"{local.name}  (refused: {exc.message})"
+        if local.conflict:
+            key = f"{local.name}  (refused: {local.conflict})"
         state.out(f"{local.size:>14,}  {printable(key)}")  # a name is one line, as it is
-    total = sum(local.size for local in files)
     state.console.note(
-        f"{len(files)} files, {total:,} bytes, keys under {prefix}/{run_id}/ ({where}): "
-        "nothing was signed"
+        f"{files.count} files, {files.total_bytes:,} bytes, keys under {prefix}/{run_id}/ "
+        f"({where}): nothing was signed"
     )
 
 
@@ -318,7 +319,7 @@ def _run_push(
     state: CliState,
     settings: Settings,
     options: "PushOptions",
-    files: "list[LocalFile]",
+    files: "Expansion",
     wanted: Report,
 ) -> int:
     """Push, then report (summary, ``--json``, ``--manifest``) even when the push was cut short.
@@ -328,7 +329,6 @@ def _run_push(
     from s3sign.cli.console import summary
     from s3sign.transfer.backend import BackendClient
     from s3sign.transfer.push import Pusher
-    from s3sign.transfer.report import PushReport
 
     backend, token = _backend_url(settings.backend), _run_token(settings.token, options.run_id)
     client = BackendClient(
@@ -337,20 +337,53 @@ def _run_push(
     reporter = _push_reporter(state, silent=wanted.json, concurrency=options.concurrency)
     pusher = Pusher(client, options, reporter)
     fatal = None  # the error that cut the push short: said once, not once per file
-    try:
-        with _sigterm_interrupts():
-            pusher.push(files)
-    except (S3SignError, KeyboardInterrupt) as exc:
-        fatal = stop_reason(exc)
-        raise
-    finally:
-        client.close()
-        report = pusher.report or PushReport(options.run_id)
-        document = json.dumps(report.wire(), ensure_ascii=False)
-        if wanted.manifest is not None:
-            wanted.manifest.write_text(document + "\n", encoding="utf-8")
-        if wanted.json:
-            state.out(document)
-        elif files:
-            summary(state.console, report, fatal)
+    with _reports(state, wanted, options.run_id) as report:
+        try:
+            with _sigterm_interrupts():
+                pusher.push(
+                    files.files, count=files.count, total_bytes=files.total_bytes, report=report
+                )
+        except (S3SignError, KeyboardInterrupt) as exc:
+            fatal = stop_reason(exc)
+            raise
+        finally:
+            client.close()
+            if not wanted.json:
+                summary(state.console, report, fatal)
     return report.count("failed")
+
+
+@contextmanager
+def _reports(state: CliState, wanted: Report, run_id: str) -> "Iterator[PushReport]":
+    """The push's report, its files written as they finish to stdout (``--json``) and to
+    the manifest (under a temporary name, renamed into place once whole), its totals at the
+    end, also when the push is cut short."""
+    import os
+
+    from s3sign.transfer.report import PushReport, ReportStream
+
+    streams: list[ReportStream] = []
+    if wanted.json:
+        streams.append(ReportStream(state.environment.stdout, run_id))
+    manifest, partial = None, None
+    if wanted.manifest is not None:
+        partial = wanted.manifest.with_name(f".{wanted.manifest.name}.partial")
+        try:
+            manifest = open(partial, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UsageError(f"--manifest {wanted.manifest}: {exc.strerror}") from None
+        streams.append(ReportStream(manifest, run_id))
+
+    def sink(outcome: "FileOutcome") -> None:
+        for stream in streams:
+            stream.add(outcome)
+
+    report = PushReport(run_id, keep_files=False, sink=sink if streams else None)
+    try:
+        yield report
+    finally:
+        for stream in streams:
+            stream.close(report)
+        if manifest is not None and partial is not None and wanted.manifest is not None:
+            manifest.close()
+            os.replace(partial, wanted.manifest)

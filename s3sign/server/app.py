@@ -8,87 +8,37 @@ between requests: run as many replicas as you like behind a load balancer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import sys
-import threading
-import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s3sign import __version__
 from s3sign.config import Settings, load_settings
-from s3sign.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.protocol import (
-    MAX_PARTS_PER_REQUEST,
-    PROTOCOL_VERSION,
     AbortRequest,
-    AbortResponse,
     CompleteRequest,
-    CompleteResponse,
     CreateUploadsRequest,
-    CreateUploadsResponse,
-    ErrorResponse,
     PartsRequest,
-    PartsResponse,
     ProtocolError,
-    ServerInfo,
     StatusRequest,
-    StatusResponse,
 )
+from s3sign.server.bodies import adapter
 from s3sign.server.handles import UploadHandles
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
+from s3sign.server.routes import Counters, service_routes, upload_routes, verification_routes
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import checked_secret, server_secret, verify_token
 
-READY_FOR = 5.0  # seconds a /readyz answer is reused
-INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 log = logging.getLogger("s3sign.server")
 
 
-_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
-Body = TypeVar("Body")
-
-
-def _adapter(kind: type[Body]) -> TypeAdapter[Body]:
-    if kind not in _ADAPTERS:
-        _ADAPTERS[kind] = TypeAdapter(kind)
-    return _ADAPTERS[kind]
-
-
-def reply(document: Any) -> Response:
-    """A wire type as the JSON answer: camelCase, without fields that are None."""
-    body = _adapter(type(document)).dump_json(document, by_alias=True, exclude_none=True)
-    return Response(body, media_type="application/json")
-
-
-def parse(data: bytes, kind: type[Body]) -> Body:
-    """The request body as ``kind``, validated from the JSON text (strict types).
-
-    Read here rather than by FastAPI: FastAPI validates parsed Python objects,
-    where pydantic's strict mode refuses a dict for a dataclass.
-    """
-    try:
-        return _adapter(kind).validate_json(data)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
-
-
-# CPU work (parsing, signing, writing answers): off the event loop, where a batch of
-# 1,000 files (~20 ms) would hold every other request, /healthz too; and in few threads,
-# one per core, so that the loop waits for Python's lock behind no more than these.
-_cpu = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="s3sign-cpu")
 SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 
 
@@ -99,79 +49,6 @@ def share_the_interpreter() -> None:
     /healthz under 200 batches of 1,000 files took 0.26 s (p50); at 1 ms, 7 ms, with the
     same throughput (bench/serve_bench.py). For ``s3sign serve``'s processes only."""
     sys.setswitchinterval(SWITCH_INTERVAL)
-
-
-INLINE_BODY = 8 * 1024  # bytes: a request this small (~150 files) costs the loop ~2 ms
-
-
-async def answer(
-    request: Request,
-    kind: type[Body],
-    work: Callable[[Body], Any],
-    waits: Callable[[Body], bool] = lambda _: True,
-) -> Response:
-    """Read the body on the event loop; parse it and do ``work`` on a CPU thread (on the
-    loop itself for a small body, where that costs less than the hand-over to a thread
-    and back), unless ``waits(body)``: work that waits on the store goes to the shared
-    thread pool, which may hold many such calls at once."""
-    data = await request.body()
-
-    def cpu_part() -> tuple[Body, Response | None]:
-        body = parse(data, kind)
-        return body, None if waits(body) else reply(work(body))
-
-    if len(data) <= INLINE_BODY:
-        body, response = cpu_part()
-    else:
-        body, response = await asyncio.get_running_loop().run_in_executor(_cpu, cpu_part)
-    if response is None:
-        response = await run_in_threadpool(lambda: reply(work(body)))
-    return response
-
-
-def body_schema(kind: type) -> dict[str, Any]:
-    """``openapi_extra`` naming ``kind`` as the request body (see ``_document_request_bodies``)."""
-    reference = {"$ref": f"#/components/schemas/{kind.__name__}"}
-    content = {"application/json": {"schema": reference}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
-class Cached:
-    """``check()``'s answer, asked again at most every ``seconds``: ``/readyz`` needs no
-    token, so that anyone polling it costs the store one request per period. Callers
-    arriving during a check wait for it rather than start their own."""
-
-    def __init__(self, check: Callable[[], bool], seconds: float) -> None:
-        self._check, self._seconds = check, seconds
-        self._lock = threading.Lock()
-        self._answer, self._until = False, 0.0
-
-    def __call__(self) -> bool:
-        with self._lock:
-            if time.monotonic() >= self._until:
-                self._answer = self._check()
-                self._until = time.monotonic() + self._seconds
-            return self._answer
-
-
-class Counters:
-    """Requests and request-body bytes this process received (``/metrics``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.body_bytes = 0
-
-    def add(self, requests: int = 0, body_bytes: int = 0) -> None:
-        with self._lock:
-            self.requests += requests
-            self.body_bytes += body_bytes
-
-
-def _at_least_one(items: list[Any], name: str = "files", most: int | None = None) -> None:
-    if not items or (most is not None and len(items) > most):
-        limit = f"1 to {most}" if most is not None else "at least 1"
-        raise ProtocolError(422, "invalid_request", f"{name}: give {limit} item(s)")
 
 
 def create_app(
@@ -215,138 +92,9 @@ def create_app(
         verify_token(bearer, secret, run_id, settings.max_token_ttl)
 
     _handle_errors(app)
-
-    refusals: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
-    }
-
-    @app.post(
-        "/v1/runs/{run_id}/uploads",
-        response_model=CreateUploadsResponse,
-        response_model_exclude_none=True,
-        responses=refusals,
-        dependencies=[Depends(authorise)],
-        summary="Create uploads, or sign them again",
-        openapi_extra=body_schema(CreateUploadsRequest),
-    )
-    async def create_uploads(run_id: str, request: Request) -> Response:
-        def work(body: CreateUploadsRequest) -> CreateUploadsResponse:
-            _at_least_one(body.files)
-            return signer.create_uploads(run_id, body)
-
-        def starts_multipart(body: CreateUploadsRequest) -> bool:
-            return any(spec.file_size > settings.multipart_threshold for spec in body.files)
-
-        return await answer(request, CreateUploadsRequest, work, starts_multipart)
-
-    @app.post(
-        "/v1/runs/{run_id}/uploads/parts",
-        response_model=PartsResponse,
-        responses=refusals,
-        dependencies=[Depends(authorise)],
-        summary="Sign part URLs of a multipart upload",
-        openapi_extra=body_schema(PartsRequest),
-    )
-    async def sign_parts(run_id: str, request: Request) -> Response:
-        def work(body: PartsRequest) -> PartsResponse:
-            _at_least_one(body.part_numbers, "partNumbers", MAX_PARTS_PER_REQUEST)
-            return signer.sign_parts(run_id, body)
-
-        return await answer(request, PartsRequest, work, waits=lambda _: False)
-
-    @app.post(
-        "/v1/runs/{run_id}/uploads/complete",
-        response_model=CompleteResponse,
-        response_model_exclude_none=True,
-        responses=refusals,
-        dependencies=[Depends(authorise)],
-        summary="Complete uploads and verify what was stored",
-        openapi_extra=body_schema(CompleteRequest),
-    )
-    async def complete(run_id: str, request: Request) -> Response:
-        def work(body: CompleteRequest) -> CompleteResponse:
-            _at_least_one(body.files)
-            return signer.complete(run_id, body)
-
-        return await answer(request, CompleteRequest, work)
-
-    @app.post(
-        "/v1/runs/{run_id}/uploads/status",
-        response_model=StatusResponse,
-        response_model_exclude_none=True,
-        responses=refusals,
-        dependencies=[Depends(authorise)],
-        summary="Compare local files with what is stored; changes nothing",
-        openapi_extra=body_schema(StatusRequest),
-    )
-    async def status(run_id: str, request: Request) -> Response:
-        def work(body: StatusRequest) -> StatusResponse:
-            _at_least_one(body.files)
-            return signer.status(run_id, body)
-
-        return await answer(request, StatusRequest, work)
-
-    @app.post(
-        "/v1/runs/{run_id}/uploads/abort",
-        response_model=AbortResponse,
-        responses=refusals,
-        dependencies=[Depends(authorise)],
-        summary="Abort a multipart upload, or take back a single PUT",
-        openapi_extra=body_schema(AbortRequest),
-    )
-    async def abort(run_id: str, request: Request) -> Response:
-        return await answer(request, AbortRequest, partial(signer.abort, run_id))
-
-    @app.get(
-        "/v1/info",
-        response_model=ServerInfo,
-        response_model_exclude_none=True,
-        summary="Key prefix, limits and what the store enforces, for planning",
-    )
-    async def info() -> Response:
-        checks = signer.store_checks()
-        if checks is None:  # a check under way (just started): worth a short wait
-            checks = await run_in_threadpool(signer.store_checks, INFO_WAIT)
-        return reply(
-            ServerInfo(
-                protocol=PROTOCOL_VERSION,
-                key_prefix=settings.key_prefix,
-                max_file_size=settings.max_file_size,
-                max_files_per_request=settings.max_files_per_request,
-                multipart_threshold=settings.multipart_threshold,
-                part_size=settings.part_size,
-                store=checks,
-            )
-        )
-
-    @app.get("/healthz", summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
-    ready = Cached(
-        lambda: signer.store.reachable(run_prefix(settings.key_prefix, RESERVED_RUN_ID) + "readyz"),
-        READY_FOR,
-    )
-
-    probing = ThreadPoolExecutor(1, thread_name_prefix="s3sign-readyz")
-
-    @app.get("/readyz", summary="The bucket is reachable with the server's credentials")
-    async def readyz() -> JSONResponse:
-        # A thread of its own: under load the shared pool may be busy for a while, and a
-        # load balancer must not take a busy replica for a dead one.
-        if await asyncio.get_running_loop().run_in_executor(probing, ready):
-            return JSONResponse({"status": "ready"})
-        return error(503, "store_unreachable", "the bucket cannot be reached")
-
-    @app.get("/metrics", summary="Counters of this process, Prometheus text format")
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(
-            "# TYPE s3sign_requests_total counter\n"
-            f"s3sign_requests_total {counters.requests}\n"
-            "# TYPE s3sign_request_body_bytes_total counter\n"
-            f"s3sign_request_body_bytes_total {counters.body_bytes}\n"
-        )
-
+    app.include_router(upload_routes(signer, settings, authorise))
+    app.include_router(verification_routes(signer, authorise))
+    app.include_router(service_routes(signer, settings, counters))
     _document_request_bodies(
         app, (CreateUploadsRequest, PartsRequest, CompleteRequest, StatusRequest, AbortRequest)
     )
@@ -395,7 +143,7 @@ def _document_request_bodies(app: FastAPI, kinds: tuple[type, ...]) -> None:
             document = generate()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             for kind in kinds:
-                schema = _adapter(kind).json_schema(
+                schema = adapter(kind).json_schema(
                     by_alias=True, ref_template="#/components/schemas/{model}"
                 )
                 schemas.update(schema.pop("$defs", {}))

@@ -11,24 +11,29 @@ SHA-256 back without checking it is never taken at its word.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Literal
 
 from s3sign.digests import composite_sha256
+from s3sign.keys import PolicyError
 from s3sign.protocol import (
     CompletedPart,
     CompleteFile,
     CompleteResult,
     ErrorInfo,
+    ProtocolError,
     StatusFile,
     StatusResult,
     StoreChecks,
 )
 from s3sign.server.storecheck import check_store, describe
-from s3sign.signing.store import ObjectInfo, ObjectStore
+from s3sign.signing.presign import is_base64_digest
+from s3sign.signing.store import ObjectInfo, ObjectStore, StoreError
 
 CHECK_AGAIN_AFTER = 60.0  # seconds between store checks while they fail
+LIST_FROM = 20  # files in one request from which a LIST is cheaper than HEADs
 log = logging.getLogger("s3sign.server")
 
 
@@ -160,3 +165,77 @@ class StoreCheck:
             self._result = result
             self._running = None
             self._again_at = time.monotonic() + CHECK_AGAIN_AFTER
+
+
+# --- what is stored: many objects at once, one's own upload taken back, parts assembled
+
+
+def listed_objects(store: ObjectStore, keys: list[str]) -> dict[str, ObjectInfo]:
+    """Size and ETag of many objects from a few LISTs instead of a HEAD each.
+
+    Only for keys whose checksum is not wanted (a LIST does not show checksums):
+    a worker that had the checksum bound into the URL needs no second check,
+    S3 refused any other body. Keys the listing does not show get a HEAD.
+    """
+    keys = sorted(keys)
+    if len(keys) < LIST_FROM:
+        return {}
+    wanted, found = set(keys), dict[str, ObjectInfo]()
+    prefix = os.path.commonprefix(keys)  # noqa: RUF071 - S3 prefixes are string prefixes
+    token: str | None = None
+    for _ in range(2 + 2 * len(keys) // 1000):  # a bound: the run may hold other objects
+        try:
+            # No more than the keys still missing: a page of 1,000 costs the store and
+            # this server ten times what a page of the batch's 100 does.
+            page = min(1000, len(wanted) - len(found))
+            objects, token = store.list_objects(prefix, keys[0][:-1], token, page)
+        except StoreError:
+            break
+        found.update((key, info) for key, info in objects if key in wanted)
+        done = len(found) == len(wanted) or (objects and objects[-1][0] >= keys[-1])
+        if token is None or done:
+            break
+    return found
+
+
+def discard(store: ObjectStore, key: str, info: ObjectInfo, own_etag: str | None) -> str:
+    """Delete a mismatched object only when it is the caller's own upload (its ETag):
+    anything else under the key (an earlier good upload, another writer's) is kept."""
+    if own_etag is None:
+        return "the object was kept (no ETag of an upload of yours to show it is one)"
+    if info.etag != own_etag:
+        return "the object was kept: it is not your upload (its ETag differs)"
+    if store.delete_if(key, own_etag):
+        return "your upload was deleted"
+    return "the object was kept: it changed before it could be deleted"
+
+
+def assemble(store: ObjectStore, key: str, upload_id: str, parts: list[CompletedPart]) -> str:
+    """Complete a multipart upload: the object's ETag, or "" when an earlier call
+    completed it (then this call cannot say the stored object is that upload)."""
+    if not parts:
+        raise PolicyError("invalid_parts", "a multipart upload needs its parts")
+    if any(part.sha256 and not is_base64_digest(part.sha256, 32) for part in parts):
+        raise PolicyError("invalid_checksum", "a part's sha256 is not the base64 of 32 bytes")
+    ordered = sorted(
+        ((part.part_number, part.etag, part.sha256) for part in parts), key=lambda p: p[:2]
+    )
+    try:
+        return store.complete_multipart(key, upload_id, ordered)
+    except StoreError as exc:
+        if exc.code != "NoSuchUpload":
+            raise
+    return ""
+
+
+def part_digests(
+    digests: list[str] | None, count: int, name: str, size: int
+) -> list[str] | list[None]:
+    """One digest per asked part (or None each), each checked to be base64 of ``size`` bytes."""
+    if digests is None:
+        return [None] * count
+    if len(digests) != count:
+        raise ProtocolError(422, "invalid_checksum", f"{name} needs one digest per part number")
+    if not all(is_base64_digest(digest, size) for digest in digests):
+        raise ProtocolError(422, "invalid_checksum", f"each {name} is the base64 of {size} bytes")
+    return digests

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -359,3 +360,24 @@ def cap_expiry(
     if strict:
         raise CredentialsError(message, hint="use a shorter --expires or longer-lived credentials")
     return left, f"{message}; the URL will expire with them"
+
+
+_REFRESH_BEFORE = timedelta(minutes=5)  # temporary credentials are re-read this early
+
+
+class RefreshingPresigner:
+    """The server's presigner, re-made when its temporary credentials near expiry."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self._settings = settings
+        self._env = env
+        self._lock = threading.Lock()
+        self._current = Presigner.from_settings(settings, env)
+
+    def __call__(self) -> Presigner:
+        expires_at = self._current.credentials.expires_at
+        if expires_at is not None and expires_at - datetime.now(UTC) < _REFRESH_BEFORE:
+            with self._lock:
+                if self._current.credentials.expires_at == expires_at:
+                    self._current = Presigner.from_settings(self._settings, self._env)
+        return self._current

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from xml.sax.saxutils import escape
 
-from s3sign.http.connections import Connections, Response, network_problem
+from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
+from s3sign.http.wire import Response, network_problem
 from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from s3sign.codec import WireError, from_wire, to_wire
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
-from s3sign.http.connections import Connections, network_problem
-from s3sign.http.connections import Response as HTTPResponse
+from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
+from s3sign.http.wire import Response as HTTPResponse
+from s3sign.http.wire import network_problem
 from s3sign.protocol import (
     AbortRequest,
     AbortResponse,

@@ -27,6 +27,7 @@ from s3sign.transfer.backend import BackendClient
 from s3sign.transfer.files import expand_paths
 from s3sign.transfer.push import Pusher, PushOptions
 from s3sign.transfer.report import SilentReporter
+from s3sign.transfer.upload import Uploader
 from tests.integration.conftest import Backend, behind_faults, running_backend
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.test_backend import read_back
@@ -307,7 +308,8 @@ def test_a_file_s3_keeps_refusing_retries_longer_while_the_others_get_through(
 ) -> None:
     """5 attempts; while other uploads succeed, S3 is up and a file it keeps refusing was
     unlucky, so it gets up to 10. (When nothing gets through, 5 is all: test_faults.)"""
-    monkeypatch.setattr("s3sign.transfer.push.backoff", lambda attempt: 0.1)
+    monkeypatch.setattr("s3sign.transfer.upload.backoff", lambda attempt: 0.1)
+    monkeypatch.setattr("s3sign.transfer.verify.backoff", lambda attempt: 0.1)
     for name in ("a-unlucky.bin", "b-doomed.bin", *(f"c-{index}.txt" for index in range(60))):
         (tmp_path / name).write_bytes(os.urandom(1000))
     files = sorted(expand_paths([str(tmp_path)], tmp_path).files, key=lambda f: f.name)
@@ -331,7 +333,8 @@ def test_a_store_fault_behind_the_backend_fails_no_file(
     """S3 fails the backend's own calls longer than the backend retries them (creating a
     multipart upload, the HEAD at complete): it answers storage_unavailable, and the push
     asks again instead of failing the file."""
-    monkeypatch.setattr("s3sign.transfer.push.backoff", lambda attempt: 0.1)
+    monkeypatch.setattr("s3sign.transfer.upload.backoff", lambda attempt: 0.1)
+    monkeypatch.setattr("s3sign.transfer.verify.backoff", lambda attempt: 0.1)
     (tmp_path / "big.bin").write_bytes(os.urandom(6 * MiB))
     (tmp_path / "small.txt").write_text("fine")
     files = list(expand_paths([str(tmp_path)], tmp_path).files)
@@ -466,7 +469,7 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
         wrong = real(path, 0, 1, "sha256")
         return real_pass(path, part_size, lambda n, digest: on_part(n, wrong if n > 1 else digest))
 
-    monkeypatch.setattr("s3sign.transfer.push.range_digest", corrupted)
+    monkeypatch.setattr("s3sign.transfer.parts.range_digest", corrupted)
     monkeypatch.setattr("s3sign.transfer.push.sha256_with_parts", corrupted_pass)
     with running_backend(
         local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
@@ -492,18 +495,18 @@ def test_an_expired_part_url_is_signed_again_with_its_digest(
     import dataclasses
     from datetime import UTC, datetime, timedelta
 
-    real_signed = Pusher._signed
+    real_signed = Uploader.signed
     first_urls: set[int] = set()
 
-    def expired_at_first(pusher: Pusher, upload: Any) -> Any:
-        signed = real_signed(pusher, upload)
+    def expired_at_first(uploader: Uploader, upload: Any) -> Any:
+        signed = real_signed(uploader, upload)
         number = getattr(upload, "part_number", None)
         if number is None or number in first_urls:
             return signed
         first_urls.add(number)
         return dataclasses.replace(signed, refresh_at=datetime.now(UTC) - timedelta(seconds=1))
 
-    monkeypatch.setattr(Pusher, "_signed", expired_at_first)
+    monkeypatch.setattr(Uploader, "signed", expired_at_first)
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
     with running_backend(
@@ -533,7 +536,7 @@ def test_a_worker_whose_clock_is_20_minutes_ahead_takes_no_good_url_for_expired(
         def now(cls, tz: Any = None) -> Any:
             return datetime.now(tz) + timedelta(minutes=20)
 
-    monkeypatch.setattr("s3sign.transfer.push.datetime", Ahead)
+    monkeypatch.setattr("s3sign.transfer.upload.datetime", Ahead)
     monkeypatch.setattr("s3sign.transfer.backend.datetime", Ahead)
     run = run_id()
     contents = make_tree(tmp_path)
@@ -644,7 +647,7 @@ def test_skip_existing_compares_a_multipart_object_by_its_parts_sha256(
     def md5_pass(*args: Any) -> str:
         raise AssertionError("the file was read again for its multipart ETag")
 
-    monkeypatch.setattr("s3sign.transfer.push.multipart_etag", md5_pass)
+    monkeypatch.setattr("s3sign.transfer.verify.multipart_etag", md5_pass)
     with running_backend(
         local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
     ) as small_parts:

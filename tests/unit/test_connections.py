@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from s3sign.http.connections import BodyShrank, Connections, Response, network_problem
+from s3sign.http.connections import Connections
 from s3sign.http.transport import Proxies, Transport
+from s3sign.http.wire import BodyShrank, Response, network_problem
 from s3sign.local.seaweed import free_ports
 from tests.netkit import ForwardProxy, private_ca
 

@@ -1,0 +1,230 @@
+"""The routes of protocol v1: uploads (create, parts), their verification (complete,
+status, abort), and the service's own (info, health, readiness, metrics). Each router is
+built around one ``UploadSigner``; ``create_app`` mounts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from s3sign import __version__
+from s3sign.config import Settings
+from s3sign.keys import RESERVED_RUN_ID, run_prefix
+from s3sign.protocol import (
+    MAX_PARTS_PER_REQUEST,
+    PROTOCOL_VERSION,
+    AbortRequest,
+    AbortResponse,
+    CompleteRequest,
+    CompleteResponse,
+    CreateUploadsRequest,
+    CreateUploadsResponse,
+    ErrorResponse,
+    PartsRequest,
+    PartsResponse,
+    ServerInfo,
+    StatusRequest,
+    StatusResponse,
+)
+from s3sign.server.bodies import answer, at_least_one, body_schema, reply
+from s3sign.server.limits import error
+from s3sign.server.signer import UploadSigner
+
+READY_FOR = 5.0  # seconds a /readyz answer is reused
+INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
+Authorise = Callable[[Request, str], Awaitable[None]]
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
+}
+
+
+class Cached:
+    """``check()``'s answer, asked again at most every ``seconds``: ``/readyz`` needs no
+    token, so that anyone polling it costs the store one request per period. Callers
+    arriving during a check wait for it rather than start their own."""
+
+    def __init__(self, check: Callable[[], bool], seconds: float) -> None:
+        self._check, self._seconds = check, seconds
+        self._lock = threading.Lock()
+        self._answer, self._until = False, 0.0
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if time.monotonic() >= self._until:
+                self._answer = self._check()
+                self._until = time.monotonic() + self._seconds
+            return self._answer
+
+
+class Counters:
+    """Requests and request-body bytes this process received (``/metrics``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.body_bytes = 0
+
+    def add(self, requests: int = 0, body_bytes: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.body_bytes += body_bytes
+
+
+def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise) -> APIRouter:
+    """Create uploads (or sign them again) and sign parts: the calls that hand out URLs."""
+    router = APIRouter()
+    refusals = REFUSALS
+
+    @router.post(
+        "/v1/runs/{run_id}/uploads",
+        response_model=CreateUploadsResponse,
+        response_model_exclude_none=True,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Create uploads, or sign them again",
+        openapi_extra=body_schema(CreateUploadsRequest),
+    )
+    async def create_uploads(run_id: str, request: Request) -> Response:
+        def work(body: CreateUploadsRequest) -> CreateUploadsResponse:
+            at_least_one(body.files)
+            return signer.create_uploads(run_id, body)
+
+        def starts_multipart(body: CreateUploadsRequest) -> bool:
+            return any(spec.file_size > settings.multipart_threshold for spec in body.files)
+
+        return await answer(request, CreateUploadsRequest, work, starts_multipart)
+
+    @router.post(
+        "/v1/runs/{run_id}/uploads/parts",
+        response_model=PartsResponse,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Sign part URLs of a multipart upload",
+        openapi_extra=body_schema(PartsRequest),
+    )
+    async def sign_parts(run_id: str, request: Request) -> Response:
+        def work(body: PartsRequest) -> PartsResponse:
+            at_least_one(body.part_numbers, "partNumbers", MAX_PARTS_PER_REQUEST)
+            return signer.sign_parts(run_id, body)
+
+        return await answer(request, PartsRequest, work, waits=lambda _: False)
+
+    return router
+
+
+def verification_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter:
+    """Complete, status and abort: the calls that look at (or take back) what was stored."""
+    router = APIRouter()
+    refusals = REFUSALS
+
+    @router.post(
+        "/v1/runs/{run_id}/uploads/complete",
+        response_model=CompleteResponse,
+        response_model_exclude_none=True,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Complete uploads and verify what was stored",
+        openapi_extra=body_schema(CompleteRequest),
+    )
+    async def complete(run_id: str, request: Request) -> Response:
+        def work(body: CompleteRequest) -> CompleteResponse:
+            at_least_one(body.files)
+            return signer.complete(run_id, body)
+
+        return await answer(request, CompleteRequest, work)
+
+    @router.post(
+        "/v1/runs/{run_id}/uploads/status",
+        response_model=StatusResponse,
+        response_model_exclude_none=True,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Compare local files with what is stored; changes nothing",
+        openapi_extra=body_schema(StatusRequest),
+    )
+    async def status(run_id: str, request: Request) -> Response:
+        def work(body: StatusRequest) -> StatusResponse:
+            at_least_one(body.files)
+            return signer.status(run_id, body)
+
+        return await answer(request, StatusRequest, work)
+
+    @router.post(
+        "/v1/runs/{run_id}/uploads/abort",
+        response_model=AbortResponse,
+        responses=refusals,
+        dependencies=[Depends(authorise)],
+        summary="Abort a multipart upload, or take back a single PUT",
+        openapi_extra=body_schema(AbortRequest),
+    )
+    async def abort(run_id: str, request: Request) -> Response:
+        return await answer(request, AbortRequest, partial(signer.abort, run_id))
+
+    return router
+
+
+def service_routes(signer: UploadSigner, settings: Settings, counters: Counters) -> APIRouter:
+    """Info for planning, health, readiness and metrics: no token needed."""
+    router = APIRouter()
+
+    @router.get(
+        "/v1/info",
+        response_model=ServerInfo,
+        response_model_exclude_none=True,
+        summary="Key prefix, limits and what the store enforces, for planning",
+    )
+    async def info() -> Response:
+        checks = signer.store_checks()
+        if checks is None:  # a check under way (just started): worth a short wait
+            checks = await run_in_threadpool(signer.store_checks, INFO_WAIT)
+        return reply(
+            ServerInfo(
+                protocol=PROTOCOL_VERSION,
+                key_prefix=settings.key_prefix,
+                max_file_size=settings.max_file_size,
+                max_files_per_request=settings.max_files_per_request,
+                multipart_threshold=settings.multipart_threshold,
+                part_size=settings.part_size,
+                store=checks,
+            )
+        )
+
+    @router.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    ready = Cached(
+        lambda: signer.store.reachable(run_prefix(settings.key_prefix, RESERVED_RUN_ID) + "readyz"),
+        READY_FOR,
+    )
+
+    probing = ThreadPoolExecutor(1, thread_name_prefix="s3sign-readyz")
+
+    @router.get("/readyz", summary="The bucket is reachable with the server's credentials")
+    async def readyz() -> JSONResponse:
+        # A thread of its own: under load the shared pool may be busy for a while, and a
+        # load balancer must not take a busy replica for a dead one.
+        if await asyncio.get_running_loop().run_in_executor(probing, ready):
+            return JSONResponse({"status": "ready"})
+        return error(503, "store_unreachable", "the bucket cannot be reached")
+
+    @router.get("/metrics", summary="Counters of this process, Prometheus text format")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            "# TYPE s3sign_requests_total counter\n"
+            f"s3sign_requests_total {counters.requests}\n"
+            "# TYPE s3sign_request_body_bytes_total counter\n"
+            f"s3sign_request_body_bytes_total {counters.body_bytes}\n"
+        )
+
+    return router
