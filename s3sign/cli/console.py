@@ -233,7 +233,7 @@ def summary(console: Console, report: PushReport, fatal: str | None = None) -> N
     uploaded = report.bytes("uploaded")
     console.note(
         f"run {report.run_id}: {report.count('uploaded')} uploaded ({format_size(uploaded)}), "
-        f"{report.count('skipped')} skipped, {report.count('failed')} failed, "
+        f"{report.count('skipped')} skipped, {report.count('failed') + report.not_listed} failed, "
         f"in {seconds:.1f}s ({format_size(uploaded / seconds)}/s)"
         + (f", {report.retries} retries" if report.retries else "")
     )
@@ -247,4 +247,6 @@ def summary(console: Console, report: PushReport, fatal: str | None = None) -> N
             first, second = failures.names[:2]
             console.error(f"{failures.count:,} files ({first}, {second}, ...): {reason}")
     if report.not_listed:
-        console.note(f"{report.not_listed:,} more files were not reached before the push stopped")
+        console.note(
+            f"{report.not_listed:,} of the failed were not reached before the push stopped"
+        )

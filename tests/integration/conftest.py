@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from s3sign.local.seaweed import LocalS3, die_with_parent, free_ports
+from s3sign.children import die_with_parent
+from s3sign.local.seaweed import LocalS3, free_ports
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.moto_store import MotoS3
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import requests
 
+from s3sign.children import die_with_parent
 from s3sign.credentials import Credentials
-from s3sign.local.seaweed import LOCAL_REGION, LocalCredentials, die_with_parent, free_ports
+from s3sign.local.seaweed import LOCAL_REGION, LocalCredentials, free_ports
 from s3sign.signing.presign import Presigner
 
 MEMORY_CAP = 4 * 1024**3  # moto keeps objects in memory: a runaway test cannot take the machine

@@ -707,3 +707,19 @@ def test_a_name_the_backend_refuses_fails_alone(backend: Backend, tmp_path: Path
     assert outcomes["logs/bad\x01name.txt"]["status"] == "failed"
     assert "invalid_name" in outcomes["logs/bad\x01name.txt"]["error"]
     assert outcomes["logs/build.log"]["status"] == "uploaded"
+
+
+def test_the_python_api_pushes_as_the_command_does(backend: Backend, tmp_path: Path) -> None:
+    """``s3sign.push``: the same engine, settings from the environment given (not the
+    process's), a report back and nothing printed."""
+    import s3sign
+
+    run = run_id()
+    contents = make_tree(tmp_path)
+    env = {"S3SIGN_BACKEND": backend.url, "S3SIGN_TOKEN": backend.token(run), "HOME": "/"}
+    report = s3sign.push(run, ["logs"], base=tmp_path, env=env)
+    assert report.status == "success"
+    assert sorted(f.file_name for f in report.files) == sorted(contents)
+    assert_stored(backend, run, tmp_path, list(contents))
+    with pytest.raises(s3sign.S3SignError, match="no run token"):
+        s3sign.push(run, ["logs"], base=tmp_path, env={"S3SIGN_BACKEND": backend.url})

@@ -58,3 +58,15 @@ def test_ci_recipes_parse_and_use_real_flags() -> None:
         help_text = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).stdout
         for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", arguments):
             assert flag in help_text, f"docs/ci.md: s3sign {name} has no {flag}"
+
+
+def test_no_install_line_names_the_unrelated_pypi_package() -> None:
+    """PyPI's "s3sign" is someone else's (0.2.0, 2016): every install line names
+    s3sign-cli, or installs from this checkout."""
+    texts = {path: path.read_text() for path in [REPO / "README.md", REPO / "Dockerfile"]}
+    texts.update({path: path.read_text() for path in (REPO / "docs").glob("*.md")})
+    wrong = re.compile(r"(?:pip|pipx|uv tool|uv pip) install\s+(?:-\S+\s+)*['\"]?s3sign(?![-\w])")
+    for path, text in texts.items():
+        assert not wrong.search(text), f"{path.name}: {wrong.search(text)}"
+    assert 'name = "s3sign-cli"' in (REPO / "pyproject.toml").read_text()
+    assert "pipx install s3sign-cli" in README

@@ -1,0 +1,21 @@
+"""Child processes that end with their parent: the embedded store, ``sign --batch``'s
+forked signers, the tests' and benchmarks' servers."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: have the kernel kill the child when its parent dies.
+
+    SIGKILL, not SIGTERM: only a parent that could not stop it cleanly (killed,
+    crashed) gets here, and SeaweedFS can take many seconds to shut down under
+    load. Its volumes and filer store are safe against a crash; a normal stop
+    goes through :meth:`LocalS3.stop` (SIGTERM, then SIGKILL after a timeout).
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
