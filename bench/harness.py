@@ -79,16 +79,26 @@ def measure_process(argv: Sequence[str], env: Mapping[str, str]) -> Measured:
     return Measured(wall, peak, code, done.stderr.decode(errors="replace").strip()[-300:])
 
 
-@contextmanager
-def backend(store: LocalS3, **settings: str) -> Iterator[str]:
-    """``s3sign serve`` (quiet, one worker) for ``store`` on a free port; its URL."""
-    port = free_ports(1)[0]
+def store_environment(store: LocalS3) -> dict[str, str]:
+    """``clean_environment()`` with the store's credentials and region (for the AWS CLI,
+    s5cmd, rclone and the backend), and no instance-metadata calls."""
     env = clean_environment()
     env.update(
         AWS_ACCESS_KEY_ID=store.credentials.access_key,
         AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
         AWS_REGION=store.region,
+        AWS_DEFAULT_REGION=store.region,
         AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+@contextmanager
+def backend(store: LocalS3, **settings: str) -> Iterator[str]:
+    """``s3sign serve`` (quiet, one worker) for ``store`` on a free port; its URL."""
+    port = free_ports(1)[0]
+    env = store_environment(store)
+    env.update(
         S3SIGN_ENDPOINT_URL=store.endpoint_url,
         S3SIGN_SERVER_SECRET=SECRET,
         **{f"S3SIGN_{key.upper()}": value for key, value in settings.items()},

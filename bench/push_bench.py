@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from harness import SECRET, backend, clean_environment, measure_process, metric
+from harness import SECRET, backend, measure_process, metric, store_environment
 
 from s3sign.local.seaweed import LocalS3
 from s3sign.server.tokens import mint_token
@@ -178,13 +178,8 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
         store = LocalS3(scratch / "store", bucket="bench")
         store.start()
         try:
-            env = clean_environment()
+            env = store_environment(store)
             env.update(
-                AWS_ACCESS_KEY_ID=store.credentials.access_key,
-                AWS_SECRET_ACCESS_KEY=store.credentials.secret_key,
-                AWS_REGION=store.region,
-                AWS_DEFAULT_REGION=store.region,
-                AWS_EC2_METADATA_DISABLED="true",
                 S3SIGN_SERVER_SECRET=SECRET,
                 # rclone's remote "bench:", from the environment
                 RCLONE_CONFIG_BENCH_TYPE="s3",

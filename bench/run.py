@@ -2,7 +2,7 @@
 
     pip install '.[bench]' && python bench/run.py [--quick] [--out docs/benchmarks.md]
 
-Runs sign_bench.py, serve_bench.py and push_bench.py one after the other
+Runs sign_bench.py, serve_bench.py, push_bench.py and memory_bench.py one after the other
 (each starts its own SeaweedFS and s3sign serve on free 127.0.0.1 ports and
 measures s3sign and its peers in the same run), keeps their tables as they
 printed them, adds the targets from the issues with the measured value next
@@ -95,6 +95,12 @@ def targets(figures: Figures) -> list[tuple[str, str, str]]:
             row(f"{name} ≤ 100 MiB", value, value <= 100, f"{value:.0f} MiB")
         else:
             row("backend receives < 0.01% of the bytes", value, value < 0.01, f"{value:.5f}%")
+    by_count = figures.get("memory", {})
+    for case in ("100000 files", "1000000 files"):
+        if case in by_count:
+            peak = by_count[case]["s3sign peak MiB"]
+            count = int(case.split()[0])
+            row(f"push {count:,} files: peak RSS ≤ 64 MiB", peak, peak <= 64, f"{peak:.0f} MiB")
     serve: dict[str, dict[str, float]] = figures.get("serve", {})
     if serve:
         top = serve[max(serve, key=int)]
@@ -216,7 +222,7 @@ def main() -> int:
     sections: list[str] = []
     figures: Figures = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name in ("sign_bench.py", "serve_bench.py", "push_bench.py"):
+        for name in ("sign_bench.py", "serve_bench.py", "push_bench.py", "memory_bench.py"):
             print(f"running {name} ...", file=sys.stderr, flush=True)
             text, found = run_script(name, args.quick, Path(scratch) / f"{name}.json")
             sections.append(text.replace("\n# ", "\n## ").replace("\n## ", "\n### ").lstrip("# "))

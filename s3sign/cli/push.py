@@ -173,14 +173,12 @@ def _push_options(
         push_checksum = checksum.value
     elif settings.sources.get("checksum") in ("env", "file"):
         push_checksum = settings.checksum
-    return PushOptions(
-        run_id=run_id,
-        concurrency=settings.concurrency,
+    return PushOptions.from_settings(
+        settings,
+        run_id,
         checksum=push_checksum,
         content_type=content_type,
         skip_existing=skip_existing,
-        stall_timeout=settings.stall_timeout,
-        transport=settings.transport,
         hash_multipart=report.wanted or skip_existing,
     )
 

@@ -111,7 +111,6 @@ def serve(
     """Run the signing backend that hands workers upload URLs."""
     import uvicorn
 
-    from s3sign.config import describe, env_name
     from s3sign.server.app import create_app
     from s3sign.server.signer import UploadSigner
     from s3sign.server.tokens import server_secret
@@ -149,16 +148,28 @@ def serve(
     if settings.workers == 1:
         uvicorn.run(create_app(settings, secret=secret, signer=signer), **common)
         return
-    # Worker processes rebuild the app from the environment they inherit: hand them the
-    # same settings (the secret and the network variables are in it already).
-    for key, value, source in describe(settings):
-        if source in ("flag", "env") and value is not None:
-            os.environ[env_name(key)] = str(value)
-    if settings.config_file is not None:
-        os.environ["S3SIGN_CONFIG"] = str(settings.config_file)
+    _export_for_workers(settings)
     uvicorn.run(
         "s3sign.server.app:app_from_environment", factory=True, workers=settings.workers, **common
     )
+
+
+def _export_for_workers(settings: Settings) -> None:
+    """Worker processes rebuild the app from the environment they inherit
+    (``app_from_environment``): hand them the same settings, the secret and the network
+    variables."""
+    from s3sign.config import describe, env_name
+
+    exported = {
+        env_name(key): str(value)
+        for key, value, source in describe(settings)
+        if source in ("flag", "env") and value is not None
+    }
+    if settings.config_file is not None:
+        exported["S3SIGN_CONFIG"] = str(settings.config_file)
+    if settings.server_secret:
+        exported["S3SIGN_SERVER_SECRET"] = settings.server_secret
+    os.environ.update({**settings.network, **exported})
 
 
 def _sigterm_exits() -> None:

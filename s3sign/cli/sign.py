@@ -163,41 +163,27 @@ def sign(
     )
     moment = parse_now(now) if now else None
     verb = cast(Method, method.value.upper())
-    body_flags = {"--file": file, "--sha256": sha256, "--md5": md5, "--meta": meta}
+    body_flags: dict[str, object] = {"--file": file, "--sha256": sha256, "--md5": md5}
+    body_flags["--meta"] = meta
     if batch is not None:
-        sign_modes.refuse_with(
-            "--batch",
-            {"BUCKET": target, "--size": size, **body_flags},
-            hint="give them per line: bucket, key, size, sha256, md5, meta",
-        )
-        sign_modes.sign_batch(state, batch, settings, verb, content_type, output, moment)
+        refused = {"BUCKET": target, "--size": size, **body_flags}
+        sign_modes.sign_batch(state, batch, settings, verb, content_type, output, moment, refused)
         return
-    if target is None:
-        raise UsageError("missing BUCKET", hint="s3sign sign BUCKET KEY --size N, or --batch FILE")
     bucket, object_key = split_target(target, key)
-    other_method = method is not MethodChoice.put
-    if multipart or complete is not None or abort is not None:
-        refused = {"--post": post, **body_flags, "--method": other_method}
-        sign_modes.refuse_with("multipart uploads", refused)
-        steps = sign_modes.MultipartSteps(multipart, complete, etags, abort)
+    body_flags["--method"] = method is not MethodChoice.put
+    steps = sign_modes.MultipartSteps(multipart, complete, etags, abort)
+    if steps.wanted:
         sizes = (sign_modes.size_flag(size), sign_modes.size_flag(part_size) or settings.part_size)
+        refused = {"--post": post, **body_flags}
         sign_modes.sign_multipart(
-            state, bucket, object_key, settings, steps, sizes, content_type, moment
+            state, bucket, object_key, settings, steps, sizes, content_type, moment, refused
         )
         return
-    if part_size is not None or etags is not None:
-        raise UsageError(
-            "--part-size and --etags belong to --multipart and --complete",
-            hint="add --multipart (or --complete UPLOAD_ID), or drop them",
-        )
+    steps.refuse_without_multipart(part_size)
     limits = sign_modes.PostLimits(max_size, min_size, content_type, content_type_prefix)
     if post:
-        sign_modes.refuse_with(
-            "--post",
-            {"--size": size, **body_flags, "--method": other_method},
-            hint="a POST policy limits the size with --max-size/--min-size",
-        )
-        sign_modes.sign_post(state, bucket, object_key, settings, limits, output, moment)
+        refused = {"--size": size, **body_flags}
+        sign_modes.sign_post(state, bucket, object_key, settings, limits, output, moment, refused)
         return
     limits.refuse_without_post()
     request = SignRequest(
@@ -266,8 +252,10 @@ def _with_file(request: SignRequest, path: Path, checksum: Checksum) -> SignRequ
     )
 
 
-def split_target(target: str, key: str | None) -> tuple[str, str]:
+def split_target(target: str | None, key: str | None) -> tuple[str, str]:
     """``BUCKET KEY`` or ``s3://bucket/key`` -> (bucket, key)."""
+    if target is None:
+        raise UsageError("missing BUCKET", hint="s3sign sign BUCKET KEY --size N, or --batch FILE")
     if target.startswith("s3://"):
         if key is not None:
             raise UsageError(

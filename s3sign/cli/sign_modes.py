@@ -53,11 +53,14 @@ def sign_batch(
     content_type: str | None,
     output: OutputChoice,
     now: datetime | None,
+    refused: Mapping[str, object],
 ) -> None:
-    """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed."""
+    """``sign --batch``: stream JSON lines through one presigner; exit 1 if a line failed.
+    ``refused``: the flags given that a line gives instead."""
     from s3sign.signing.batch import sign_source
     from s3sign.signing.batch_lines import Defaults
 
+    refuse_with("--batch", refused, hint="give them per line: bucket, key, size, sha256, md5, meta")
     if output not in (OutputChoice.url, OutputChoice.json):
         raise UsageError(f"--batch prints JSON lines, not {output.value}", hint="drop --output")
     if content_type is not None:
@@ -120,10 +123,13 @@ def sign_post(
     limits: PostLimits,
     output: OutputChoice,
     now: datetime | None,
+    refused: Mapping[str, object],
 ) -> None:
-    """``sign --post``: a signed POST policy, as JSON, a curl command or an HTML form."""
+    """``sign --post``: a signed POST policy, as JSON, a curl command or an HTML form.
+    ``refused``: the flags given that do not go with a POST policy."""
     from s3sign.signing.post import PostPolicy, render_post, sign_post
 
+    refuse_with("--post", refused, hint="a POST policy limits the size with --max-size/--min-size")
     if limits.max_size is None:
         raise UsageError(
             "--post needs --max-size",
@@ -164,6 +170,17 @@ class MultipartSteps:
     etags: Path | None
     abort: str | None  # the upload id
 
+    @property
+    def wanted(self) -> bool:
+        return self.start or self.complete is not None or self.abort is not None
+
+    def refuse_without_multipart(self, part_size: str | None) -> None:
+        if part_size is not None or self.etags is not None:
+            raise UsageError(
+                "--part-size and --etags belong to --multipart and --complete",
+                hint="add --multipart (or --complete UPLOAD_ID), or drop them",
+            )
+
 
 def sign_multipart(
     state: CliState,
@@ -174,12 +191,15 @@ def sign_multipart(
     sizes: tuple[int | None, int],
     content_type: str | None,
     now: datetime | None,
+    refused: Mapping[str, object],
 ) -> None:
     """``--multipart``, ``--complete ID --etags FILE`` or ``--abort ID``: one of them.
-    ``sizes``: the object's (``--size``) and each part's."""
+    ``sizes``: the object's (``--size``) and each part's; ``refused``: the flags given that
+    do not go with a multipart upload."""
     from s3sign.signing import multipart
     from s3sign.signing.store import ObjectStore
 
+    refuse_with("multipart uploads", refused)
     if sum((steps.start, steps.complete is not None, steps.abort is not None)) > 1:
         raise UsageError("give one of --multipart, --complete and --abort")
     presigner = Presigner.from_settings(settings)

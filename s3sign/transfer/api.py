@@ -43,17 +43,11 @@ def push(
         raise ConfigError("no backend to ask for upload URLs", hint="pass backend= or set it")
     if not settings.token:
         raise CredentialsError("no run token", hint="pass token= or set S3SIGN_TOKEN")
-    files = expand_paths([str(path) for path in paths], Path(base))
+    files = expand_paths([str(Path(base) / path) for path in paths], Path(base))
     if not files.count:
         raise UsageError(f"no files matched {', '.join(map(str, paths)) or '(no paths)'}")
-    options = PushOptions(
-        run_id=run_id,
-        concurrency=settings.concurrency,
-        checksum=checksum,
-        content_type=content_type,
-        skip_existing=skip_existing,
-        stall_timeout=settings.stall_timeout,
-        transport=settings.transport,
+    options = PushOptions.from_settings(
+        settings, run_id, checksum=checksum, content_type=content_type, skip_existing=skip_existing
     )
     client = BackendClient(
         settings.backend,

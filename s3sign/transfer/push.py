@@ -29,8 +29,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
-from s3sign.config import PushChecksum
+from s3sign.config import PushChecksum, Settings
 from s3sign.digests import file_digest, sha256_with_parts
 from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.http.connections import Connections
@@ -66,6 +67,17 @@ class PushOptions:
     # out only for a report (--json, --manifest) or to compare with --skip-existing, in
     # one pass with the parts' SHA-256s, which its parts' URLs are then bound to.
     hash_multipart: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, run_id: str, **options: Any) -> PushOptions:
+        """The options ``settings`` set (concurrency, stall timeout, transport), and these."""
+        return cls(
+            run_id=run_id,
+            concurrency=settings.concurrency,
+            stall_timeout=settings.stall_timeout,
+            transport=settings.transport,
+            **options,
+        )
 
 
 class Pusher:

@@ -18,6 +18,7 @@ import requests
 
 from s3sign.children import die_with_parent
 from s3sign.local.seaweed import LocalS3, free_ports
+from s3sign.server.tokens import mint_token
 from tests.integration.faults import Faults, FaultyProxy
 from tests.integration.moto_store import MotoS3
 
@@ -67,17 +68,10 @@ class Backend:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def token(self, run_id: str, ttl: str = "1h") -> str:
-        env = {**os.environ, "S3SIGN_SERVER_SECRET": SECRET}
-        done = subprocess.run(
-            [sys.executable, "-m", "s3sign", "token", run_id, "--ttl", ttl],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return done.stdout.strip()
+    def token(self, run_id: str, ttl: int = 3600) -> str:
+        """A token for ``run_id``, minted here (the ``token`` command has tests of its own:
+        tests/cli/test_sign_cli.py, tests/integration/test_demo_and_local.py)."""
+        return mint_token(run_id, ttl, SECRET.encode())[0]
 
     def post(self, path: str, body: object, token: str | None) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

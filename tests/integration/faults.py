@@ -39,6 +39,9 @@ class Faults:
     # the same, forwarded with the body's first byte changed (a corrupting middlebox)
     corrupt: dict[str, int] = field(default_factory=dict)
     seed: int = 1234
+    # the first requests get these faults, in order ("drop" only takes a connection's first
+    # request), then chance decides: a test that asserts each kind happened is not a gamble
+    opening: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(
         default_factory=lambda: {"drop": 0, "reset": 0, "503": 0, "stall": 0, "ok": 0}
     )
@@ -71,6 +74,8 @@ class FaultyProxy:
                             faults.refuse[part] = left - 1
                             return "503"
                 first, self.first_request = self.first_request, False
+                if faults.opening and (first or faults.opening[0] != "drop"):
+                    return faults.opening.pop(0)
                 if first and drop < faults.drop:
                     return "drop"
                 chances = {"reset": faults.reset, "503": faults.unavailable, "stall": faults.stall}

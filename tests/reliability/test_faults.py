@@ -66,6 +66,7 @@ def test_every_fault_at_once_and_every_object_arrives_once(
         stall=0.03,
         stall_seconds=0.5,
         latency=0.005,
+        opening=["drop", "reset", "503"],  # each at least once, whatever the dice say
     )
     with behind_faults(local_s3, faults, tmp_path) as faulty:
         run = run_id()
