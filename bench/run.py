@@ -1,6 +1,6 @@
 """Every benchmark in one command, written to docs/benchmarks.md and docs/img/benchmarks.png.
 
-    pip install '.[bench]' && python bench/run.py [--quick] [--out docs/benchmarks.md]
+    pip install '.[bench]' && python bench/run.py [--quick] [--million] [--out FILE]
 
 Runs sign_bench.py, serve_bench.py, push_bench.py and memory_bench.py one after the other
 (each starts its own SeaweedFS and s3sign serve on free 127.0.0.1 ports and
@@ -29,8 +29,8 @@ DOCS = HERE.parent / "docs"
 Figures = dict[str, dict[str, dict[str, float]]]  # script -> case -> tool -> figure
 
 
-def run_script(name: str, quick: bool, summary: Path) -> tuple[str, Figures]:
-    argv = [sys.executable, str(HERE / name), "--summary", str(summary)]
+def run_script(name: str, quick: bool, summary: Path, *extra: str) -> tuple[str, Figures]:
+    argv = [sys.executable, str(HERE / name), "--summary", str(summary), *extra]
     if quick:
         argv.append("--quick")
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -212,8 +212,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
     parser.add_argument("--out", type=Path, default=DOCS / "benchmarks.md")
+    parser.add_argument(
+        "--million", action="store_true", help="memory also at 1,000,000 files (+20 min)"
+    )
     args = parser.parse_args()
     command = "python bench/run.py" + (" --quick" if args.quick else "")
+    command += " --million" if args.million else ""
     machine = (
         f"{os.cpu_count()} cores, "
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
@@ -224,7 +228,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name in ("sign_bench.py", "serve_bench.py", "push_bench.py", "memory_bench.py"):
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            text, found = run_script(name, args.quick, Path(scratch) / f"{name}.json")
+            extra = ["--million"] if args.million and name == "memory_bench.py" else []
+            text, found = run_script(name, args.quick, Path(scratch) / f"{name}.json", *extra)
             sections.append(text.replace("\n# ", "\n## ").replace("\n## ", "\n### ").lstrip("# "))
             figures.update(found)
     picture = chart(figures, DOCS / "img" / "benchmarks.png")

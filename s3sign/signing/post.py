@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from s3sign.errors import UsageError
 from s3sign.signing.addressing import check_bucket, check_key, locate_bucket
-from s3sign.signing.formats import iso_utc
 from s3sign.signing.presign import Presigner, check_content_type
 from s3sign.signing.sigv4 import ALGORITHM, amz_date, signing_key
+from s3sign.units import iso_utc
 
 MAX_POST_SIZE = 5 * 1024**3  # S3's limit for one POST upload
 FILENAME = "${filename}"

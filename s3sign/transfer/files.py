@@ -165,17 +165,17 @@ class _Listing:
 def _list(request: _Request, rules: _Rules, unmatched: list[str]) -> Iterator[LocalFile]:
     """Each file the request names, once; ``unmatched`` gets the paths that named none.
 
-    One walk or one glob is checked for names that share a key folder by folder; with more
-    than one path, the names seen so far are kept for that (and to list a file once)."""
+    One directory walked is checked for names that share a key folder by folder, and holds
+    nothing per file. With more than one path, or a glob (``**`` matches a folder and the
+    files in it), the files seen so far are kept, to list each once and to refuse names that
+    share a key across them."""
     sources = list(request.paths) + list(request.listed)
-    seen: _SeenNames | None = _SeenNames() if len(sources) > 1 else None
-    for index, raw in enumerate(sources):
-        is_pattern = (
-            not request.literal
-            and index < len(request.paths)
-            and bool(_GLOB_CHARS & set(raw))
-            and not os.path.lexists(raw)
-        )
+    patterns = [
+        index < len(request.paths) and _is_pattern(raw, request)
+        for index, raw in enumerate(sources)
+    ]
+    seen = _SeenNames() if len(sources) > 1 or any(patterns) else None
+    for raw, is_pattern in zip(sources, patterns, strict=True):
         candidates = sorted(glob.glob(raw, recursive=True)) if is_pattern else [raw]
         produced, left_out = 0, rules.left_out()
         found = _globbed(candidates, raw, rules) if is_pattern else _walk(raw, rules)
@@ -190,6 +190,12 @@ def _list(request: _Request, rules: _Rules, unmatched: list[str]) -> Iterator[Lo
             yield local if seen is None else seen.checked(local)
         if not produced and rules.left_out() == left_out:  # left out is not unmatched
             unmatched.append(raw)
+
+
+def _is_pattern(raw: str, request: _Request) -> bool:
+    """A glob for s3sign to expand (one the shell did not): not with --literal, and not a
+    path that exists as it is written."""
+    return not request.literal and bool(_GLOB_CHARS & set(raw)) and not os.path.lexists(raw)
 
 
 class _SeenNames:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,18 @@ def test_a_missing_extra_is_a_configuration_error_naming_it(
     assert run(args, environment) == 3
     assert f"pip install 's3sign-cli[{extra}]'" in stderr.getvalue()
     assert "bug" not in stderr.getvalue()
+
+
+def test_any_other_missing_module_is_still_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """yaml is a core dependency: without it the install is broken, which is a bug to report
+    (exit 70 with the hint), never a traceback."""
+    (tmp_path / "s3sign.yaml").write_text("region: eu-west-1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    stderr = io.StringIO()
+    environment = Environment(io.BytesIO(), io.StringIO(), stderr, {"HOME": str(tmp_path)})
+    assert run(["config", "show"], environment) == 70
+    assert "internal error: ModuleNotFoundError" in stderr.getvalue()
+    assert "Traceback" not in stderr.getvalue()

@@ -156,6 +156,15 @@ def running_backend(
 
 
 @pytest.fixture(scope="session")
+def small_parts(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The real ``s3sign serve`` against the local store, with multipart from 5 MiB (parts
+    of 5 MiB): one process for every test that needs small parts."""
+    log = tmp_path_factory.mktemp("serve-small-parts") / "serve.log"
+    with running_backend(local_s3, log, multipart_threshold="5MiB", part_size="5MiB") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def backend(local_s3: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """The real ``s3sign serve`` process on a free 127.0.0.1 port, against the local store."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"

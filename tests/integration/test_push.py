@@ -444,6 +444,7 @@ def test_ctrl_c_or_sigterm_aborts_open_multipart_uploads(
 )
 def test_a_part_that_does_not_match_its_digest_is_refused(
     local_s3: LocalS3,
+    small_parts: Backend,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     checksum: str,
@@ -471,14 +472,11 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
 
     monkeypatch.setattr("s3sign.transfer.parts.range_digest", corrupted)
     monkeypatch.setattr("s3sign.transfer.push.sha256_with_parts", corrupted_pass)
-    with running_backend(
-        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
-    ) as small_parts:
-        names = [str(tmp_path / "big.bin"), str(tmp_path / "small.txt")]
-        files = list(expand_paths(names, tmp_path).files)
-        client = BackendClient(small_parts.url, small_parts.token(run))
-        options = PushOptions(run_id=run, checksum=checksum, hash_multipart=one_pass)  # type: ignore[arg-type]
-        report = Pusher(client, options, SilentReporter()).push(files)
+    names = [str(tmp_path / "big.bin"), str(tmp_path / "small.txt")]
+    files = list(expand_paths(names, tmp_path).files)
+    client = BackendClient(small_parts.url, small_parts.token(run))
+    options = PushOptions(run_id=run, checksum=checksum, hash_multipart=one_pass)  # type: ignore[arg-type]
+    report = Pusher(client, options, SilentReporter()).push(files)
     outcomes = {f.file_name: f for f in report.files}
     assert outcomes["small.txt"].status == "uploaded"
     assert outcomes["big.bin"].status == "failed"
@@ -488,7 +486,7 @@ def test_a_part_that_does_not_match_its_digest_is_refused(
 
 
 def test_an_expired_part_url_is_signed_again_with_its_digest(
-    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_s3: LocalS3, small_parts: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each part's first URL is taken as expired: its new URL must carry the same SHA-256,
     or the store refuses to assemble an upload created with part checksums."""
@@ -509,17 +507,14 @@ def test_an_expired_part_url_is_signed_again_with_its_digest(
     monkeypatch.setattr(Uploader, "signed", expired_at_first)
     run = run_id()
     (tmp_path / "big.bin").write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
-    with running_backend(
-        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
-    ) as small_parts:
-        before = _requests_served(small_parts)
-        files = list(expand_paths([str(tmp_path / "big.bin")], tmp_path).files)
-        client = BackendClient(small_parts.url, small_parts.token(run))
-        report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
-        assert report.files[0].status == "uploaded", report.files[0].error
-        # info, create, 3 parts signed, 3 signed again, complete
-        assert _requests_served(small_parts) - before >= 9
-        stored = ObjectStore(local_s3.presigner, local_s3.bucket).head(f"runs/{run}/big.bin")
+    before = _requests_served(small_parts)
+    files = list(expand_paths([str(tmp_path / "big.bin")], tmp_path).files)
+    client = BackendClient(small_parts.url, small_parts.token(run))
+    report = Pusher(client, PushOptions(run_id=run), SilentReporter()).push(files)
+    assert report.files[0].status == "uploaded", report.files[0].error
+    # info, create, 3 parts signed, 3 signed again, complete
+    assert _requests_served(small_parts) - before >= 9
+    stored = ObjectStore(local_s3.presigner, local_s3.bucket).head(f"runs/{run}/big.bin")
     assert first_urls == {1, 2, 3}
     assert stored is not None
     assert (stored.checksum or "").endswith("-3")
@@ -635,7 +630,7 @@ def test_md5_checksum_and_skip_existing(backend: Backend, tmp_path: Path) -> Non
 
 
 def test_skip_existing_compares_a_multipart_object_by_its_parts_sha256(
-    local_s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    local_s3: LocalS3, small_parts: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Parts bound to their SHA-256 leave S3's composite checksum on the object: a second
     push compares it with the parts' digests from its one pass over the file (no MD5 pass)
@@ -648,52 +643,45 @@ def test_skip_existing_compares_a_multipart_object_by_its_parts_sha256(
         raise AssertionError("the file was read again for its multipart ETag")
 
     monkeypatch.setattr("s3sign.transfer.verify.multipart_etag", md5_pass)
-    with running_backend(
-        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
-    ) as small_parts:
-        client = BackendClient(small_parts.url, small_parts.token(run))
+    client = BackendClient(small_parts.url, small_parts.token(run))
 
-        def pushed() -> str:
-            files = list(expand_paths([str(big)], tmp_path).files)
-            options = PushOptions(run_id=run, skip_existing=True)
-            report = Pusher(client, options, SilentReporter()).push(files)
-            [outcome] = report.files
-            assert (
-                outcome.sha256
-                == base64.b64encode(hashlib.sha256(big.read_bytes()).digest()).decode()
-            )
-            return outcome.status
+    def pushed() -> str:
+        files = list(expand_paths([str(big)], tmp_path).files)
+        options = PushOptions(run_id=run, skip_existing=True)
+        report = Pusher(client, options, SilentReporter()).push(files)
+        [outcome] = report.files
+        assert (
+            outcome.sha256 == base64.b64encode(hashlib.sha256(big.read_bytes()).digest()).decode()
+        )
+        return outcome.status
 
-        assert pushed() == "uploaded"
-        assert pushed() == "skipped"
-        big.write_bytes(os.urandom(12 * MiB))
-        assert pushed() == "uploaded"
-        assert read_back(small_parts, f"runs/{run}/big.bin").content == big.read_bytes()
+    assert pushed() == "uploaded"
+    assert pushed() == "skipped"
+    big.write_bytes(os.urandom(12 * MiB))
+    assert pushed() == "uploaded"
+    assert read_back(small_parts, f"runs/{run}/big.bin").content == big.read_bytes()
 
 
 def test_skip_existing_compares_a_multipart_object_by_its_etag_without_part_checksums(
-    local_s3: LocalS3, tmp_path: Path
+    local_s3: LocalS3, small_parts: Backend, tmp_path: Path
 ) -> None:
     """With --checksum md5 the parts carry no SHA-256: the stored ETag (the MD5 of the
     parts' MD5s) is compared instead, reading each part in blocks."""
     run = run_id()
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(12 * MiB))  # 3 parts of 5 MiB
-    with running_backend(
-        local_s3, tmp_path / "serve.log", multipart_threshold="5MiB", part_size="5MiB"
-    ) as small_parts:
-        client = BackendClient(small_parts.url, small_parts.token(run))
+    client = BackendClient(small_parts.url, small_parts.token(run))
 
-        def pushed() -> str:
-            files = list(expand_paths([str(big)], tmp_path).files)
-            options = PushOptions(run_id=run, checksum="md5", skip_existing=True)
-            [outcome] = Pusher(client, options, SilentReporter()).push(files).files
-            return outcome.status
+    def pushed() -> str:
+        files = list(expand_paths([str(big)], tmp_path).files)
+        options = PushOptions(run_id=run, checksum="md5", skip_existing=True)
+        [outcome] = Pusher(client, options, SilentReporter()).push(files).files
+        return outcome.status
 
-        assert pushed() == "uploaded"
-        assert pushed() == "skipped"
-        big.write_bytes(os.urandom(12 * MiB))
-        assert pushed() == "uploaded"
+    assert pushed() == "uploaded"
+    assert pushed() == "skipped"
+    big.write_bytes(os.urandom(12 * MiB))
+    assert pushed() == "uploaded"
 
 
 def test_a_name_the_backend_refuses_fails_alone(backend: Backend, tmp_path: Path) -> None:

@@ -146,3 +146,29 @@ def test_excluded_names_are_left_out_with_gitignore_rules(
     kept = ["logs/a.txt", "logs/b+c.json", "logs/empty", "logs/link-file"]
     assert [f.name for f in found.files] == kept
     assert found.excluded.examples == ["logs/nested deep/x y.log", "logs/nested deep/ü/z.txt"]
+
+
+def test_a_recursive_glob_lists_each_file_once(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``logs/**`` matches the folders and the files in them: each file comes once."""
+    monkeypatch.chdir(tree)
+    found = expand_paths(["logs/**"], tree)
+    listed = [f.name for f in found.files]
+    assert len(listed) == len(set(listed)) == found.count
+    assert "logs/nested deep/ü/z.txt" in listed
+
+
+def test_names_that_share_a_key_are_refused_folder_by_folder(tmp_path: Path) -> None:
+    """Two spellings of one name in one folder (NFC and NFD), as files and as folders: each
+    file is listed with the reason, none is dropped, the others are untouched."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    (tmp_path / f"{nfc}.txt").write_text("1")
+    (tmp_path / f"{nfd}.txt").write_text("2")
+    for folder in (nfc, nfd):
+        (tmp_path / "d" / folder).mkdir(parents=True)
+        (tmp_path / "d" / folder / "x.log").write_text(folder)
+    (tmp_path / "plain.txt").write_text("3")
+    found = {f.name: f.conflict for f in expand_paths([str(tmp_path)], tmp_path).files}
+    assert found["plain.txt"] is None
+    for name in (f"{nfc}.txt", f"{nfd}.txt", f"d/{nfc}/x.log", f"d/{nfd}/x.log"):
+        assert "same key once Unicode-normalised" in (found[name] or ""), name
+    assert ascii(f"{nfd}.txt") in (found[f"{nfc}.txt"] or "")
