@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -70,6 +71,7 @@ def format_size(size: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".") + unit
 
 
+@lru_cache(maxsize=64)  # the server and --batch stamp every URL of a second with one time
 def iso_utc(moment: datetime) -> str:
     """``2026-01-31T12:00:00Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

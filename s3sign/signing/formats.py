@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import PurePosixPath
 from typing import Literal
@@ -18,7 +17,6 @@ Output = Literal["url", "json", "curl", "env"]
 OUTPUTS: tuple[Output, ...] = ("url", "json", "curl", "env")
 
 
-@lru_cache(maxsize=64)  # the server stamps every URL of a second with the same time
 def as_dict(signed: SignedRequest) -> dict[str, object]:
     """The JSON shape of a signed request (also the protocol's ``upload`` object)."""
     return {
