@@ -169,8 +169,9 @@ def transport_choice(figures: Figures) -> list[str]:
         f"1,000 pre-signed 4 KiB PUTs it spent {ours:.2f} s of CPU in this run; the same PUTs "
         f"cost {others} as much through the standard clients (push benchmark, section 4). On "
         "these 2 cores the store and the push share the CPU, so the client's CPU decides the "
-        "many-small-files race with s5cmd (section 1a). The client is ~500 lines and "
-        "holds every limit a hostile peer tests (answer size, header count, chunk lines, 1xx "
+        "many-small-files race with s5cmd (section 1a). The client is ~550 lines "
+        "(connections.py and wire.py) and holds every limit a hostile peer tests (answer "
+        "size, header count, chunk lines, 1xx "
         "answers, a deadline per answer: tests/reliability/test_hostile.py), so the server's "
         "own S3 calls, doctor and the demo use it too instead of a second stack with other "
         "rules; requests is no longer a dependency.",

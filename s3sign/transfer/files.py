@@ -199,8 +199,8 @@ def _is_pattern(raw: str, request: _Request) -> bool:
 
 
 class _SeenNames:
-    """With more than one path: the files listed so far (each listed once) and their keys
-    (two names of one key refused), kept as the paths are walked."""
+    """With more than one path, or a glob: the files listed so far (each listed once) and
+    their keys (the second of two names of one key refused), kept as the paths are walked."""
 
     def __init__(self) -> None:
         self._paths: set[str] = set()

@@ -51,7 +51,7 @@ def test_demo_round_trip() -> None:
     assert "X-Amz-Signature" not in done.stderr
 
 
-def _start_local(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def _start_local(data_dir: Path, port: int, **env: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -64,7 +64,7 @@ def _start_local(data_dir: Path, port: int) -> subprocess.Popen[str]:
             "--port",
             str(port),
         ],
-        env=clean_env(),
+        env=clean_env(**env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -112,10 +112,12 @@ def test_two_local_stacks_side_by_side_and_sigkill_leaves_no_store(tmp_path: Pat
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
     first_port, second_port = free_ports(2)
     first = _start_local(first_dir, first_port)
-    second = _start_local(second_dir, second_port)
+    # The bucket as configured (S3SIGN_BUCKET here): serve --local used to take "s3sign"
+    second = _start_local(second_dir, second_port, S3SIGN_BUCKET="team-artifacts")
     try:
         _push_one(first_dir, first_port, tmp_path / "a", "first\n")
         _push_one(second_dir, second_port, tmp_path / "b", "second\n")
+        assert "(bucket team-artifacts)" in _wait_for_line(second, "S3 at ")[-1]
         assert _store_processes(first_dir)
         assert _store_processes(second_dir)
 
