@@ -303,3 +303,69 @@ class AbortResponse:
     __pydantic_config__ = WIRE_CONFIG
     key: str
     status: Literal["aborted", "kept"]  # kept: the stored object is not that upload
+
+
+# --- GET /v1/runs/{runId}/files ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One file of a run, as the store lists it (``contentType``, ``sha256`` and
+    ``checksumType`` only when asked for details: a HEAD each)."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    file_name: str
+    size: int
+    etag: str
+    last_modified: str | None = None
+    content_type: str | None = None
+    sha256: str | None = None  # the stored checksum: a single PUT's SHA-256, or a composite
+    checksum_type: str | None = None  # COMPOSITE or FULL_OBJECT, where the store says
+
+
+@dataclass(frozen=True, slots=True)
+class FilesPage:
+    """A page of a run's files, in key order; ``nextCursor`` asks for the next one."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    files: list[StoredFile]
+    next_cursor: str | None = None
+
+
+# --- POST /v1/runs/{runId}/downloads ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadFile:
+    __pydantic_config__ = WIRE_CONFIG
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadsRequest:
+    __pydantic_config__ = WIRE_CONFIG
+    files: list[DownloadFile]  # at least one: checked by the server
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    """A file to fetch: a signed GET and what the stored object is (its size, ETag and
+    checksum, to check the bytes against), or why not (``not_found``, a refused name)."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    file_name: str
+    status: Literal["ready", "not_found", "rejected"]
+    key: str | None = None
+    download: SignedUpload | None = None  # method GET
+    size: int | None = None
+    etag: str | None = None
+    sha256: str | None = None
+    checksum_type: str | None = None
+    content_type: str | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadsResponse:
+    __pydantic_config__ = WIRE_CONFIG
+    files: list[DownloadResult]

@@ -36,11 +36,19 @@ class TokenOutput(StrEnum):
 def token(
     ctx: typer.Context,
     run_id: Annotated[
-        str, typer.Argument(metavar="RUN_ID", help="The run the token may upload into.")
+        str, typer.Argument(metavar="RUN_ID", help="The run the token may upload into or read.")
     ],
     ttl: Annotated[
         str | None,
         typer.Option(metavar="DURATION", help="Lifetime: 30m, 12h, 7d.  [default: 12h]"),
+    ] = None,
+    scope: Annotated[
+        str,
+        typer.Option(metavar="SCOPE", help="upload, read, or upload,read."),
+    ] = "upload",
+    also: Annotated[
+        list[str] | None,
+        typer.Option("--run", metavar="RUN_ID", help="With --scope read: another run it may read."),
     ] = None,
     output: Annotated[
         TokenOutput, typer.Option("--output", "-o", case_sensitive=False, help="What to print.")
@@ -48,13 +56,20 @@ def token(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Mint a token that lets a worker upload into one run."""
+    """Mint a token to upload into a run, or to read runs."""
     import json
 
-    from s3sign.server.tokens import mint_token, server_secret
+    from s3sign.server.tokens import SCOPES, mint_token, server_secret
 
     state = command_state(ctx, verbose, quiet)
-    check_run_id_flag(run_id)
+    more_runs = tuple(also or ())
+    for run in (run_id, *more_runs):
+        check_run_id_flag(run)
+    scopes = tuple(part.strip().lower() for part in scope.split(","))
+    if not all(part in SCOPES for part in scopes):
+        raise UsageError(f"--scope {scope!r}", hint="give upload, read, or upload,read")
+    if more_runs and "upload" in scopes:
+        raise UsageError("--run names more runs to read", hint="add --scope read, or drop --run")
     settings = state.settings({"token_ttl": ttl}, token_ttl="--ttl")  # noqa: S106 - a flag name
     if settings.token_ttl > settings.max_token_ttl:
         raise UsageError(
@@ -62,17 +77,19 @@ def token(
             f"({format_duration(settings.max_token_ttl)}): the backend would refuse the token",
             hint="mint a shorter one, or raise max_token_ttl (S3SIGN_MAX_TOKEN_TTL) on both sides",
         )
+    secret = server_secret(settings.server_secret)
     minted, expires_at = mint_token(
-        run_id, settings.token_ttl, server_secret(settings.server_secret)
+        run_id, settings.token_ttl, secret, scopes=scopes, more_runs=more_runs
     )
-    state.console.info(f"token for run {run_id}, expires {iso_utc(expires_at)}")
+    runs = ", ".join((run_id, *more_runs))
+    state.console.info(f"{' and '.join(scopes)} token for {runs}, expires {iso_utc(expires_at)}")
     if output is TokenOutput.token:
         state.out(minted)
     elif output is TokenOutput.env:
         state.out(f"export S3SIGN_TOKEN={minted}")
     else:
         document = {"token": minted, "runId": run_id, "expiresAt": iso_utc(expires_at)}
-        state.out(json.dumps(document))
+        state.out(json.dumps(document | {"scope": " ".join(scopes), "runs": [run_id, *more_runs]}))
 
 
 def serve(

@@ -24,6 +24,7 @@ from s3sign.protocol import (
     AbortRequest,
     CompleteRequest,
     CreateUploadsRequest,
+    DownloadsRequest,
     PartsRequest,
     ProtocolError,
     StatusRequest,
@@ -31,9 +32,16 @@ from s3sign.protocol import (
 from s3sign.server.bodies import adapter
 from s3sign.server.handles import UploadHandles
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
-from s3sign.server.routes import Counters, service_routes, upload_routes, verification_routes
+from s3sign.server.routes import (
+    Authorise,
+    Counters,
+    read_routes,
+    service_routes,
+    upload_routes,
+    verification_routes,
+)
 from s3sign.server.signer import UploadSigner
-from s3sign.server.tokens import checked_secret, server_secret, verify_token
+from s3sign.server.tokens import READ, UPLOAD, checked_secret, server_secret, verify_token
 from s3sign.version import __version__
 
 log = logging.getLogger("s3sign.server")
@@ -83,20 +91,33 @@ def create_app(
     )
     app.state.counters = counters
 
-    async def authorise(request: Request, run_id: str) -> None:
-        """A dependency: FastAPI runs it before reading the body, so a caller
-        without a valid token learns nothing about what the body should be."""
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        bearer = token.strip() if scheme.lower() == "bearer" else None
-        verify_token(bearer, secret, run_id, settings.max_token_ttl)
+    def authoriser(scope: str) -> Authorise:
+        async def authorise(request: Request, run_id: str) -> None:
+            """A dependency: FastAPI runs it before reading the body, so a caller
+            without a valid token learns nothing about what the body should be."""
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            bearer = token.strip() if scheme.lower() == "bearer" else None
+            verify_token(bearer, secret, run_id, settings.max_token_ttl, scope)
+
+        return authorise
 
     _handle_errors(app)
-    app.include_router(upload_routes(signer, settings, authorise))
-    app.include_router(verification_routes(signer, authorise))
+    uploading = authoriser(UPLOAD)
+    app.include_router(upload_routes(signer, settings, uploading))
+    app.include_router(verification_routes(signer, uploading))
+    app.include_router(read_routes(signer.reader(), authoriser(READ)))
     app.include_router(service_routes(signer, settings, counters))
     _document_request_bodies(
-        app, (CreateUploadsRequest, PartsRequest, CompleteRequest, StatusRequest, AbortRequest)
+        app,
+        (
+            CreateUploadsRequest,
+            PartsRequest,
+            CompleteRequest,
+            StatusRequest,
+            AbortRequest,
+            DownloadsRequest,
+        ),
     )
     return app
 

@@ -28,7 +28,10 @@ from s3sign.protocol import (
     CompleteResponse,
     CreateUploadsRequest,
     CreateUploadsResponse,
+    DownloadsRequest,
+    DownloadsResponse,
     ErrorResponse,
+    FilesPage,
     PartsRequest,
     PartsResponse,
     ServerInfo,
@@ -37,6 +40,7 @@ from s3sign.protocol import (
 )
 from s3sign.server.bodies import answer, at_least_one, body_schema, reply
 from s3sign.server.limits import error
+from s3sign.server.reader import RunReader
 from s3sign.server.signer import UploadSigner
 from s3sign.version import __version__
 
@@ -169,6 +173,47 @@ def verification_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter
     )
     async def abort(run_id: str, request: Request) -> Response:
         return await answer(request, AbortRequest, partial(signer.abort, run_id))
+
+    return router
+
+
+def read_routes(reader: RunReader, authorise: Authorise) -> APIRouter:
+    """List a run's files, and sign downloads of them: the calls a read token allows."""
+    router = APIRouter()
+
+    @router.get(
+        "/v1/runs/{run_id}/files",
+        response_model=FilesPage,
+        response_model_exclude_none=True,
+        responses=REFUSALS,
+        dependencies=[Depends(authorise)],
+        summary="A page of a run's files, in name order",
+    )
+    async def files(
+        run_id: str,
+        prefix: str = "",
+        cursor: str | None = None,
+        limit: int | None = None,
+        details: bool = False,
+    ) -> Response:
+        page = partial(reader.files, run_id, prefix, cursor, limit, details)
+        return reply(await run_in_threadpool(page))  # waits on the store
+
+    @router.post(
+        "/v1/runs/{run_id}/downloads",
+        response_model=DownloadsResponse,
+        response_model_exclude_none=True,
+        responses=REFUSALS,
+        dependencies=[Depends(authorise)],
+        summary="Signed GETs for files of a run, with what is stored",
+        openapi_extra=body_schema(DownloadsRequest),
+    )
+    async def downloads(run_id: str, request: Request) -> Response:
+        def work(body: DownloadsRequest) -> DownloadsResponse:
+            at_least_one(body.files)
+            return reader.downloads(run_id, body)
+
+        return await answer(request, DownloadsRequest, work)
 
     return router
 

@@ -43,6 +43,7 @@ from s3sign.s3limits import plan_parts
 from s3sign.server import rules
 from s3sign.server.handles import UploadHandles
 from s3sign.server.pool import StorePool, one
+from s3sign.server.reader import RunReader
 from s3sign.server.verify import (
     StoreCheck,
     assemble,
@@ -100,6 +101,10 @@ class UploadSigner:
         # them from the server secret. Without, the bare ids go out and come back.
         self.handles = handles
         self._store_check = StoreCheck(self.store, settings.key_prefix, store_checks)
+
+    def reader(self) -> RunReader:
+        """The read half (list a run, sign downloads), on the same store and pool."""
+        return RunReader(self.settings, self._presigner, self.store, self._pool)
 
     def store_checks(self, wait: float = 0.0) -> StoreChecks | None:
         """What the store enforces on uploads (checked once, in the background); None

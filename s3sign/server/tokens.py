@@ -1,9 +1,12 @@
-"""Run tokens: short-lived HS256 JWTs that let a worker upload into one run only.
+"""Run tokens: short-lived HS256 JWTs that let a worker upload into one run, or read
+one run or a few.
 
 Minted by ``s3sign token RUN_ID`` (or by your own CI step) with the shared
-``S3SIGN_SERVER_SECRET``; checked by the server on every call. A token names
-its run in ``sub`` and its permission in ``scope``; the server also checks
-issuer, audience and expiry. Stateless: any replica with the secret can check.
+``S3SIGN_SERVER_SECRET``; checked by the server on every call. A token names its run in
+``sub`` (and, for reading, more runs in ``runs``) and what it allows in ``scope``: ``upload``,
+``read``, or both (``"upload read"``, space-separated as in OAuth). A token minted before
+scopes other than ``upload`` existed is an upload token, as it was. The server also checks
+issuer, audience, expiry and lifetime. Stateless: any replica with the secret can check.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ SECRET_ENV = "S3SIGN_SERVER_SECRET"  # noqa: S105 - the variable's name
 MIN_SECRET_BYTES = 32
 ISSUER = "s3sign"
 AUDIENCE = "s3sign-backend"
-SCOPE = "upload"
+UPLOAD, READ = "upload", "read"
+SCOPES = (UPLOAD, READ)
 ALGORITHM = "HS256"
 
 
@@ -52,26 +56,46 @@ def checked_secret(secret: bytes, source: str = "the server secret") -> bytes:
 
 
 def mint_token(
-    run_id: str, ttl_seconds: int, secret: bytes, now: datetime | None = None
+    run_id: str,
+    ttl_seconds: int,
+    secret: bytes,
+    now: datetime | None = None,
+    *,
+    scopes: tuple[str, ...] = (UPLOAD,),
+    more_runs: tuple[str, ...] = (),
 ) -> tuple[str, datetime]:
-    """(token, expiry) for uploads into ``run_id``."""
+    """(token, expiry) that allows ``scopes`` on ``run_id``; a read-only token may also name
+    ``more_runs`` (to read an earlier run's artifacts). ``ValueError`` for an unknown scope,
+    or more runs on a token that may upload."""
+    if not scopes or any(scope not in SCOPES for scope in scopes):
+        raise ValueError(f"scopes are {', '.join(SCOPES)}")
+    if more_runs and UPLOAD in scopes:
+        raise ValueError("a token that may upload names one run")
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
     expires = issued + timedelta(seconds=ttl_seconds)
-    claims = {
+    claims: dict[str, object] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": run_id,
-        "scope": SCOPE,
+        "scope": " ".join(scope for scope in SCOPES if scope in scopes),
         "iat": int(issued.timestamp()),
         "exp": int(expires.timestamp()),
         "jti": secrets.token_hex(8),
     }
+    if more_runs:
+        claims["runs"] = [run_id, *(run for run in more_runs if run != run_id)]
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expires
 
 
-def verify_token(token: str | None, secret: bytes, run_id: str, max_ttl: int = 7 * 86400) -> None:
-    """Accept a valid, unexpired upload token for exactly ``run_id``, whose lifetime is at
-    most ``max_ttl`` seconds; else ``TokenError``."""
+def verify_token(
+    token: str | None,
+    secret: bytes,
+    run_id: str,
+    max_ttl: int = 7 * 86400,
+    scope: str = UPLOAD,
+) -> None:
+    """Accept a valid, unexpired token that allows ``scope`` on exactly ``run_id``, whose
+    lifetime is at most ``max_ttl`` seconds; else ``TokenError``."""
     if not token:
         raise TokenError(401, "missing_token", "send Authorization: Bearer <token>")
     try:
@@ -94,7 +118,11 @@ def verify_token(token: str | None, secret: bytes, run_id: str, max_ttl: int = 7
             "token_too_long",
             f"the token's lifetime is over this server's limit of {max_ttl} s; mint a shorter one",
         )
-    if claims.get("scope") != SCOPE:
-        raise TokenError(403, "wrong_scope", "the token does not allow uploads")
-    if claims.get("sub") != run_id:
+    granted = claims.get("scope")
+    if not isinstance(granted, str) or scope not in granted.split():
+        what = "uploads" if scope == UPLOAD else "reading"
+        raise TokenError(403, "wrong_scope", f"the token does not allow {what}")
+    runs = claims.get("runs")
+    named = runs if scope == READ and isinstance(runs, list) else [claims.get("sub")]
+    if run_id not in named:
         raise TokenError(403, "wrong_run", "the token is for another run")

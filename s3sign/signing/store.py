@@ -58,6 +58,8 @@ class ObjectInfo:
     etag: str
     checksum: str | None = None
     checksum_type: str | None = None
+    last_modified: str | None = None  # ISO 8601, UTC, as the store said
+    content_type: str | None = None  # from a HEAD; a listing does not say
 
     @property
     def multipart(self) -> bool:
@@ -235,6 +237,8 @@ class ObjectStore:
             etag=response.headers.get("etag", "").strip('"'),
             checksum=response.headers.get("x-amz-checksum-sha256") or None,
             checksum_type=response.headers.get("x-amz-checksum-type") or None,
+            last_modified=_http_date(response.headers.get("last-modified", "")),
+            content_type=response.headers.get("content-type") or None,
         )
 
     def delete_if(self, key: str, etag: str) -> bool:
@@ -258,7 +262,10 @@ class ObjectStore:
     ) -> tuple[list[tuple[str, ObjectInfo]], str | None]:
         """One ListObjectsV2 page: up to ``max_keys`` (key, size and etag), and the next token."""
         query = [("list-type", "2"), ("max-keys", str(max_keys)), ("prefix", prefix)]
-        query += [("continuation-token", token)] if token else [("start-after", start_after)]
+        if token:
+            query.append(("continuation-token", token))
+        elif start_after:
+            query.append(("start-after", start_after))
         response = self._send(
             "GET",
             lambda: (self._presigner().sign_bucket_get(self.bucket, tuple(query)), {}),
@@ -274,7 +281,8 @@ class ObjectStore:
             key = item.findtext(S3_NAMESPACE + "Key") or ""
             size = _size(item.findtext(S3_NAMESPACE + "Size") or "")
             etag = (item.findtext(S3_NAMESPACE + "ETag") or "").strip('"')
-            objects.append((key, ObjectInfo(size=size, etag=etag)))
+            modified = item.findtext(S3_NAMESPACE + "LastModified") or None
+            objects.append((key, ObjectInfo(size=size, etag=etag, last_modified=modified)))
         truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
         return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 
@@ -290,6 +298,17 @@ class ObjectStore:
         if response.status not in (200, 206, 404, 416):
             return False
         return _error_code(response.data) != "NoSuchBucket"
+
+
+def _http_date(text: str) -> str | None:
+    """An HTTP date (``Last-Modified``) as ISO 8601 UTC; None when it is not one."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _size(text: str) -> int:

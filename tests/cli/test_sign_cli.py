@@ -301,7 +301,19 @@ def test_token_command(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     assert env.stdout.startswith("export S3SIGN_TOKEN=")
     document = json_module.loads(run("token", "run-7", "-o", "json").stdout)
     assert document["runId"] == "run-7"
-    assert set(document) == {"token", "runId", "expiresAt"}
+    assert set(document) == {"token", "runId", "expiresAt", "scope", "runs"}
+    assert (document["scope"], document["runs"]) == ("upload", ["run-7"])
+    read = run("token", "run-7", "--scope", "read", "--run", "run-6", "-o", "json")
+    assert read.exit_code == 0, read.stderr
+    document = json_module.loads(read.stdout)
+    assert (document["scope"], document["runs"]) == ("read", ["run-7", "run-6"])
+    verify_token(document["token"], secret.encode(), "run-6", scope="read")
+    both = run("token", "run-7", "--scope", "upload,read").stdout.strip()
+    verify_token(both, secret.encode(), "run-7", scope="read")
+    verify_token(both, secret.encode(), "run-7", scope="upload")
+    _assert_fails(run, 2, "--scope 'admin'", "token", "run-7", "--scope", "admin")
+    _assert_fails(run, 2, "--run names more runs", "token", "run-7", "--run", "run-6")
+    _assert_fails(run, 2, "run id '../y'", "token", "run-7", "--scope", "read", "--run", "../y")
     _assert_fails(run, 2, "run id '../x'", "token", "../x")
     _assert_fails(run, 2, "--ttl", "token", "run-7", "--ttl", "soon")
     _assert_fails(run, 2, "longer than max_token_ttl (7d)", "token", "run-7", "--ttl", "8d")

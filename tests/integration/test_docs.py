@@ -34,8 +34,10 @@ def test_curl_session_in_protocol_doc(backend: Backend, tmp_path: Path) -> None:
         "S3SIGN_SERVER_SECRET": SECRET,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
+    session = shell_block("protocol.md", "## A curl session")
+    session += shell_block("protocol.md", "## Reading a run back")  # continues it
     done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", shell_block("protocol.md", "## A curl session")],
+        ["bash", "-euo", "pipefail", "-c", session],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -44,7 +46,7 @@ def test_curl_session_in_protocol_doc(backend: Backend, tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip() == "true"
+    assert done.stdout.split() == ["true", "true"]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -126,6 +127,38 @@ def test_tokens_for_one_run_only() -> None:
     with pytest.raises(TokenError) as missing:
         verify_token(None, SECRET, "run-1")
     assert missing.value.code == "missing_token"
+
+
+def _refused(token: str, run_id: str, scope: str) -> tuple[int, str]:
+    with pytest.raises(TokenError) as refused:
+        verify_token(token, SECRET, run_id, scope=scope)
+    return refused.value.status, refused.value.code
+
+
+def test_scopes_upload_read_and_both() -> None:
+    upload, _ = mint_token("run-1", 3600, SECRET)
+    read, _ = mint_token("run-1", 3600, SECRET, scopes=("read",))
+    both, _ = mint_token("run-1", 3600, SECRET, scopes=("read", "upload"))
+    verify_token(upload, SECRET, "run-1", scope="upload")
+    assert _refused(upload, "run-1", "read") == (403, "wrong_scope")
+    verify_token(read, SECRET, "run-1", scope="read")
+    assert _refused(read, "run-1", "upload") == (403, "wrong_scope")
+    for scope in ("upload", "read"):
+        verify_token(both, SECRET, "run-1", scope=scope)
+        assert _refused(both, "run-2", scope) == (403, "wrong_run")
+    assert jwt.decode(both, options={"verify_signature": False})["scope"] == "upload read"
+
+
+def test_a_read_token_may_name_more_runs_and_an_upload_token_may_not() -> None:
+    read, _ = mint_token("run-2", 3600, SECRET, scopes=("read",), more_runs=("run-0", "run-1"))
+    for run in ("run-0", "run-1", "run-2"):
+        verify_token(read, SECRET, run, scope="read")
+    assert _refused(read, "run-3", "read") == (403, "wrong_run")
+    assert _refused(read, "run-0", "upload") == (403, "wrong_scope")
+    with pytest.raises(ValueError, match="one run"):
+        mint_token("run-2", 3600, SECRET, scopes=("read", "upload"), more_runs=("run-0",))
+    with pytest.raises(ValueError, match="scopes are"):
+        mint_token("run-2", 3600, SECRET, scopes=("admin",))
 
 
 def test_a_token_may_not_live_longer_than_the_server_allows() -> None:

@@ -1,0 +1,123 @@
+"""The read half of protocol v1 against the real ``serve`` and SeaweedFS: a run listed page
+by page, signed downloads with what is stored, and tokens scoped to read or to upload."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from s3sign.server.tokens import mint_token
+from s3sign.transfer.api import push
+from tests.integration.conftest import SECRET, Backend
+
+NAMES = ["a.txt", "logs/b.log", "logs/deep/c d.json", "ü/é.txt", "zero.bin"]
+
+
+@pytest.fixture(scope="module")
+def pushed(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A run of five files (nested, unicode, a space, 0 bytes), pushed as a worker does."""
+    root = tmp_path_factory.mktemp("read")
+    for index, name in enumerate(NAMES):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"" if name == "zero.bin" else f"file {index}: {name}\n".encode() * 50)
+    run = f"read-{uuid.uuid4().hex[:8]}"
+    env = {"S3SIGN_BACKEND": backend.url, "S3SIGN_TOKEN": backend.token(run), "HOME": "/"}
+    assert push(run, ["."], base=root, env=env).status == "success"
+    return run, root
+
+
+def read_token(*runs: str, scopes: tuple[str, ...] = ("read",)) -> str:
+    first, *more = runs
+    return mint_token(first, 3600, SECRET.encode(), scopes=scopes, more_runs=tuple(more))[0]
+
+
+def get_files(backend: Backend, run: str, token: str, **query: Any) -> requests.Response:
+    return requests.get(
+        f"{backend.url}/v1/runs/{run}/files",
+        params=query,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+def test_a_run_lists_with_sizes_and_checksums(backend: Backend, pushed: tuple[str, Path]) -> None:
+    run, root = pushed
+    page = get_files(backend, run, read_token(run), details="true")
+    assert page.status_code == 200, page.text
+    document = page.json()
+    assert "nextCursor" not in document
+    files = {f["fileName"]: f for f in document["files"]}
+    assert sorted(files) == sorted(NAMES)
+    for name in NAMES:
+        data = (root / name).read_bytes()
+        assert files[name]["size"] == len(data)
+        assert files[name]["lastModified"].endswith("Z")
+        assert files[name]["sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert files["logs/deep/c d.json"]["contentType"] == "application/json"
+    plain = get_files(backend, run, read_token(run)).json()["files"]
+    assert all("sha256" not in f for f in plain)  # without details: the listing alone
+
+
+def test_more_files_than_a_page_list_completely(backend: Backend, pushed: tuple[str, Path]) -> None:
+    run, _ = pushed
+    token, names, cursor = read_token(run), [], None
+    for _ in range(10):
+        query = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        document = get_files(backend, run, token, **query).json()
+        names += [f["fileName"] for f in document["files"]]
+        cursor = document.get("nextCursor")
+        if cursor is None:
+            break
+    assert names == sorted(NAMES, key=lambda n: n.encode())
+    under = get_files(backend, run, token, prefix="logs/").json()["files"]
+    assert [f["fileName"] for f in under] == ["logs/b.log", "logs/deep/c d.json"]
+    bad = get_files(backend, run, token, cursor="!!not-a-cursor!!")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_cursor")
+
+
+def test_downloads_are_signed_gets_with_what_is_stored(
+    backend: Backend, pushed: tuple[str, Path]
+) -> None:
+    run, root = pushed
+    body = {"files": [{"fileName": "logs/b.log"}, {"fileName": "nope"}, {"fileName": "../x"}]}
+    answer = backend.post(f"/v1/runs/{run}/downloads", body, read_token(run))
+    assert answer.status_code == 200, answer.text
+    ready, missing, refused = answer.json()["files"]
+    assert ready["status"] == "ready"
+    assert ready["download"]["method"] == "GET"
+    fetched = requests.get(ready["download"]["url"], timeout=60)
+    assert fetched.content == (root / "logs/b.log").read_bytes()
+    assert ready["size"] == len(fetched.content)
+    assert ready["sha256"]
+    assert (missing["status"], missing["error"]["code"]) == ("not_found", "not_found")
+    assert refused["status"] == "rejected"
+
+
+def test_scopes_and_runs(backend: Backend, pushed: tuple[str, Path]) -> None:
+    run, _ = pushed
+    upload_only = backend.token(run)
+    listing = get_files(backend, run, upload_only)
+    assert (listing.status_code, listing.json()["error"]["code"]) == (403, "wrong_scope")
+    body = {"files": [{"fileName": "a.txt"}]}
+    download = backend.post(f"/v1/runs/{run}/downloads", body, upload_only)
+    assert (download.status_code, download.json()["error"]["code"]) == (403, "wrong_scope")
+    read_only = read_token(run)
+    create = backend.post(
+        f"/v1/runs/{run}/uploads", {"files": [{"fileName": "x", "fileSize": 1}]}, read_only
+    )
+    assert (create.status_code, create.json()["error"]["code"]) == (403, "wrong_scope")
+    other = get_files(backend, run, read_token("another-run"))
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "wrong_run")
+    both_runs = read_token("earlier-run", run)
+    assert get_files(backend, run, both_runs).status_code == 200
+    assert get_files(backend, "earlier-run", both_runs).json()["files"] == []
+    upload_and_read = read_token(run, scopes=("upload", "read"))
+    assert get_files(backend, run, upload_and_read).status_code == 200
+    assert get_files(backend, run, "not-a-token").status_code == 401
