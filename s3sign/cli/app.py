@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from s3sign.cli import push, serve, sign, tools
+from s3sign.cli import push, read, serve, sign, tools
 from s3sign.cli.console import Console
 from s3sign.cli.environment import Environment
 from s3sign.cli.options import CliState, Quiet, Verbose
@@ -197,6 +197,7 @@ app.command()(tools.explain)
 app.command()(serve.token)
 app.command()(serve.serve)
 app.command()(push.push)
+app.command()(read.ls)
 app.command()(push.demo)
 app.add_typer(tools.config_app, name="config")
 app.command()(tools.doctor)

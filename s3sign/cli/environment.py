@@ -33,6 +33,10 @@ class Environment:
         return _isatty(self.stderr)
 
     @property
+    def stdout_isatty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
     def stdin_isatty(self) -> bool:
         return _isatty(self.stdin)
 

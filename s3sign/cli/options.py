@@ -16,7 +16,7 @@ import typer
 from s3sign.cli.console import Console
 from s3sign.cli.environment import Environment
 from s3sign.config import Settings, load_settings
-from s3sign.errors import UsageError
+from s3sign.errors import ConfigError, CredentialsError, UsageError
 
 
 def option(metavar: str, help: str, **more: Any) -> Any:
@@ -142,3 +142,32 @@ def check_run_id_flag(run_id: str) -> None:
         check_run_id(run_id)
     except PolicyError as exc:
         raise UsageError(f"run id {run_id!r}: {exc.message}") from None
+
+
+def backend_url(configured: str | None) -> str:
+    if not configured:
+        raise ConfigError(
+            "no backend to ask for upload URLs",
+            hint="pass --backend URL, set S3SIGN_BACKEND, or backend: in s3sign.yaml",
+        )
+    return configured
+
+
+def run_token(token: str | None, run_id: str, scope: str = "upload") -> str:
+    """The run token (``--token``, else ``S3SIGN_TOKEN``), if it can be one."""
+    hint = (
+        f"mint one with 's3sign token {run_id}"
+        + ("" if scope == "upload" else f" --scope {scope}")
+        + "' where S3SIGN_SERVER_SECRET is set, "
+        "then pass --token or set S3SIGN_TOKEN"
+    )
+    if not token:
+        raise CredentialsError("no run token", hint=hint)
+    token = token.strip()  # a trailing newline from a file or a secret store
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise CredentialsError(
+            "the run token holds a line break, a space or a character outside ASCII: "
+            "it is not one 's3sign token' mints",
+            hint=hint,
+        )
+    return token

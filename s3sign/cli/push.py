@@ -19,16 +19,16 @@ from s3sign.cli.options import (
     PushChecksumChoice,
     Quiet,
     Verbose,
+    backend_url,
     check_run_id_flag,
     command_state,
     flag,
     option,
+    run_token,
 )
 from s3sign.cli.paths import Found, NoFilesPolicy, files_to_push, paths_from, patterns_from
 from s3sign.config import PushChecksum, Settings
 from s3sign.errors import (
-    ConfigError,
-    CredentialsError,
     ExitCode,
     S3SignError,
     Terminated,
@@ -286,33 +286,6 @@ def _dry_run(state: CliState, run_id: str, files: "Expansion", settings: Setting
     )
 
 
-def _backend_url(configured: str | None) -> str:
-    if not configured:
-        raise ConfigError(
-            "no backend to ask for upload URLs",
-            hint="pass --backend URL, set S3SIGN_BACKEND, or backend: in s3sign.yaml",
-        )
-    return configured
-
-
-def _run_token(token: str | None, run_id: str) -> str:
-    """The run token (``--token``, else ``S3SIGN_TOKEN``), if it can be one."""
-    hint = (
-        f"mint one with 's3sign token {run_id}' where S3SIGN_SERVER_SECRET is set, "
-        "then pass --token or set S3SIGN_TOKEN"
-    )
-    if not token:
-        raise CredentialsError("no run token", hint=hint)
-    token = token.strip()  # a trailing newline from a file or a secret store
-    if not token.isascii() or not token.isprintable() or " " in token:
-        raise CredentialsError(
-            "the run token holds a line break, a space or a character outside ASCII: "
-            "it is not one 's3sign token' mints",
-            hint=hint,
-        )
-    return token
-
-
 def _run_push(
     state: CliState,
     settings: Settings,
@@ -328,7 +301,7 @@ def _run_push(
     from s3sign.transfer.backend import BackendClient
     from s3sign.transfer.push import Pusher
 
-    backend, token = _backend_url(settings.backend), _run_token(settings.token, options.run_id)
+    backend, token = backend_url(settings.backend), run_token(settings.token, options.run_id)
     client = BackendClient(
         backend, token, read_timeout=options.stall_timeout, transport=options.transport
     )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from s3sign.codec import WireError, from_wire, to_wire
 from s3sign.errors import BackendError, CredentialsError, UnreachableError
@@ -28,7 +29,11 @@ from s3sign.protocol import (
     CompleteResponse,
     CreateUploadsRequest,
     CreateUploadsResponse,
+    DownloadFile,
+    DownloadsRequest,
+    DownloadsResponse,
     ErrorResponse,
+    FilesPage,
     FileSpec,
     PartsRequest,
     PartsResponse,
@@ -130,6 +135,27 @@ class BackendClient:
         body = AbortRequest(key=key, upload_id=upload_id, etag=etag)
         return self._call("POST", f"/v1/runs/{run_id}/uploads/abort", body, AbortResponse)
 
+    def files(
+        self,
+        run_id: str,
+        prefix: str = "",
+        cursor: str | None = None,
+        details: bool = False,
+        limit: int | None = None,
+    ) -> FilesPage:
+        """One page of the run's files (a read token); ``limit``: at most so many (the
+        server's page by default)."""
+        query = {"prefix": prefix} | ({"cursor": cursor} if cursor else {})
+        query |= {"details": "true"} if details else {}
+        query |= {"limit": str(limit)} if limit else {}
+        path = f"/v1/runs/{run_id}/files?{urlencode(query, quote_via=quote)}"
+        return self._call("GET", path, None, FilesPage)
+
+    def downloads(self, run_id: str, names: Sequence[str]) -> DownloadsResponse:
+        """Signed GETs for ``names`` of the run, with what is stored (a read token)."""
+        body = DownloadsRequest(files=[DownloadFile(name) for name in names])
+        return self._call("POST", f"/v1/runs/{run_id}/downloads", body, DownloadsResponse)
+
     def _call(
         self,
         method: str,
@@ -182,11 +208,16 @@ def http_date(value: str) -> datetime | None:
 
 def _parse(response: HTTPResponse, response_type: type[Response] | None) -> Response:
     if response.status in (401, 403):
-        raise CredentialsError(
-            f"the backend refused the token: {_message(response)}",
-            hint="mint a token for this run with 's3sign token RUN_ID' and pass --token "
-            "or S3SIGN_TOKEN",
+        message = _message(response)
+        hint = "mint a token for this run with 's3sign token RUN_ID' and pass --token or " + (
+            "S3SIGN_TOKEN"
         )
+        if message.startswith("wrong_scope"):
+            hint = (
+                "the token is for the other half: 's3sign token RUN_ID --scope read' mints one "
+                "that reads, the default one that uploads (--scope upload,read: both)"
+            )
+        raise CredentialsError(f"the backend refused the token: {message}", hint=hint)
     if response.status >= 400:
         raise BackendError(f"the backend refused the request: {_message(response)}")
     if response_type is None:

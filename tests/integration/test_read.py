@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,8 +18,12 @@ from typing import Any
 import pytest
 import requests
 
+from s3sign.cli import run as cli_run
+from s3sign.cli.environment import Environment
 from s3sign.server.tokens import mint_token
 from s3sign.transfer.api import push
+from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.listing import stored_files
 from tests.integration.conftest import SECRET, Backend
 
 NAMES = ["a.txt", "logs/b.log", "logs/deep/c d.json", "ü/é.txt", "zero.bin"]
@@ -121,3 +131,69 @@ def test_scopes_and_runs(backend: Backend, pushed: tuple[str, Path]) -> None:
     upload_and_read = read_token(run, scopes=("upload", "read"))
     assert get_files(backend, run, upload_and_read).status_code == 200
     assert get_files(backend, run, "not-a-token").status_code == 401
+
+
+def run_ls(backend: Backend, run: str, *args: str, token: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=token, AWS_EC2_METADATA_DISABLED="true")
+    return subprocess.run(
+        [sys.executable, "-m", "s3sign", "ls", run, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_ls_lists_every_file_with_size_and_checksum(
+    backend: Backend, pushed: tuple[str, Path]
+) -> None:
+    run, root = pushed
+    done = run_ls(backend, run, "--json", token=read_token(run))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["version"], report["runId"], report["status"]) == (1, run, "success")
+    by_name = {f["fileName"]: f for f in report["files"]}
+    assert sorted(by_name) == sorted(NAMES)
+    for name in NAMES:
+        data = (root / name).read_bytes()
+        assert by_name[name]["size"] == len(data)
+        assert by_name[name]["sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    piped = run_ls(backend, run, "logs", "*.txt", token=read_token(run))
+    assert piped.stdout.splitlines() == ["a.txt", "logs/b.log", "logs/deep/c d.json"]
+    refused = run_ls(backend, run, token=backend.token(run))  # an upload token
+    assert refused.returncode == 4
+    assert "wrong_scope" in refused.stderr
+    assert "--scope read" in refused.stderr
+
+
+def test_ls_walks_every_page(backend: Backend, pushed: tuple[str, Path]) -> None:
+    """More files than one page (a page of 2 here): every one is listed, once, in order."""
+    run, _ = pushed
+    client = BackendClient(backend.url, read_token(run))
+    try:
+        names = [f.file_name for f in stored_files(client, run, page_size=2)]
+        chosen = [f.file_name for f in stored_files(client, run, ["logs/**/*.json"], page_size=1)]
+    finally:
+        client.close()
+    assert names == sorted(NAMES, key=lambda n: n.encode())
+    assert chosen == ["logs/deep/c d.json"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_ls_on_a_terminal_is_a_table(backend: Backend, pushed: tuple[str, Path]) -> None:
+    run, _ = pushed
+    stdout, stderr = Terminal(), io.StringIO()
+    env = {"S3SIGN_BACKEND": backend.url, "S3SIGN_TOKEN": read_token(run), "HOME": "/"}
+    assert cli_run(["ls", run, "ü"], Environment(io.BytesIO(), stdout, stderr, env)) == 0
+    [row] = stdout.getvalue().splitlines()
+    size, day, time_of_day, name = row.split()
+    assert (size, name) == ("900B", "ü/é.txt")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", day)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", time_of_day)
+    assert "1 file, 900B" in stderr.getvalue()

@@ -1,0 +1,123 @@
+"""The read half of the command line: ``s3sign ls`` lists a run's stored files (``pull``
+and ``link`` come next, beside it).
+
+No ``from __future__ import annotations`` here: Typer reads every parameter's annotation at
+start-up, and string annotations cost it an ``eval`` each.
+"""
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from s3sign.cli.options import (
+    CliState,
+    Quiet,
+    Verbose,
+    backend_url,
+    check_run_id_flag,
+    command_state,
+    flag,
+    option,
+    run_token,
+)
+
+if TYPE_CHECKING:  # imported where used: `sign` must start without them
+    from collections.abc import Iterator
+
+    from s3sign.protocol import StoredFile
+
+RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to read.")]
+Patterns = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="PATTERNS...",
+        help="Names, folders or globs (quoted: *, ?, **, [...]); all files if none.",
+        show_default=False,
+    ),
+]
+Backend = Annotated[str | None, option("URL", "The signing backend (S3SIGN_BACKEND).")]
+Token = Annotated[
+    str | None,
+    option(
+        "TOKEN",
+        "A read token: 's3sign token RUN --scope read' (S3SIGN_TOKEN).",
+        show_default=False,
+    ),
+]
+JsonReport = Annotated[
+    bool, flag("--json", "Print a JSON report, with each file's size and checksum.")
+]
+
+
+def ls(
+    ctx: typer.Context,
+    run_id: RunId,
+    patterns: Patterns = None,
+    backend: Backend = None,
+    token: Token = None,
+    json_report: JsonReport = False,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """List a run's stored files."""
+    from s3sign.transfer.backend import BackendClient
+    from s3sign.transfer.listing import stored_files
+
+    state = command_state(ctx, verbose, quiet)
+    check_run_id_flag(run_id)
+    settings = state.settings({"backend": backend, "token": token})
+    client = BackendClient(
+        backend_url(settings.backend),
+        run_token(settings.token, run_id, scope="read"),
+        read_timeout=settings.stall_timeout,
+        transport=settings.transport,
+    )
+    try:
+        files = stored_files(client, run_id, patterns or [], details=json_report)
+        if json_report:
+            count = _json_lines(state, run_id, files)
+        elif state.environment.stdout_isatty:
+            count = _table(state, files)
+        else:
+            count = 0
+            for stored in files:  # one name a line, for scripts: escaped, never two lines
+                state.out(_shown(stored.file_name))
+                count += 1
+    finally:
+        client.close()
+    state.console.info(f"{count:,} files in run {run_id}")
+
+
+def _table(state: CliState, files: "Iterator[StoredFile]") -> int:
+    """Size, time and name, a file a line, for a person at a terminal."""
+    from s3sign.units import format_size
+
+    count = total = 0
+    for stored in files:
+        when = (stored.last_modified or "")[:19].replace("T", " ")
+        state.out(f"{format_size(stored.size):>10}  {when:<19}  {_shown(stored.file_name)}")
+        count, total = count + 1, total + stored.size
+    state.console.note(f"{count:,} file{'' if count == 1 else 's'}, {format_size(total)}")
+    return count
+
+
+def _json_lines(state: CliState, run_id: str, files: "Iterator[StoredFile]") -> int:
+    """The versioned report (``{"version": 1, "runId", "files": [...], "status"}``), the
+    files written as their pages come: the same shape ``push --json`` prints."""
+    from s3sign.codec import to_wire
+
+    state.out(json.dumps({"version": 1, "runId": run_id})[:-1] + ', "files": [', end="")
+    count = 0
+    for stored in files:
+        entry = json.dumps(to_wire(stored), ensure_ascii=False)
+        state.out(("\n" if count == 0 else ",\n") + entry, end="")
+        count += 1
+    state.out(f'], "status": "success", "count": {count}}}')
+    return count
+
+
+def _shown(name: str) -> str:
+    from s3sign.cli.console import printable
+
+    return printable(name)
