@@ -69,6 +69,8 @@ class Settings:
     max_connections: int = 1000  # per worker process; requests beyond get 503
     token_ttl: int = 12 * 3600
     max_token_ttl: int = 7 * 86400  # the longest token a backend accepts (and `token` mints)
+    link_ttl: int = 30 * 86400  # a stable link's lifetime (`s3sign link`)
+    max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
     token: str | None = field(default=None, repr=False)
     server_secret: str | None = field(default=None, repr=False)
@@ -218,6 +220,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_connections": _int_between(16, 1_000_000),
     "token_ttl": _duration_between(60, 30 * 86400),
     "max_token_ttl": _duration_between(60, 30 * 86400),
+    "link_ttl": _duration_between(60, 3650 * 86400),
+    "max_link_ttl": _duration_between(60, 3650 * 86400),
 }
 # Never read from the file: a config file is shared, checked in, printed.
 SECRET_KEYS = frozenset({"token", "server_secret"})

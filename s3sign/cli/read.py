@@ -1,5 +1,5 @@
-"""The read half of the command line: ``s3sign ls`` lists a run's stored files (``pull``
-and ``link`` come next, beside it).
+"""The read half of the command line: ``s3sign ls`` lists a run's stored files, ``s3sign
+link`` prints a stable link to one (``pull`` comes next, beside them).
 
 No ``from __future__ import annotations`` here: Typer reads every parameter's annotation at
 start-up, and string annotations cost it an ``eval`` each.
@@ -21,6 +21,7 @@ from s3sign.cli.options import (
     option,
     run_token,
 )
+from s3sign.errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: `sign` must start without them
     from collections.abc import Iterator
@@ -121,3 +122,44 @@ def _shown(name: str) -> str:
     from s3sign.cli.console import printable
 
     return printable(name)
+
+
+Name = Annotated[str, typer.Argument(metavar="NAME", help="The file's name in the run.")]
+LinkTtl = Annotated[str | None, option("DURATION", "Lifetime: 12h, 30d, 365d.  [default: 30d]")]
+
+
+def link(
+    ctx: typer.Context,
+    run_id: RunId,
+    name: Name,
+    backend: Backend = None,
+    ttl: LinkTtl = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Print a stable link to one file of a run."""
+    from urllib.parse import quote
+
+    from s3sign.keys import PolicyError, normal_name, object_key
+    from s3sign.server.tokens import mint_link, server_secret
+    from s3sign.units import format_duration, iso_utc
+
+    state = command_state(ctx, verbose, quiet)
+    check_run_id_flag(run_id)
+    settings = state.settings({"backend": backend, "link_ttl": ttl}, link_ttl="--ttl")
+    try:
+        object_key(settings.key_prefix, run_id, name)  # a name a file of the run can have
+    except PolicyError as exc:
+        raise UsageError(f"{name!r}: {exc.message}") from None
+    if settings.link_ttl > settings.max_link_ttl:
+        raise UsageError(
+            f"--ttl {format_duration(settings.link_ttl)} is longer than max_link_ttl "
+            f"({format_duration(settings.max_link_ttl)}): the backend would refuse the link",
+            hint="ask for a shorter one, or raise max_link_ttl (S3SIGN_MAX_LINK_TTL) on both sides",
+        )
+    stored = normal_name(name)
+    secret = server_secret(settings.server_secret)
+    minted, expires = mint_link(run_id, stored, settings.link_ttl, secret)
+    path = f"/v1/runs/{run_id}/files/{quote(stored, safe='/')}"
+    state.console.info(f"link to {run_id}/{stored}, expires {iso_utc(expires)}")
+    state.out(f"{backend_url(settings.backend)}{path}?token={minted}")

@@ -41,7 +41,14 @@ from s3sign.server.routes import (
     verification_routes,
 )
 from s3sign.server.signer import UploadSigner
-from s3sign.server.tokens import READ, UPLOAD, checked_secret, server_secret, verify_token
+from s3sign.server.tokens import (
+    READ,
+    UPLOAD,
+    checked_secret,
+    server_secret,
+    verify_link,
+    verify_token,
+)
 from s3sign.version import __version__
 
 log = logging.getLogger("s3sign.server")
@@ -106,7 +113,11 @@ def create_app(
     uploading = authoriser(UPLOAD)
     app.include_router(upload_routes(signer, settings, uploading))
     app.include_router(verification_routes(signer, uploading))
-    app.include_router(read_routes(signer.reader(), authoriser(READ)))
+
+    def link(token: str, run_id: str, file_name: str) -> None:
+        verify_link(token, secret, run_id, file_name, settings.max_link_ttl)
+
+    app.include_router(read_routes(signer.reader(), authoriser(READ), link))
     app.include_router(service_routes(signer, settings, counters))
     _document_request_bodies(
         app,

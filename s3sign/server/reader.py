@@ -94,6 +94,27 @@ class RunReader:
             )
         )
 
+    def link(self, run_id: str, name: str) -> str:
+        """A fresh pre-signed GET of one file (a stable link's redirect): 404 ``not_found``
+        when there is no such file, 422 for a name the key policy refuses."""
+        try:
+            key = object_key(self.settings.key_prefix, run_id, name)
+        except PolicyError as exc:
+            raise ProtocolError(422, exc.code, exc.message) from None
+        try:
+            info = self.store.head(key)
+        except StoreError as exc:
+            raise ProtocolError(503 if exc.transient else 502, exc.answer_code, str(exc)) from None
+        if info is None:
+            raise ProtocolError(404, "not_found", "no file of this run has that name")
+        return self._signed_get(key).url
+
+    def _signed_get(self, key: str) -> SignedUpload:
+        signed = self.presigner().sign(
+            SignRequest(self.store.bucket, key, method="GET", expires=self.settings.expires)
+        )
+        return SignedUpload("GET", signed.url, dict(signed.headers), iso_utc(signed.expires_at))
+
     def _download(self, run_id: str, name: str) -> DownloadResult:
         try:
             key = object_key(self.settings.key_prefix, run_id, name)
@@ -105,15 +126,11 @@ class RunReader:
             return _refused(name, exc.answer_code, str(exc))
         if info is None:
             return DownloadResult(name, "not_found", key, error=ErrorInfo("not_found", "no file"))
-        signed = self.presigner().sign(
-            SignRequest(self.store.bucket, key, method="GET", expires=self.settings.expires)
-        )
-        url = SignedUpload("GET", signed.url, dict(signed.headers), iso_utc(signed.expires_at))
         return DownloadResult(
             name,
             "ready",
             key,
-            download=url,
+            download=self._signed_get(key),
             size=info.size,
             etag=info.etag,
             sha256=info.checksum,

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from s3sign.config import Settings
@@ -47,6 +47,7 @@ from s3sign.version import __version__
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 Authorise = Callable[[Request, str], Awaitable[None]]
+LinkCheck = Callable[[str, str, str], None]  # (link token, run, file): TokenError if not
 REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
 }
@@ -177,9 +178,27 @@ def verification_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter
     return router
 
 
-def read_routes(reader: RunReader, authorise: Authorise) -> APIRouter:
-    """List a run's files, and sign downloads of them: the calls a read token allows."""
+def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> APIRouter:
+    """List a run's files, sign downloads of them, and follow stable links: the calls a
+    read token allows (a link token, one file)."""
     router = APIRouter()
+
+    @router.get(
+        "/v1/runs/{run_id}/files/{file_name:path}",
+        status_code=307,
+        responses={**REFUSALS, 404: {"model": ErrorResponse}},
+        summary="A stable link: a redirect to a fresh signed GET of one file",
+    )
+    async def stable_link(
+        run_id: str, file_name: str, request: Request, token: str | None = None
+    ) -> Response:
+        if token is not None:  # a link token in the query: this one file only
+            link(token, run_id, file_name)
+        else:
+            await authorise(request, run_id)
+        url = await run_in_threadpool(reader.link, run_id, file_name)  # waits on the store
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return RedirectResponse(url, status_code=307, headers=headers)
 
     @router.get(
         "/v1/runs/{run_id}/files",

@@ -23,8 +23,8 @@ SECRET_ENV = "S3SIGN_SERVER_SECRET"  # noqa: S105 - the variable's name
 MIN_SECRET_BYTES = 32
 ISSUER = "s3sign"
 AUDIENCE = "s3sign-backend"
-UPLOAD, READ = "upload", "read"
-SCOPES = (UPLOAD, READ)
+UPLOAD, READ, LINK = "upload", "read", "link"
+SCOPES = (UPLOAD, READ)  # what `s3sign token` mints; a link token is minted by mint_link
 ALGORITHM = "HS256"
 
 
@@ -126,3 +126,47 @@ def verify_token(
     named = runs if scope == READ and isinstance(runs, list) else [claims.get("sub")]
     if run_id not in named:
         raise TokenError(403, "wrong_run", "the token is for another run")
+
+
+def mint_link(
+    run_id: str, file_name: str, ttl_seconds: int, secret: bytes, now: datetime | None = None
+) -> tuple[str, datetime]:
+    """(token, expiry) for a stable link to one file of a run: it reads that file only,
+    and may live longer than a pre-signed URL (each visit signs a fresh one)."""
+    issued = (now or datetime.now(UTC)).replace(microsecond=0)
+    expires = issued + timedelta(seconds=ttl_seconds)
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": run_id,
+        "scope": LINK,
+        "file": file_name,
+        "iat": int(issued.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM), expires
+
+
+def verify_link(token: str, secret: bytes, run_id: str, file_name: str, max_ttl: int) -> None:
+    """Accept a link token for exactly this file of this run; else ``TokenError``."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError(401, "link_expired", "the link has expired; ask for a new one") from None
+    except jwt.InvalidTokenError:
+        raise TokenError(401, "invalid_token", "the link is not valid for this server") from None
+    lifetime = claims["exp"] - claims["iat"]
+    if not isinstance(lifetime, int | float) or lifetime > max_ttl:
+        raise TokenError(401, "token_too_long", f"links live at most {max_ttl} s here")
+    if claims.get("scope") != LINK or claims.get("sub") != run_id:
+        raise TokenError(403, "wrong_run", "the link is for another run")
+    if claims.get("file") != file_name:
+        raise TokenError(403, "wrong_file", "the link is for another file")

@@ -14,7 +14,7 @@ Run = Callable[..., Result]
 
 SECRETS = re.compile(r"X-Amz-Signature=|X-Amz-Credential=|Bearer |" + re.escape(EXAMPLE_SECRET_KEY))
 # Commands whose stdout is a signed URL or a token by design.
-PRINTS_A_SECRET = ("sign", "token")
+PRINTS_A_SECRET = ("sign", "token", "link")
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import requests
 
 from s3sign.cli import run as cli_run
 from s3sign.cli.environment import Environment
-from s3sign.server.tokens import mint_token
+from s3sign.server.tokens import mint_link, mint_token
 from s3sign.transfer.api import push
 from s3sign.transfer.backend import BackendClient
 from s3sign.transfer.listing import stored_files
@@ -197,3 +199,63 @@ def test_ls_on_a_terminal_is_a_table(backend: Backend, pushed: tuple[str, Path])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", day)
     assert re.fullmatch(r"\d\d:\d\d:\d\d", time_of_day)
     assert "1 file, 900B" in stderr.getvalue()
+
+
+def test_a_stable_link_opens_one_file_and_nothing_else(
+    backend: Backend, pushed: tuple[str, Path]
+) -> None:
+    run, root = pushed
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
+    env.update(S3SIGN_BACKEND=backend.url, S3SIGN_SERVER_SECRET=SECRET)
+    done = subprocess.run(
+        [sys.executable, "-m", "s3sign", "link", run, "logs/deep/c d.json", "--ttl", "30d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    link = done.stdout.strip()
+    assert link.startswith(f"{backend.url}/v1/runs/{run}/files/logs/deep/c%20d.json?token=")
+    opened = requests.get(link, timeout=60)  # follows the 307 to a fresh signed GET
+    assert opened.content == (root / "logs/deep/c d.json").read_bytes()
+    assert opened.headers["Content-Type"] == "application/json"  # the stored type
+    first = requests.get(link, timeout=60, allow_redirects=False)
+    assert first.status_code == 307
+    assert first.headers["Cache-Control"] == "no-store"
+    if shutil.which("curl"):
+        curl = subprocess.run(["curl", "-fsSL", link], capture_output=True, timeout=60, check=True)
+        assert curl.stdout == (root / "logs/deep/c d.json").read_bytes()
+    another = link.replace("logs/deep/c%20d.json", "a.txt")
+    refused = requests.get(another, timeout=60, allow_redirects=False)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "wrong_file")
+    past = datetime.now(UTC) - timedelta(days=40)
+    old, _ = mint_link(run, "a.txt", 30 * 86400, SECRET.encode(), past)
+    expired = requests.get(f"{backend.url}/v1/runs/{run}/files/a.txt?token={old}", timeout=60)
+    assert (expired.status_code, expired.json()["error"]["code"]) == (401, "link_expired")
+    gone, _ = mint_link(run, "nope.txt", 3600, SECRET.encode())
+    missing = requests.get(f"{backend.url}/v1/runs/{run}/files/nope.txt?token={gone}", timeout=60)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    too_long = subprocess.run(
+        [sys.executable, "-m", "s3sign", "link", run, "a.txt", "--ttl", "400d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert too_long.returncode == 2
+    assert "max_link_ttl" in too_long.stderr
+
+
+def test_the_stable_path_takes_a_read_token_too(backend: Backend, pushed: tuple[str, Path]) -> None:
+    run, root = pushed
+    url = f"{backend.url}/v1/runs/{run}/files/a.txt"
+    read = requests.get(url, headers={"Authorization": f"Bearer {read_token(run)}"}, timeout=60)
+    assert read.content == (root / "a.txt").read_bytes()
+    upload = requests.get(
+        url, headers={"Authorization": f"Bearer {backend.token(run)}"}, timeout=60
+    )
+    assert (upload.status_code, upload.json()["error"]["code"]) == (403, "wrong_scope")
+    assert requests.get(url, timeout=60).status_code == 401
