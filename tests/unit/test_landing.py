@@ -1,0 +1,93 @@
+"""Where pulled files land: never outside the target folder, whatever the name; never a
+partial file at a final name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from s3sign.transfer.landing import PARTIAL, Landing, UnsafeName, destination
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x",
+        "a/../../x",
+        "/etc/x",
+        "C:/Windows/x",
+        "c:x",
+        "a\\..\\x",
+        "a//b",
+        "./a",
+        "a/",
+        "x\n",
+        "x\x1b[2J",
+        "",
+        f"a{PARTIAL}",
+    ],
+)
+def test_a_name_that_would_leave_the_folder_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UnsafeName):
+        destination(tmp_path, name)
+
+
+def test_a_way_through_a_symlink_or_a_file_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    root = tmp_path / "pull"
+    (root / "real").mkdir(parents=True)
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "in").symlink_to(root / "real", target_is_directory=True)
+    (root / "file").write_text("x")
+    for name in ("out/x", "out/deeper/x", "in/x", "file/x"):
+        with pytest.raises(UnsafeName):
+            destination(root, name)
+    with pytest.raises(UnsafeName, match="folder of that name"):
+        destination(root, "real")
+    assert destination(root, "real/new/ü x.txt") == root / "real/new/ü x.txt"
+    assert list(outside.iterdir()) == []
+
+
+def test_a_landed_file_takes_its_name_only_when_committed(tmp_path: Path) -> None:
+    final = destination(tmp_path, "deep/er/file.bin")
+    with Landing(final, 10) as landing:
+        landing.write(5, b"world")
+        landing.write(0, b"hello")
+        assert not final.exists()
+        landing.commit()
+    assert final.read_bytes() == b"helloworld"
+    assert [p.name for p in final.parent.iterdir()] == ["file.bin"]  # no partial left
+
+
+def test_a_failed_landing_leaves_nothing_and_keeps_what_was_there(tmp_path: Path) -> None:
+    root = tmp_path / "pull"
+    root.mkdir()
+    final = root / "kept.txt"
+    final.write_bytes(b"the old bytes")
+
+    def land_and_fail() -> None:
+        with Landing(final, 3) as landing:
+            landing.write(0, b"new")
+            raise RuntimeError("the checksum did not match")
+
+    with pytest.raises(RuntimeError):
+        land_and_fail()
+    assert final.read_bytes() == b"the old bytes"
+    assert [p.name for p in root.iterdir()] == ["kept.txt"]
+
+
+def test_a_symlink_at_the_final_name_is_replaced_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "target.txt"
+    target.write_bytes(b"untouched")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    with Landing(destination(tmp_path, "link.txt"), 3) as landing:
+        landing.write(0, b"new")
+        landing.commit()
+    assert not link.is_symlink()
+    assert link.read_bytes() == b"new"
+    assert target.read_bytes() == b"untouched"
+    assert os.stat(link).st_size == 3
