@@ -82,10 +82,11 @@ class Console:
 class PlainReporter:
     """For CI logs: no control characters, a status line every ``every`` seconds."""
 
-    def __init__(self, console: Console, every: float = 10.0) -> None:
+    def __init__(self, console: Console, every: float = 10.0, doing: str = "pushing") -> None:
         import time
 
         self._console, self._every, self._clock = console, every, time.monotonic
+        self._doing = doing
         self._lock = threading.Lock()
         self._files = self._done = self._total = self._sent = 0
         self._started = self._last = self._clock()
@@ -95,7 +96,7 @@ class PlainReporter:
             self._files, self._total = files, total_bytes
             self._started = self._last = self._clock()
         noun = "file" if files == 1 else "files"
-        self._console.note(f"pushing {files:,} {noun}, {format_size(total_bytes)}")
+        self._console.note(f"{self._doing} {files:,} {noun}, {format_size(total_bytes)}")
 
     def file_started(self, name: str, size: int) -> None:
         self._console.info(f"uploading {name} ({format_size(size)})", level=2)
@@ -226,13 +227,16 @@ def _label(name: str) -> str:
     return escape(_short(printable(name)))
 
 
-def summary(console: Console, report: PushReport, fatal: str | None = None) -> None:
+def summary(
+    console: Console, report: PushReport, fatal: str | None = None, done: str = "uploaded"
+) -> None:
     """The final lines on stderr: counts, bytes, time, speed, and every failure's reason
-    (except ``fatal``, the error that cut the push short, which the caller says once)."""
+    (except ``fatal``, the error that cut the push short, which the caller says once).
+    ``done``: what the files that arrived were (uploaded, downloaded)."""
     seconds = max(report.seconds, 1e-9)
     uploaded = report.bytes("uploaded")
     console.note(
-        f"run {report.run_id}: {report.count('uploaded')} uploaded ({format_size(uploaded)}), "
+        f"run {report.run_id}: {report.count('uploaded')} {done} ({format_size(uploaded)}), "
         f"{report.count('skipped')} skipped, {report.count('failed') + report.not_listed} failed, "
         f"in {seconds:.1f}s ({format_size(uploaded / seconds)}/s)"
         + (f", {report.retries} retries" if report.retries else "")

@@ -6,9 +6,6 @@ start-up, and string annotations cost it an ``eval`` each.
 """
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,11 +24,11 @@ from s3sign.cli.options import (
     run_token,
 )
 from s3sign.cli.paths import Found, NoFilesPolicy, files_to_push, paths_from, patterns_from
+from s3sign.cli.reporting import Report, reporter_for, reports, sigterm_interrupts
 from s3sign.config import PushChecksum, Settings
 from s3sign.errors import (
     ExitCode,
     S3SignError,
-    Terminated,
     UsageError,
     stop_reason,
 )
@@ -39,7 +36,6 @@ from s3sign.errors import (
 if TYPE_CHECKING:  # imported where used: `sign` must start without them
     from s3sign.transfer.files import Expansion
     from s3sign.transfer.push import PushOptions
-    from s3sign.transfer.report import FileOutcome, PushReport, Reporter
 
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to upload into.")]
 Paths = Annotated[
@@ -183,18 +179,6 @@ def _push_options(
     )
 
 
-@dataclass(frozen=True)
-class Report:
-    """Where the push's JSON report goes: stdout (``--json``), a file (``--manifest``)."""
-
-    json: bool
-    manifest: Path | None
-
-    @property
-    def wanted(self) -> bool:
-        return self.json or self.manifest is not None
-
-
 def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None:
     """See the whole round trip work on this machine."""
     import tempfile
@@ -205,8 +189,8 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
 
     state = command_state(ctx, verbose, quiet)
     console = state.console
-    with _sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="s3sign-demo-") as workdir:
-        reporter = _push_reporter(state, silent=False, concurrency=8)
+    with sigterm_interrupts(), tempfile.TemporaryDirectory(prefix="s3sign-demo-") as workdir:
+        reporter = reporter_for(state, silent=False, concurrency=8)
         report = run_demo(Path(workdir), reporter, console.note)
     summary(console, report.push)
     for name, size, same in report.verified:
@@ -223,39 +207,6 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
         "all objects verified. Next: 's3sign serve --local' to keep a local stack running, "
         "see the README's quick start"
     )
-
-
-def _push_reporter(state: CliState, *, silent: bool, concurrency: int) -> "Reporter":
-    """A live display on a terminal, plain lines elsewhere, nothing when ``silent``."""
-    from s3sign.cli.console import LiveReporter, PlainReporter
-    from s3sign.transfer.report import SilentReporter
-
-    console = state.console
-    if silent or console.verbosity < 0:
-        return SilentReporter()
-    if state.environment.live:
-        return LiveReporter(console, concurrency)
-    return PlainReporter(console)
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job, a stopped container) ends a push as Ctrl-C does: open
-    multipart uploads are aborted and the report still written; then exit 143."""
-    import signal
-    import threading
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise Terminated
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread can take signals
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _dry_run(state: CliState, run_id: str, files: "Expansion", settings: Settings) -> None:
@@ -305,12 +256,12 @@ def _run_push(
     client = BackendClient(
         backend, token, read_timeout=options.stall_timeout, transport=options.transport
     )
-    reporter = _push_reporter(state, silent=wanted.json, concurrency=options.concurrency)
+    reporter = reporter_for(state, silent=wanted.json, concurrency=options.concurrency)
     pusher = Pusher(client, options, reporter)
     fatal = None  # the error that cut the push short: said once, not once per file
-    with _reports(state, wanted, options.run_id) as report:
+    with reports(state, wanted, options.run_id) as report:
         try:
-            with _sigterm_interrupts():
+            with sigterm_interrupts():
                 pusher.push(
                     files.files, count=files.count, total_bytes=files.total_bytes, report=report
                 )
@@ -322,39 +273,3 @@ def _run_push(
             if not wanted.json:
                 summary(state.console, report, fatal)
     return report.count("failed")
-
-
-@contextmanager
-def _reports(state: CliState, wanted: Report, run_id: str) -> "Iterator[PushReport]":
-    """The push's report, its files written as they finish to stdout (``--json``) and to
-    the manifest (under a temporary name, renamed into place once whole), its totals at the
-    end, also when the push is cut short."""
-    import os
-
-    from s3sign.transfer.report import PushReport, ReportStream
-
-    streams: list[ReportStream] = []
-    if wanted.json:
-        streams.append(ReportStream(state.environment.stdout, run_id))
-    manifest, partial = None, None
-    if wanted.manifest is not None:
-        partial = wanted.manifest.with_name(f".{wanted.manifest.name}.partial")
-        try:
-            manifest = open(partial, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise UsageError(f"--manifest {wanted.manifest}: {exc.strerror}") from None
-        streams.append(ReportStream(manifest, run_id))
-
-    def sink(outcome: "FileOutcome") -> None:
-        for stream in streams:
-            stream.add(outcome)
-
-    report = PushReport(run_id, keep_files=False, sink=sink if streams else None)
-    try:
-        yield report
-    finally:
-        for stream in streams:
-            stream.close(report)
-        if manifest is not None and partial is not None and wanted.manifest is not None:
-            manifest.close()
-            os.replace(partial, wanted.manifest)

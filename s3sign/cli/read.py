@@ -1,11 +1,12 @@
 """The read half of the command line: ``s3sign ls`` lists a run's stored files, ``s3sign
-link`` prints a stable link to one (``pull`` comes next, beside them).
+link`` prints a stable link to one, ``s3sign pull`` downloads them, checked.
 
 No ``from __future__ import annotations`` here: Typer reads every parameter's annotation at
 start-up, and string annotations cost it an ``eval`` each.
 """
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,7 +22,8 @@ from s3sign.cli.options import (
     option,
     run_token,
 )
-from s3sign.errors import UsageError
+from s3sign.cli.reporting import Report, reporter_for, reports, sigterm_interrupts
+from s3sign.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # imported where used: `sign` must start without them
     from collections.abc import Iterator
@@ -163,3 +165,92 @@ def link(
     path = f"/v1/runs/{run_id}/files/{quote(stored, safe='/')}"
     state.console.info(f"link to {run_id}/{stored}, expires {iso_utc(expires)}")
     state.out(f"{backend_url(settings.backend)}{path}?token={minted}")
+
+
+Output = Annotated[
+    Path, typer.Option("--output", "-o", metavar="DIR", help="Where the files land.")
+]
+Concurrency = Annotated[int | None, option("N", "Downloads in flight.  [default: 8]")]
+Manifest = Annotated[Path | None, option("FILE", "Also write the JSON report to FILE.")]
+DryRun = Annotated[bool, flag("--dry-run", "List what would be downloaded; fetch nothing.")]
+
+
+def pull(
+    ctx: typer.Context,
+    run_id: RunId,
+    patterns: Patterns = None,
+    output: Output = Path("."),
+    backend: Backend = None,
+    token: Token = None,
+    concurrency: Concurrency = None,
+    json_report: JsonReport = False,
+    manifest: Manifest = None,
+    dry_run: DryRun = False,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Download a run's files, each checked against what is stored."""
+    from s3sign.cli.console import summary
+    from s3sign.errors import S3SignError, stop_reason
+    from s3sign.transfer.backend import BackendClient
+    from s3sign.transfer.listing import stored_files
+    from s3sign.transfer.pull import Puller, PullOptions
+
+    state = command_state(ctx, verbose, quiet)
+    check_run_id_flag(run_id)
+    settings = state.settings({"backend": backend, "token": token, "concurrency": concurrency})
+    client = BackendClient(
+        backend_url(settings.backend),
+        run_token(settings.token, run_id, scope="read"),
+        read_timeout=settings.stall_timeout,
+        transport=settings.transport,
+    )
+    chosen = patterns or []
+    try:
+        count = total = 0
+        for stored in stored_files(client, run_id, chosen):  # counted first: totals to show
+            count, total = count + 1, total + stored.size
+            if dry_run:
+                state.out(f"{stored.size:>14,}  {_shown(stored.file_name)}")
+        if dry_run or not count:
+            if not count:
+                raise UsageError(
+                    f"no files of run {run_id} matched", hint="see them with 's3sign ls RUN'"
+                )
+            return
+        _check_output(output)
+        options = PullOptions(
+            run_id=run_id,
+            concurrency=settings.concurrency,
+            stall_timeout=settings.stall_timeout,
+            transport=settings.transport,
+        )
+        reporter = reporter_for(
+            state, silent=json_report, concurrency=options.concurrency, doing="pulling"
+        )
+        puller, fatal = Puller(client, options, reporter), None
+        with reports(state, Report(json_report, manifest), run_id) as report:
+            try:
+                with sigterm_interrupts():
+                    files = stored_files(client, run_id, chosen)
+                    puller.pull(files, output, count=count, total_bytes=total, report=report)
+            except (S3SignError, KeyboardInterrupt) as exc:
+                fatal = stop_reason(exc)
+                raise
+            finally:
+                if not json_report:
+                    summary(state.console, report, fatal, done="downloaded")
+    finally:
+        client.close()
+    if report.count("failed"):
+        raise typer.Exit(ExitCode.SOME_FAILED)
+
+
+def _check_output(output: Path) -> None:
+    """The target folder: made if missing; a usage error if it cannot be one."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: {exc.strerror}") from None
+    if not output.is_dir():
+        raise UsageError(f"--output {output} is not a folder")
