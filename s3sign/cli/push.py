@@ -184,7 +184,7 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
     import tempfile
 
     from s3sign.cli.console import summary
-    from s3sign.local.demo import run_demo
+    from s3sign.local.demo import LINKED, run_demo
     from s3sign.units import format_size
 
     state = command_state(ctx, verbose, quiet)
@@ -193,9 +193,13 @@ def demo(ctx: typer.Context, verbose: Verbose = 0, quiet: Quiet = False) -> None
         reporter = reporter_for(state, silent=False, concurrency=8)
         report = run_demo(Path(workdir), reporter, console.note)
     summary(console, report.push)
+    if report.pulled is not None:
+        summary(console, report.pulled, done="pulled back")
     for name, size, same in report.verified:
         mark = "identical" if same else "DIFFERENT"
         console.note(f"  {mark}  {format_size(size):>8}  {name}")
+    link = "served it" if report.link_ok else "did NOT serve it"
+    console.note(f"a stable link to {LINKED} (a redirect to a fresh signed GET) {link}")
     uploaded = report.push.bytes("uploaded")
     console.note(
         f"the backend received {report.backend_body_bytes:,} bytes of JSON requests and "

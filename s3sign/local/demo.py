@@ -25,14 +25,14 @@ from s3sign.errors import UnreachableError
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
 from s3sign.local.seaweed import LocalS3, free_ports
-from s3sign.server.tokens import mint_token
-from s3sign.signing.presign import SignRequest
+from s3sign.server.tokens import mint_link, mint_token
 from s3sign.transfer.backend import BackendClient
 from s3sign.transfer.files import expand_paths
 from s3sign.transfer.push import Pusher, PushOptions
-from s3sign.transfer.report import PushReport, Reporter
+from s3sign.transfer.report import PushReport, Reporter, SilentReporter
 
 MiB = 1024 * 1024
+LINKED = "logs/log_12345.json"  # the file the demo opens through a stable link
 DEMO_RUN = "demo-run-1"
 
 
@@ -42,6 +42,8 @@ class DemoReport:
 
     push: PushReport
     verified: list[tuple[str, int, bool]] = field(default_factory=list)  # name, size, identical
+    pulled: PushReport | None = None  # the run pulled back into a second folder
+    link_ok: bool = False  # a stable link served a file's bytes
     backend_body_bytes: int = 0
     endpoint_url: str = ""
     backend_url: str = ""
@@ -52,6 +54,7 @@ class DemoReport:
             self.push.status == "success"
             and bool(self.verified)
             and all(same for _, _, same in self.verified)
+            and self.link_ok
         )
 
 
@@ -141,27 +144,57 @@ def run_demo(workdir: Path, reporter: Reporter, say: Callable[[str], None]) -> D
                 push=pushed, endpoint_url=store.endpoint_url, backend_url=backend_url
             )
             report.backend_body_bytes = app.state.counters.body_bytes
-            say("downloading every object through a pre-signed GET to compare SHA-256 ...")
-            presigner = store.presigner()
-            http = Connections(Transport(), "s3", 60.0)
-            for outcome in pushed.files:
-                if outcome.key is None:
-                    continue
-                url = presigner.sign(SignRequest(store.bucket, outcome.key, method="GET")).url
-                same = _same(http, url, outcome.size, artifacts / outcome.file_name)
+            pulled = workdir / "pulled"
+            say(
+                f"pulling the run back into {pulled.name}/ with a read token, each file checked ..."
+            )
+            report.pulled = _pull_back(backend_url, secret, pulled, len(names))
+            for outcome in report.pulled.files:
+                local, back = artifacts / outcome.file_name, pulled / outcome.file_name
+                same = outcome.status == "uploaded" and _same_file(local, back)
                 report.verified.append((outcome.file_name, outcome.size, same))
-            http.close()
+            link, _ = mint_link(DEMO_RUN, LINKED, 3600, secret)
+            report.link_ok = _link_serves(
+                f"{backend_url}/v1/runs/{DEMO_RUN}/files/{LINKED}?token={link}", artifacts / LINKED
+            )
     return report
 
 
-def _same(http: Connections, url: str, size: int, path: Path) -> bool:
-    """Are the object's bytes (a pre-signed GET, hashed as they arrive) the file's?"""
-    remote = hashlib.sha256()
+def _pull_back(backend_url: str, secret: bytes, into: Path, count: int) -> PushReport:
+    """Pull the demo run into ``into`` as a worker would: a read token, then ``Puller``."""
+    from s3sign.transfer.listing import stored_files
+    from s3sign.transfer.pull import Puller, PullOptions
+
+    token, _ = mint_token(DEMO_RUN, 900, secret, scopes=("read",))
+    client = BackendClient(backend_url, token, transport=Transport())
     try:
-        if http.fetch(url, {}, remote.update, size).status != 200:
+        files = list(stored_files(client, DEMO_RUN))
+        options = PullOptions(run_id=DEMO_RUN, transport=Transport())
+        into.mkdir()
+        puller = Puller(client, options, SilentReporter())
+        return puller.pull(files, into, count=count, total_bytes=sum(f.size for f in files))
+    finally:
+        client.close()
+
+
+def _link_serves(link: str, path: Path) -> bool:
+    """Does the stable link redirect to a signed GET that serves the file's bytes?"""
+    http = Connections(Transport(), "s3", 60.0)
+    try:
+        answer = http.request("GET", link, {})
+        location = answer.headers.get("location", "")
+        if answer.status != 307 or not location:
             return False
-    except OSError:  # more bytes than pushed, or the store failed: not the same either way
+        body = bytearray()
+        fetched = http.fetch(location, {}, body.extend, path.stat().st_size)
+        return fetched.status == 200 and bytes(body) == path.read_bytes()
+    except OSError:
         return False
-    with path.open("rb") as handle:
-        local = hashlib.file_digest(handle, "sha256")
-    return remote.digest() == local.digest()
+    finally:
+        http.close()
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    with one.open("rb") as first, other.open("rb") as second:
+        left = hashlib.file_digest(first, "sha256").digest()
+        return left == hashlib.file_digest(second, "sha256").digest()

@@ -120,4 +120,8 @@ def _make_folders(folder: Path) -> None:
             raise UnsafeName(f"{folder} is not a folder")
         break
     for path in reversed(missing):
-        os.mkdir(path)
+        try:
+            os.mkdir(path)
+        except FileExistsError:  # another download made it meanwhile: a folder, or refused
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                raise UnsafeName(f"{path} is not a folder") from None

@@ -43,7 +43,10 @@ def test_demo_round_trip() -> None:
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 60
     assert "6 uploaded" in done.stderr
+    assert "6 pulled back" in done.stderr  # with a read token, into a second folder
     assert done.stderr.count("identical") == 6
+    assert "a stable link to logs/log_12345.json" in done.stderr
+    assert "served it" in done.stderr
     assert "DIFFERENT" not in done.stderr
     assert "none of the" in done.stderr
     assert "all objects verified" in done.stderr

@@ -91,3 +91,31 @@ def test_a_symlink_at_the_final_name_is_replaced_not_followed(tmp_path: Path) ->
     assert link.read_bytes() == b"new"
     assert target.read_bytes() == b"untouched"
     assert os.stat(link).st_size == 3
+
+
+def test_downloads_landing_in_one_new_folder_at_once_all_land(tmp_path: Path) -> None:
+    """Eight threads land files in the same folders, none of which exists yet: each makes
+    what is missing, and a folder another made meanwhile is no error."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def land(index: int) -> None:
+        try:
+            with Landing(destination(tmp_path, f"a/b/c/f{index}.txt"), 1) as landing:
+                landing.write(0, b"x")
+                landing.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(20):
+        threads = [threading.Thread(target=land, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(list((tmp_path / "a/b/c").iterdir())) == 8
+        import shutil
+
+        shutil.rmtree(tmp_path / "a")
