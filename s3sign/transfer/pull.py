@@ -30,7 +30,7 @@ from s3sign.errors import BackendError, S3SignError, stop_reason
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
 from s3sign.http.wire import network_problem
-from s3sign.protocol import DownloadResult, StoredFile
+from s3sign.protocol import DownloadResult, ErrorInfo, StoredFile
 from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3limits import plan_parts
 from s3sign.s3xml import s3_error
@@ -101,7 +101,15 @@ class Puller:
             in_flight: list[Future[None]] = []
             for batch in batches(files, self.options.batch_size):
                 answers = self.client.downloads(self.options.run_id, [f.file_name for f in batch])
-                for asked, answer in zip(batch, answers.files, strict=False):
+                if len(answers.files) != len(batch):  # one answer per file, or none is trusted
+                    said = f"the backend answered for {len(answers.files)} of {len(batch)} files"
+                    wrong = ErrorInfo("bad_answer", said)
+                    pairs = [
+                        (f, DownloadResult(f.file_name, "rejected", error=wrong)) for f in batch
+                    ]
+                else:
+                    pairs = list(zip(batch, answers.files, strict=True))
+                for asked, answer in pairs:
                     in_flight.append(self._pool.submit(partial(self._one, asked, answer, root)))
                 self._pool.wait_until_waiting(2 * self.options.concurrency)
                 while in_flight and in_flight[0].done():

@@ -116,7 +116,8 @@ def test_an_object_changed_in_the_store_is_refused_and_the_rest_arrive(
 
 
 class HostileBackend:
-    """Lists and signs what a compromised backend would: names that climb out."""
+    """Lists and signs what a compromised backend would: names that climb out, or answers
+    for fewer files than were asked."""
 
     def __init__(self, url: str, names: list[str]) -> None:
         self.url, self.names = url, names
@@ -154,3 +155,18 @@ def test_names_from_a_hostile_backend_never_land_outside(
     assert list(outside.iterdir()) == []
     assert not (tmp_path / "escaped.txt").exists()
     assert not Path("/etc/escaped.txt").exists()
+
+
+def test_a_backend_that_answers_for_fewer_files_fails_them_all(
+    small_parts: Backend, pushed: tuple[str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    run, _ = pushed
+    hostile = HostileBackend("http://127.0.0.1:9/never", [])  # no answer at all
+    http = Connections(Transport(), "s3", 30)
+    puller = Puller(cast(BackendClient, hostile), PullOptions(run_id=run), SilentReporter(), http)
+    listed = [StoredFile("a.txt", 6, "e"), StoredFile("b.txt", 6, "e")]
+    report = puller.pull(listed, tmp_path, count=2, total_bytes=12)
+    outcomes = sorted((f.file_name, f.status) for f in report.files)  # in finishing order
+    assert outcomes == [("a.txt", "failed"), ("b.txt", "failed")]
+    assert all("answered for 0 of 2 files" in (f.error or "") for f in report.files)
+    assert not (tmp_path / "a.txt").exists()
