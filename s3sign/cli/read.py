@@ -173,6 +173,9 @@ Output = Annotated[
 Concurrency = Annotated[int | None, option("N", "Downloads in flight.  [default: 8]")]
 Manifest = Annotated[Path | None, option("FILE", "Also write the JSON report to FILE.")]
 DryRun = Annotated[bool, flag("--dry-run", "List what would be downloaded; fetch nothing.")]
+SkipExisting = Annotated[
+    bool, flag("--skip-existing", "Keep local files of the same size and checksum.")
+]
 
 
 def pull(
@@ -186,6 +189,7 @@ def pull(
     json_report: JsonReport = False,
     manifest: Manifest = None,
     dry_run: DryRun = False,
+    skip_existing: SkipExisting = False,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -224,6 +228,7 @@ def pull(
             concurrency=settings.concurrency,
             stall_timeout=settings.stall_timeout,
             transport=settings.transport,
+            skip_existing=skip_existing,
         )
         reporter = reporter_for(
             state, silent=json_report, concurrency=options.concurrency, doing="pulling"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -50,6 +51,7 @@ class PullOptions:
     stall_timeout: float = 120.0
     batch_size: int = 200
     transport: Transport = field(default_factory=Transport)  # Settings.transport
+    skip_existing: bool = False  # a local file of the same size and checksum is kept
 
 
 class _Fatal(Exception):
@@ -135,8 +137,11 @@ class Puller:
             final = destination(root, answer.file_name)
             outcome.sha256 = answer.sha256
             outcome.etag = answer.etag
-            outcome.attempts = self._fetch(answer, final)
-            outcome.status = "uploaded"  # the report's word for "arrived and checked"
+            if self.options.skip_existing and self._same_here(answer, final):
+                outcome.status = "skipped"
+            else:
+                outcome.attempts = self._fetch(answer, final)
+                outcome.status = "uploaded"  # the report's word for "arrived and checked"
         except UnsafeName as exc:
             outcome.error = f"refused: {exc}"
         except _Fatal as exc:
@@ -145,6 +150,25 @@ class Puller:
             assert self.report is not None
             self.report.record(outcome)
         self.reporter.file_finished(outcome)
+
+    def _same_here(self, answer: DownloadResult, final: Path) -> bool:
+        """Is ``final`` a regular file of the stored size whose bytes match the stored
+        checksum (read once, as a download would be checked)? Never without a checksum."""
+        try:
+            info = final.lstat()
+        except OSError:
+            return False
+        if not stat.S_ISREG(info.st_mode) or info.st_size != answer.size or not answer.sha256:
+            return False
+        check = _Check(info.st_size, answer, self._part_size, self._store_keeps_sha256)
+        try:
+            with final.open("rb") as handle:
+                while block := handle.read(1024 * 1024):
+                    check.update(block)
+            check.verify()
+        except (OSError, _Fatal):
+            return False
+        return True
 
     def _fetch(self, answer: DownloadResult, final: Path) -> int:
         """Fetch into ``final`` with retries: the attempts it took."""

@@ -83,6 +83,13 @@ def test_push_then_pull_gives_identical_bytes(
         assert (back / name).read_bytes() == data, name
     leftovers = [p for p in back.rglob("*") if "partial" in p.name]
     assert leftovers == []
+    (back / "a.txt").write_bytes(b"ALPHA\n")  # the same size, other bytes: fetched again
+    again = run_pull(small_parts, run, "-o", "back", "--skip-existing", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    statuses = {f["fileName"]: f["status"] for f in json.loads(again.stdout)["files"]}
+    assert statuses.pop("a.txt") == "uploaded"
+    assert set(statuses.values()) == {"skipped"}  # checked by size and stored checksum
+    assert (back / "a.txt").read_bytes() == contents["a.txt"]
     some = run_pull(small_parts, run, "logs", "-o", "some", "--manifest", "m.json", cwd=tmp_path)
     assert some.returncode == 0, some.stderr
     assert [p.name for p in (tmp_path / "some").rglob("*") if p.is_file()] == ["b c.log"]
