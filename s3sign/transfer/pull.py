@@ -114,8 +114,7 @@ class Puller:
                 for asked, answer in pairs:
                     in_flight.append(self._pool.submit(partial(self._one, asked, answer, root)))
                 self._pool.wait_until_waiting(2 * self.options.concurrency)
-                while in_flight and in_flight[0].done():
-                    in_flight.pop(0).result()
+                in_flight = [future for future in in_flight if not _finished(future)]
             for future in in_flight:
                 wait_for(future)
         except (S3SignError, KeyboardInterrupt) as exc:
@@ -218,6 +217,15 @@ class Puller:
                 raise _Again(f"got {received[0]} bytes of {size}")
             check.verify()
             landing.commit()
+
+
+def _finished(future: Future[None]) -> bool:
+    """Done (its error, if any, raised here) or not: what the pull still waits for is kept,
+    not every file it started."""
+    if future.done():
+        future.result()
+        return True
+    return False
 
 
 class _Check:
