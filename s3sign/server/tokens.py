@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -98,26 +99,7 @@ def verify_token(
     lifetime is at most ``max_ttl`` seconds; else ``TokenError``."""
     if not token:
         raise TokenError(401, "missing_token", "send Authorization: Bearer <token>")
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
-        )
-    except jwt.ExpiredSignatureError:
-        raise TokenError(401, "token_expired", "the token has expired; mint a new one") from None
-    except jwt.InvalidTokenError:
-        raise TokenError(401, "invalid_token", "the token is not valid for this server") from None
-    lifetime = claims["exp"] - claims["iat"]
-    if not isinstance(lifetime, int | float) or lifetime > max_ttl:
-        raise TokenError(
-            401,
-            "token_too_long",
-            f"the token's lifetime is over this server's limit of {max_ttl} s; mint a shorter one",
-        )
+    claims = _claims(token, secret, max_ttl, "token_expired", "the token has expired")
     granted = claims.get("scope")
     if not isinstance(granted, str) or scope not in granted.split():
         what = "uploads" if scope == UPLOAD else "reading"
@@ -150,8 +132,18 @@ def mint_link(
 
 def verify_link(token: str, secret: bytes, run_id: str, file_name: str, max_ttl: int) -> None:
     """Accept a link token for exactly this file of this run; else ``TokenError``."""
+    claims = _claims(token, secret, max_ttl, "link_expired", "the link has expired")
+    if claims.get("scope") != LINK or claims.get("sub") != run_id:
+        raise TokenError(403, "wrong_run", "the link is for another run")
+    if claims.get("file") != file_name:
+        raise TokenError(403, "wrong_file", "the link is for another file")
+
+
+def _claims(token: str, secret: bytes, max_ttl: int, expired: str, says: str) -> dict[str, Any]:
+    """The claims of a token this server signed, unexpired (else ``expired``, 401), that
+    lives at most ``max_ttl`` seconds; else ``TokenError``."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
@@ -160,13 +152,14 @@ def verify_link(token: str, secret: bytes, run_id: str, file_name: str, max_ttl:
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
         )
     except jwt.ExpiredSignatureError:
-        raise TokenError(401, "link_expired", "the link has expired; ask for a new one") from None
+        raise TokenError(401, expired, f"{says}; mint a new one") from None
     except jwt.InvalidTokenError:
-        raise TokenError(401, "invalid_token", "the link is not valid for this server") from None
+        raise TokenError(401, "invalid_token", "the token is not valid for this server") from None
     lifetime = claims["exp"] - claims["iat"]
     if not isinstance(lifetime, int | float) or lifetime > max_ttl:
-        raise TokenError(401, "token_too_long", f"links live at most {max_ttl} s here")
-    if claims.get("scope") != LINK or claims.get("sub") != run_id:
-        raise TokenError(403, "wrong_run", "the link is for another run")
-    if claims.get("file") != file_name:
-        raise TokenError(403, "wrong_file", "the link is for another file")
+        raise TokenError(
+            401,
+            "token_too_long",
+            f"the token's lifetime is over this server's limit of {max_ttl} s; mint a shorter one",
+        )
+    return claims
