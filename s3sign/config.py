@@ -20,14 +20,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
+from s3sign.config_file import find_config_file
 from s3sign.errors import ConfigError, UsageError
-from s3sign.http.transport import NETWORK_VARIABLES, Transport
 from s3sign.providers import PROVIDERS
 from s3sign.s3limits import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, GiB, MiB
 from s3sign.units import format_size, parse_duration, parse_size
+
+if TYPE_CHECKING:  # imported when a command makes a call: `sign` starts without it
+    from s3sign.http.transport import Transport
+
+# What ``Transport.from_environ`` reads: passed on by ``load_settings`` as they were set.
+NETWORK_VARIABLES = (
+    *(name for base in ("http_proxy", "https_proxy", "no_proxy") for name in (base, base.upper())),
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)
 
 Checksum = Literal["sha256", "md5", "none"]
 Addressing = Literal["auto", "virtual", "path"]  # path style: https://host/bucket/key
@@ -83,6 +94,8 @@ class Settings:
     def transport(self) -> Transport:
         """The rules for every HTTP call (proxies, CA bundles); a bad proxy variable is a
         ``ConfigError`` here, when a command is about to make a call, not in ``sign``."""
+        from s3sign.http.transport import Transport
+
         return Transport.from_environ(self.network)
 
 
@@ -312,34 +325,6 @@ def _bad_value(
     if source == "env":
         return ConfigError(f"{env_name(key)}: {problem}", hint=f"fix or unset {env_name(key)}")
     return ConfigError(f"{path}:{line}: {key}: {problem}")
-
-
-def find_config_file(
-    config_path: Path | None,
-    *,
-    env: Mapping[str, str],
-    cwd: Path | None = None,
-) -> Path | None:
-    """The YAML file to read, by the lookup order in the module docstring.
-
-    A file named explicitly (``--config`` or ``S3SIGN_CONFIG``) must exist; the
-    implicit locations are used only when they exist.
-    """
-    explicit = config_path or (Path(env["S3SIGN_CONFIG"]) if env.get("S3SIGN_CONFIG") else None)
-    if explicit is not None:
-        if not explicit.is_file():
-            origin = "--config" if config_path else "S3SIGN_CONFIG"
-            raise ConfigError(
-                f"config file {explicit} ({origin}) does not exist or is not a file",
-                hint="pass an existing YAML file, or leave it out to use the defaults",
-            )
-        return explicit
-    local = (cwd or Path.cwd()) / "s3sign.yaml"
-    if local.is_file():
-        return local
-    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".config")
-    user = Path(xdg) / "s3sign" / "config.yaml"
-    return user if user.is_file() else None
 
 
 def read_config_file(path: Path) -> dict[str, tuple[object, int]]:

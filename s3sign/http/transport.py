@@ -35,13 +35,6 @@ from urllib.parse import unquote, urlsplit
 from s3sign.errors import ConfigError
 
 CONNECT_TIMEOUT = 10.0
-# What ``Transport.from_environ`` reads (``load_settings`` passes these on as they were set).
-NETWORK_VARIABLES = (
-    *(name for base in ("http_proxy", "https_proxy", "no_proxy") for name in (base, base.upper())),
-    "AWS_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "SSL_CERT_FILE",
-)
 Peer = Literal["s3", "backend"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

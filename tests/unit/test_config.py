@@ -13,9 +13,9 @@ from s3sign.config import (
     Settings,
     describe,
     env_name,
-    find_config_file,
     load_settings,
 )
+from s3sign.config_file import find_config_file
 from s3sign.errors import ConfigError, ExitCode, UsageError
 
 REPO = Path(__file__).resolve().parents[2]
