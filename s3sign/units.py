@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
@@ -75,3 +75,21 @@ def format_size(size: float) -> str:
 def iso_utc(moment: datetime) -> str:
     """``2026-01-31T12:00:00Z``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+
+
+def http_date(value: str) -> datetime | None:
+    """An HTTP ``Date`` (``Sun, 06 Nov 1994 08:49:37 GMT``); None for anything else.
+    (``email.utils`` would cost every push 9 ms of imports.)"""
+    parts = value.split()
+    if len(parts) != 6 or parts[5] != "GMT":
+        return None
+    try:
+        hour, minute, second = (int(field) for field in parts[4].split(":"))
+        month = _MONTHS[parts[2]]
+        return datetime(int(parts[3]), month, int(parts[1]), hour, minute, second, tzinfo=UTC)
+    except (KeyError, ValueError):
+        return None

@@ -25,8 +25,7 @@ from s3sign.protocol import ServerInfo
 from s3sign.s3xml import s3_error
 from s3sign.server.storecheck import describe
 from s3sign.signing.presign import Presigner, resolve_endpoint_url, resolve_region
-from s3sign.transfer.backend import http_date
-from s3sign.units import format_duration
+from s3sign.units import format_duration, http_date
 
 SKEW_LIMIT = 5 * 60  # seconds; S3 allows 15 minutes, but clocks drift further between checks
 TIMEOUT = 10.0  # seconds: each answer

@@ -14,6 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from xml.sax.saxutils import escape
 
 from s3sign.http.connections import Connections
@@ -23,6 +24,7 @@ from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
 from s3sign.signing.presign import Method, Presigner, SignRequest
+from s3sign.units import http_date
 
 # Seconds for one answer, and for a call with its retries: a worker waits on these calls,
 # and a thread of the server's pool is held meanwhile. Assembling a multipart upload may
@@ -237,7 +239,7 @@ class ObjectStore:
             etag=response.headers.get("etag", "").strip('"'),
             checksum=response.headers.get("x-amz-checksum-sha256") or None,
             checksum_type=response.headers.get("x-amz-checksum-type") or None,
-            last_modified=_http_date(response.headers.get("last-modified", "")),
+            last_modified=_iso(http_date(response.headers.get("last-modified", ""))),
             content_type=response.headers.get("content-type") or None,
         )
 
@@ -300,15 +302,9 @@ class ObjectStore:
         return _error_code(response.data) != "NoSuchBucket"
 
 
-def _http_date(text: str) -> str | None:
-    """An HTTP date (``Last-Modified``) as ISO 8601 UTC; None when it is not one."""
-    from email.utils import parsedate_to_datetime
-
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def _iso(moment: datetime | None) -> str | None:
+    """A time as a listing writes it (ISO 8601, UTC, milliseconds)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z") if moment else None
 
 
 def _size(text: str) -> int:

@@ -43,6 +43,7 @@ from s3sign.protocol import (
     StatusResponse,
 )
 from s3sign.retry import RETRY_STATUSES, backoff
+from s3sign.units import http_date
 
 # More attempts once the backend has answered: a backend that goes away mid-push is most
 # likely being restarted or redeployed. 5 attempts wait 4-8 s in all; 8 wait 26-52 s.
@@ -51,8 +52,6 @@ READ_TIMEOUT = 120.0
 # A backend's answer: 1,000 signed URLs with session tokens are ~3 MiB; more is not protocol v1.
 MAX_ANSWER = 32 * 1024 * 1024
 Response = TypeVar("Response")
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
 
 
 class BackendClient:
@@ -190,20 +189,6 @@ class BackendClient:
             f"{problem} ({attempts} attempts)",
             hint="check --backend / S3SIGN_BACKEND and that the backend is running",
         )
-
-
-def http_date(value: str) -> datetime | None:
-    """An HTTP ``Date`` (``Sun, 06 Nov 1994 08:49:37 GMT``); None for anything else.
-    (``email.utils`` would cost every push 9 ms of imports.)"""
-    parts = value.split()
-    if len(parts) != 6 or parts[5] != "GMT":
-        return None
-    try:
-        hour, minute, second = (int(field) for field in parts[4].split(":"))
-        month = _MONTHS[parts[2]]
-        return datetime(int(parts[3]), month, int(parts[1]), hour, minute, second, tzinfo=UTC)
-    except (KeyError, ValueError):
-        return None
 
 
 def _parse(response: HTTPResponse, response_type: type[Response] | None) -> Response:

@@ -14,7 +14,8 @@ import pytest
 from s3sign.errors import UnreachableError
 from s3sign.local.seaweed import free_ports
 from s3sign.retry import backoff
-from s3sign.transfer.backend import RESTART_ATTEMPTS, BackendClient, http_date
+from s3sign.transfer.backend import RESTART_ATTEMPTS, BackendClient
+from s3sign.units import http_date
 
 INFO = {
     "protocol": 1,
