@@ -120,16 +120,22 @@ class Connections:
         return self._exchange(method, url, headers, len(data), write, timeout=timeout)
 
     def fetch(
-        self, url: str, headers: Mapping[str, str], sink: Callable[[bytes], None], limit: int
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        sink: Callable[[bytes], None],
+        limit: int,
+        wanted: int | None = None,
     ) -> Response:
         """``GET url``: a 2xx answer's body, at most ``limit`` bytes, goes to ``sink`` block by
         block as it arrives (memory stays flat), within ``read_timeout`` plus the time it
-        takes at 256 KiB/s; any other answer comes back whole, as from ``request``."""
+        takes at 256 KiB/s; any other answer comes back whole, as from ``request``. With
+        ``wanted`` (206 for a range), another 2xx answer comes back without its body."""
 
         def write(connection: Connection, head: str) -> None:
             connection.sock.sendall(_head_bytes(connection, head))
 
-        return self._exchange("GET", url, headers, 0, write, sink, limit)
+        return self._exchange("GET", url, headers, 0, write, sink, limit, wanted=wanted)
 
     def close(self) -> None:
         with self._lock:
@@ -148,6 +154,7 @@ class Connections:
         sink: Callable[[bytes], None] | None = None,
         limit: int = 0,
         timeout: float | None = None,
+        wanted: int | None = None,
     ) -> Response:
         parts = urlsplit(url)
         scheme = parts.scheme
@@ -161,7 +168,7 @@ class Connections:
             write(connection, _request_head(method, connection.prefix + target, headers, length))
             wait = (timeout or self._read_timeout) + limit / MIN_RATE
             connection.start(wait, f"no whole answer within {round(wait, 1):g} s of the request")
-            response, keep = connection.read_response(method, sink, limit)
+            response, keep = connection.read_response(method, sink, limit, wanted)
         except TimeoutError as exc:
             connection.close()
             if connection.shortened and not isinstance(exc, DeadlinePassed):

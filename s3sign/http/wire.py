@@ -111,11 +111,17 @@ class Connection:
         return bool(poller.poll(0))
 
     def read_response(
-        self, method: str, sink: Callable[[bytes], None] | None = None, limit: int = 0
+        self,
+        method: str,
+        sink: Callable[[bytes], None] | None = None,
+        limit: int = 0,
+        wanted: int | None = None,
     ) -> tuple[Response, bool]:
         """The next answer, and whether the connection can be used again. With ``sink``,
         a 2xx answer's body (at most ``limit`` bytes) goes to it block by block and is
-        not kept; any other answer is read whole (at most ``max_answer`` bytes)."""
+        not kept (with ``wanted``, only an answer of that status: another 2xx is left
+        unread and the connection closed); any other answer is read whole (at most
+        ``max_answer`` bytes)."""
         for _ in range(MAX_INTERIM + 1):
             head = self.read_head()
             lines = head.decode("latin-1").split("\r\n")
@@ -142,6 +148,8 @@ class Connection:
         framed = chunked or "content-length" in headers
         data = b""
         if method != "HEAD" and status not in (204, 304):
+            if sink is not None and wanted not in (None, status) and 200 <= status < 300:
+                return Response(status, headers, b""), False
             if sink is not None and 200 <= status < 300:
                 for block in self._body(headers, chunked, limit):
                     sink(block)

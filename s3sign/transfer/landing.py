@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -25,6 +26,10 @@ PARTIAL = ".s3sign-partial"  # the end of a temporary name: never a name a pull 
 
 class UnsafeName(Exception):
     """A name that would land outside the target folder (or on something not a file)."""
+
+
+class Stopped(Exception):
+    """The pull was stopped (Ctrl-C, SIGTERM): no file takes its final name any more."""
 
 
 def destination(root: Path, name: str) -> Path:
@@ -54,17 +59,55 @@ def destination(root: Path, name: str) -> Path:
     return final
 
 
+class Landings:
+    """The files one pull is writing. ``stop`` (on Ctrl-C or SIGTERM) is final: no file
+    takes its final name after it, and the temporary files are removed at once, also those
+    whose download is stuck (its thread may go on writing, into a file no longer named)."""
+
+    def __init__(self) -> None:
+        self._open: set[Landing] = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def open(self, final: Path, size: int) -> Landing:
+        with self._lock:
+            if self.stopped:
+                raise Stopped
+            landing = Landing(final, size, self)
+            self._open.add(landing)
+        return landing
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            left, self._open = self._open, set()
+        for landing in left:
+            landing.partial.unlink(missing_ok=True)
+
+    def _renamed(self, landing: Landing) -> None:
+        with self._lock:
+            if self.stopped:
+                raise Stopped
+            os.replace(landing.partial, landing.final)
+            self._open.discard(landing)
+
+    def _closed(self, landing: Landing) -> None:
+        with self._lock:
+            self._open.discard(landing)
+
+
 class Landing:
     """A file being written: under a temporary name in its final folder (created
     without following symlinks), renamed to ``final`` by ``commit``; removed otherwise.
 
-        with Landing(final, size) as landing:
+        with landings.open(final, size) as landing:
             landing.write(offset, data)   # from any thread
             landing.commit()              # only once the bytes were checked
     """
 
-    def __init__(self, final: Path, size: int) -> None:
+    def __init__(self, final: Path, size: int, owner: Landings | None = None) -> None:
         self.final = final
+        self._owner = owner
         _make_folders(final.parent)
         self.partial = final.with_name(f".{final.name}.{secrets.token_hex(4)}{PARTIAL}")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -81,17 +124,22 @@ class Landing:
 
     def commit(self) -> None:
         """Flush to disk and take the final name (replacing a file there, never following
-        a symlink at that name)."""
+        a symlink at that name); ``Stopped`` if the pull was stopped meanwhile."""
         os.fsync(self._fd)
-        os.close(self._fd)
+        if self._owner is not None:
+            self._owner._renamed(self)
+        else:
+            os.replace(self.partial, self.final)
         self._done = True
-        os.replace(self.partial, self.final)
+        os.close(self._fd)
 
     def discard(self) -> None:
         if not self._done:
             self._done = True
             os.close(self._fd)
             self.partial.unlink(missing_ok=True)
+            if self._owner is not None:
+                self._owner._closed(self)
 
     def __enter__(self) -> Landing:
         return self

@@ -38,6 +38,8 @@ class Faults:
     refuse: dict[str, int] = field(default_factory=dict)
     # the same, forwarded with the body's first byte changed (a corrupting middlebox)
     corrupt: dict[str, int] = field(default_factory=dict)
+    # the same, held that many seconds before it is forwarded (a store that hangs)
+    hold: dict[str, float] = field(default_factory=dict)
     seed: int = 1234
     # the first requests get these faults, in order ("drop" only takes a connection's first
     # request), then chance decides: a test that asserts each kind happened is not a gamble
@@ -85,6 +87,12 @@ class FaultyProxy:
                     roll -= chance
                 return "ok"
 
+            def _wait(self) -> None:
+                held = [
+                    s for part, s in faults.hold.items() if part in f"{self.command} {self.path}"
+                ]
+                time.sleep(faults.latency + sum(held))
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 fault = self._roll()
@@ -104,8 +112,7 @@ class FaultyProxy:
                         if body and left > 0 and part in f"{self.command} {self.path}":
                             faults.corrupt[part] = left - 1
                             body = bytes([body[0] ^ 0xFF]) + body[1:]
-                if faults.latency:
-                    time.sleep(faults.latency)
+                self._wait()
                 if fault == "drop":
                     self.close_connection = True
                     self.connection.close()

@@ -4,10 +4,14 @@ never land outside the folder."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, cast
@@ -18,14 +22,17 @@ import requests
 from s3sign.errors import BackendError
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
+from s3sign.local.seaweed import LocalS3
 from s3sign.protocol import DownloadResult, DownloadsResponse, SignedUpload, StoredFile
 from s3sign.server.tokens import mint_token
 from s3sign.signing.presign import SignRequest
 from s3sign.transfer.api import push
 from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.download import REPLACED
 from s3sign.transfer.pull import Puller, PullOptions
 from s3sign.transfer.report import SilentReporter
-from tests.integration.conftest import SECRET, Backend
+from tests.integration.conftest import SECRET, Backend, behind_faults
+from tests.integration.faults import Faults
 
 MiB = 1024 * 1024
 
@@ -44,14 +51,19 @@ def make_tree(root: Path) -> dict[str, bytes]:
     return contents
 
 
-def run_pull(backend: Backend, run: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def reader_env(backend: Backend, run: str) -> dict[str, str]:
+    """The environment of a job that reads ``run`` back: the backend and a read token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3SIGN_"))}
     token = mint_token(run, 3600, SECRET.encode(), scopes=("read",))[0]
     env.update(S3SIGN_BACKEND=backend.url, S3SIGN_TOKEN=token, AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def run_pull(backend: Backend, run: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "s3sign", "pull", run, *args],
         cwd=cwd,
-        env=env,
+        env=reader_env(backend, run),
         capture_output=True,
         text=True,
         timeout=300,
@@ -120,6 +132,153 @@ def test_an_object_changed_in_the_store_is_refused_and_the_rest_arrive(
     assert "a.txt" in done.stderr
     assert not (tmp_path / "back" / "a.txt").exists()
     assert (tmp_path / "back" / "big.bin").read_bytes() == contents["big.bin"]
+
+
+def test_each_store_gives_back_what_was_pushed(any_backend: Backend, tmp_path: Path) -> None:
+    """On SeaweedFS and on moto (whose answers differ: its ETags, checksums, Range and
+    If-Match handling), the tree comes back whole, the multipart file in ranges."""
+    run, source = f"each-{uuid.uuid4().hex[:8]}", tmp_path / "source"
+    contents = make_tree(source)
+    env = {"S3SIGN_BACKEND": any_backend.url, "S3SIGN_TOKEN": any_backend.token(run), "HOME": "/"}
+    assert push(run, ["."], base=source, env=env).status == "success"
+    done = run_pull(any_backend, run, "-o", "back", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "success"
+    for name, data in contents.items():
+        assert (tmp_path / "back" / name).read_bytes() == data, name
+
+
+class Recording(Connections):
+    """The connections to S3, with each GET's Range and the status it was answered with."""
+
+    def __init__(self) -> None:
+        super().__init__(Transport(), "s3", 60)
+        self.gets: list[tuple[str, int]] = []
+
+    def fetch(
+        self, url: str, headers: Any, sink: Any, limit: int, wanted: int | None = None
+    ) -> Any:
+        response = super().fetch(url, headers, sink, limit, wanted)
+        self.gets.append((headers.get("Range", ""), response.status))
+        return response
+
+
+def test_a_tree_at_the_issue_size_round_trips(backend: Backend, tmp_path: Path) -> None:
+    """Nested folders, unicode, spaces, an empty file and a 150 MiB multipart file: `ls
+    --json` gives each its size and checksum, and `pull` brings back the same bytes, the big
+    file in ranges of its parts."""
+    source, run = tmp_path / "source", f"size-{uuid.uuid4().hex[:8]}"
+    small = {"a/b/c/deep.txt": b"deep\n", "ünï cødé/名前 with space.txt": b"hi\n" * 9, "empty": b""}
+    for name, data in small.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    big, digest = source / "big" / "150.bin", hashlib.sha256()
+    big.parent.mkdir()
+    with big.open("wb") as handle:
+        for _ in range(150):
+            block = os.urandom(MiB)
+            digest.update(block)
+            handle.write(block)
+    env = {"S3SIGN_BACKEND": backend.url, "S3SIGN_TOKEN": backend.token(run)}
+    assert push(run, ["."], base=source, env=env | {"HOME": "/"}).status == "success"
+    listed = subprocess.run(
+        [sys.executable, "-m", "s3sign", "ls", run, "--json"],
+        env=reader_env(backend, run),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    files = {f["fileName"]: f for f in json.loads(listed.stdout)["files"]}
+    assert sorted(files) == sorted([*small, "big/150.bin"])
+    for name, data in small.items():
+        assert files[name]["size"] == len(data)
+        assert files[name]["sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert files["big/150.bin"]["size"] == 150 * MiB
+    assert files["big/150.bin"]["sha256"].endswith("-10")  # ten parts of 16 MiB
+    done = run_pull(backend, run, "-o", "back", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    back = tmp_path / "back"
+    for name, data in small.items():
+        assert (back / name).read_bytes() == data
+    with (back / "big/150.bin").open("rb") as handle:
+        assert hashlib.file_digest(handle, "sha256").digest() == digest.digest()
+    assert [p for p in back.rglob("*") if "partial" in p.name] == []
+    token = reader_env(backend, run)["S3SIGN_TOKEN"]
+    http, client = Recording(), BackendClient(backend.url, token)
+    puller = Puller(client, PullOptions(run_id=run), SilentReporter(), http)
+    stored = StoredFile("big/150.bin", 150 * MiB, "e")
+    report = puller.pull([stored], tmp_path / "again", count=1, total_bytes=150 * MiB)
+    assert report.count("uploaded") == 1
+    part = 16 * MiB
+    asked = sorted(http.gets, key=lambda get: int(get[0].split("=")[1].split("-")[0]))
+    ends = [min((n + 1) * part, 150 * MiB) - 1 for n in range(10)]
+    assert asked == [(f"bytes={n * part}-{end}", 206) for n, end in enumerate(ends)]
+
+
+@pytest.mark.parametrize(("signal_number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_pull_cut_short_leaves_no_file_half_written(
+    local_s3: LocalS3, tmp_path: Path, signal_number: int, code: int
+) -> None:
+    """SIGTERM (a cancelled job) or Ctrl-C while the big file's ranges hang in the store:
+    the pull ends at once with 143 or 130, and nothing is left at its name or half written."""
+    run = f"cut-{uuid.uuid4().hex[:8]}"
+    faults = Faults(hold={f"GET /{local_s3.bucket}/runs/{run}/big.bin": 60.0})
+    with behind_faults(local_s3, faults, tmp_path) as backend:
+        make_tree(tmp_path / "source")
+        env = {"S3SIGN_BACKEND": backend.url, "S3SIGN_TOKEN": backend.token(run)}
+        assert (
+            push(run, ["."], base=tmp_path / "source", env=env | {"HOME": "/"}).status == "success"
+        )
+        back = tmp_path / "back"
+        pulling = subprocess.Popen(
+            [sys.executable, "-m", "s3sign", "pull", run, "-o", str(back), "--concurrency", "2"],
+            env=reader_env(backend, run),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not [p for p in back.glob(".big.bin.*")] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list(back.glob(".big.bin.*")), "the big file never started"
+            time.sleep(0.5)  # its ranges are asked for, and held
+            pulling.send_signal(signal_number)
+            _, stderr = pulling.communicate(timeout=20)
+        finally:
+            pulling.kill()
+    assert pulling.returncode == code, stderr
+    assert not (back / "big.bin").exists()
+    assert [p.name for p in back.rglob("*") if "partial" in p.name] == []
+
+
+def test_an_object_replaced_while_its_ranges_come_fails_and_leaves_nothing(
+    small_parts: Backend, pushed: tuple[str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """The ranges after the first ask with If-Match on the ETag they started with: the
+    store refuses them (412) once the object was replaced, rather than mix two objects."""
+    run, contents = pushed
+    store, key = small_parts.store, f"runs/{run}/big.bin"
+
+    class Replacing(Recording):
+        def fetch(self, url: str, headers: Any, sink: Any, limit: int, wanted: Any = None) -> Any:
+            response = super().fetch(url, headers, sink, limit, wanted)
+            if len(self.gets) == 1:
+                other = os.urandom(len(contents["big.bin"]))
+                signed = store.presigner().sign(SignRequest(store.bucket, key, size=len(other)))
+                requests.put(signed.url, data=other, headers=dict(signed.headers), timeout=60)
+            return response
+
+    http, root = Replacing(), tmp_path / "out"
+    client = BackendClient(small_parts.url, reader_env(small_parts, run)["S3SIGN_TOKEN"])
+    puller = Puller(client, PullOptions(run, concurrency=1), SilentReporter(), http)
+    size = len(contents["big.bin"])
+    report = puller.pull([StoredFile("big.bin", size, "e")], root, count=1, total_bytes=size)
+    [outcome] = report.files
+    assert (outcome.status, outcome.error) == ("failed", REPLACED)
+    assert [status for _, status in http.gets] == [206, 412]
+    assert list(root.iterdir()) == []
 
 
 class HostileBackend:
