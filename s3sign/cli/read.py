@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # imported where used: `sign` must start without them
     from collections.abc import Iterator
 
     from s3sign.protocol import StoredFile
+    from s3sign.transfer.backend import BackendClient
+    from s3sign.transfer.listing import Chosen
 
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to read.")]
 Patterns = Annotated[
@@ -176,6 +178,14 @@ DryRun = Annotated[bool, flag("--dry-run", "List what would be downloaded; fetch
 SkipExisting = Annotated[
     bool, flag("--skip-existing", "Keep local files of the same size and checksum.")
 ]
+FilesFrom = Annotated[
+    str | None,
+    option(
+        "FILE",
+        "Also the names in FILE, one per line, as written ('-': stdin); each must be there.",
+        show_default=False,
+    ),
+]
 
 
 def pull(
@@ -183,6 +193,7 @@ def pull(
     run_id: RunId,
     patterns: Patterns = None,
     output: Output = Path("."),
+    files_from: FilesFrom = None,
     backend: Backend = None,
     token: Token = None,
     concurrency: Concurrency = None,
@@ -195,10 +206,12 @@ def pull(
 ) -> None:
     """Download a run's files, each checked against what is stored."""
     from s3sign.cli.console import summary
+    from s3sign.cli.paths import paths_from
     from s3sign.errors import S3SignError, stop_reason
     from s3sign.transfer.backend import BackendClient
-    from s3sign.transfer.listing import stored_files
+    from s3sign.transfer.listing import Chosen, stored_files
     from s3sign.transfer.pull import Puller, PullOptions
+    from s3sign.transfer.report import FileOutcome
 
     state = command_state(ctx, verbose, quiet)
     check_run_id_flag(run_id)
@@ -209,18 +222,17 @@ def pull(
         read_timeout=settings.stall_timeout,
         transport=settings.transport,
     )
-    chosen = patterns or []
+    names = None if files_from is None else paths_from(files_from, state.environment.stdin)
     try:
-        count = total = 0
-        for stored in stored_files(client, run_id, chosen):  # counted first: totals to show
-            count, total = count + 1, total + stored.size
-            if dry_run:
-                state.out(f"{stored.size:>14,}  {_shown(stored.file_name)}")
-        if dry_run or not count:
-            if not count:
-                raise UsageError(
-                    f"no files of run {run_id} matched", hint="see them with 's3sign ls RUN'"
-                )
+        chosen = Chosen(patterns or [], names)
+        count, total, missing = _counted(state, client, run_id, chosen, dry_run)
+        if not count and not missing:
+            raise UsageError(
+                f"no files of run {run_id} matched", hint="see them with 's3sign ls RUN'"
+            )
+        if dry_run:
+            if missing:
+                raise typer.Exit(ExitCode.SOME_FAILED)
             return
         _check_output(output)
         options = PullOptions(
@@ -237,8 +249,10 @@ def pull(
         with reports(state, Report(json_report, manifest), run_id) as report:
             try:
                 with sigterm_interrupts():
-                    files = stored_files(client, run_id, chosen)
+                    files = stored_files(client, run_id, Chosen(patterns or [], names))
                     puller.pull(files, output, count=count, total_bytes=total, report=report)
+                for name in missing:  # said above; in the report too
+                    report.record(FileOutcome(name, 0, error=f"not_found: not in run {run_id}"))
             except (S3SignError, KeyboardInterrupt) as exc:
                 fatal = stop_reason(exc)
                 raise
@@ -249,6 +263,24 @@ def pull(
         client.close()
     if report.count("failed"):
         raise typer.Exit(ExitCode.SOME_FAILED)
+
+
+def _counted(
+    state: CliState, client: "BackendClient", run_id: str, chosen: "Chosen", dry_run: bool
+) -> tuple[int, int, list[str]]:
+    """The files chosen, listed once before the pull (printed, with ``--dry-run``): how
+    many, their bytes, and the names asked for that the run lacks (each said)."""
+    from s3sign.transfer.listing import stored_files
+
+    count = total = 0
+    for stored in stored_files(client, run_id, chosen):
+        count, total = count + 1, total + stored.size
+        if dry_run:
+            state.out(f"{stored.size:>14,}  {_shown(stored.file_name)}")
+    missing = chosen.missing()
+    for name in missing:
+        state.console.error(f"{_shown(name)}: not in run {run_id}")
+    return count, total, missing
 
 
 def _check_output(output: Path) -> None:

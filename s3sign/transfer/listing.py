@@ -1,12 +1,14 @@
 """A run's stored files, read back page by page from the backend, chosen by the patterns
 ``push`` understands: ``*`` and ``?`` within a folder, ``**`` across folders, ``[...]``,
-and a folder's name for everything in it. Used by ``ls`` (and ``pull``)."""
+and a folder's name for everything in it; or by names as written (``--files-from``),
+each of which must be there. Used by ``ls`` and ``pull``."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
 
+from s3sign.keys import normal_name
 from s3sign.protocol import StoredFile
 from s3sign.transfer.backend import BackendClient
 
@@ -21,14 +23,23 @@ def matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     compiled = [re.compile(_translate(pattern.strip("/"))) for pattern in patterns]
 
     def matches(name: str) -> bool:
-        candidates = [name]
-        folder = name
-        while "/" in folder:
-            folder = folder.rsplit("/", 1)[0]
-            candidates.append(folder)
+        candidates = _with_folders(name)
         return any(regex.fullmatch(each) for regex in compiled for each in candidates)
 
     return matches
+
+
+def _nothing(name: str) -> bool:
+    return False
+
+
+def _with_folders(name: str) -> list[str]:
+    """``a/b/c`` -> ``a/b/c``, ``a/b``, ``a``."""
+    candidates = [name]
+    while "/" in name:
+        name = name.rsplit("/", 1)[0]
+        candidates.append(name)
+    return candidates
 
 
 def listing_prefix(patterns: Sequence[str]) -> str:
@@ -44,17 +55,41 @@ def listing_prefix(patterns: Sequence[str]) -> str:
     return common[: common.rfind("/") + 1]
 
 
+class Chosen:
+    """What a read asked for: ``patterns``, and ``names`` taken as written (a file's name,
+    or a folder's for the files in it), each of which must be in the run (``missing``,
+    once the listing was read to its end). Neither: every file, unless ``names`` were
+    asked for and are none."""
+
+    def __init__(self, patterns: Sequence[str] = (), names: Sequence[str] | None = None) -> None:
+        self._names = {normal_name(name.strip("/")): False for name in names or ()}
+        self._patterns = matcher(patterns) if patterns or names is None else _nothing
+        self.prefix = listing_prefix([*patterns, *self._names])
+
+    def __call__(self, name: str) -> bool:
+        chosen = self._patterns(name)
+        if self._names:
+            for candidate in _with_folders(name):
+                if candidate in self._names:
+                    self._names[candidate] = chosen = True
+        return chosen
+
+    def missing(self) -> list[str]:
+        return [name for name, found in self._names.items() if not found]
+
+
 def stored_files(
     client: BackendClient,
     run_id: str,
-    patterns: Sequence[str] = (),
+    chosen: Chosen | Sequence[str] = (),
     *,
     details: bool = False,
     page_size: int | None = None,
 ) -> Iterator[StoredFile]:
-    """The run's files that ``patterns`` choose, in name order, a page at a time
+    """The run's files ``chosen`` (or the patterns) choose, in name order, a page at a time
     (``page_size``: files per page; the server's, by default)."""
-    wanted, prefix, cursor = matcher(patterns), listing_prefix(patterns), None
+    wanted = chosen if isinstance(chosen, Chosen) else Chosen(chosen)
+    prefix, cursor = wanted.prefix, None
     while True:
         page = client.files(run_id, prefix, cursor, details=details, limit=page_size)
         yield from (stored for stored in page.files if wanted(stored.file_name))

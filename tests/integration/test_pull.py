@@ -116,6 +116,38 @@ def test_push_then_pull_gives_identical_bytes(
     assert "no files of run" in none.stderr
 
 
+def test_files_from_takes_names_as_written_and_each_must_be_there(
+    small_parts: Backend, pushed: tuple[str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    run, contents = pushed
+    names = "a.txt\nlogs\nmissing.txt\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "s3sign", "pull", run, "--files-from", "-", "-o", "back", "--json"],
+        input=names,
+        cwd=tmp_path,
+        env=reader_env(small_parts, run),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"missing.txt: not in run {run}" in done.stderr
+    report = {f["fileName"]: f for f in json.loads(done.stdout)["files"]}
+    assert report["missing.txt"]["status"] == "failed"
+    assert report["missing.txt"]["error"].startswith("not_found")
+    assert {name for name, f in report.items() if f["status"] == "uploaded"} == {
+        "a.txt",
+        "logs/deep/b c.log",
+    }
+    back = tmp_path / "back"
+    assert sorted(str(p.relative_to(back)) for p in back.rglob("*") if p.is_file()) == [
+        "a.txt",
+        "logs/deep/b c.log",
+    ]
+    assert (back / "logs/deep/b c.log").read_bytes() == contents["logs/deep/b c.log"]
+
+
 def test_an_object_changed_in_the_store_is_refused_and_the_rest_arrive(
     small_parts: Backend, pushed: tuple[str, dict[str, bytes]], tmp_path: Path
 ) -> None:

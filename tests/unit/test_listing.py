@@ -1,10 +1,13 @@
-"""Which stored names ``ls`` and ``pull`` patterns choose, and what prefix they list."""
+"""Which stored names ``ls`` and ``pull`` patterns (and ``--files-from`` names) choose, and
+what prefix they list."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
-from s3sign.transfer.listing import listing_prefix, matcher
+from s3sign.transfer.listing import Chosen, listing_prefix, matcher
 
 NAMES = [
     "a.txt",
@@ -53,3 +56,23 @@ def test_patterns_choose_names_as_push_would(patterns: list[str], chosen: list[s
 )
 def test_the_listed_prefix_covers_every_pattern(patterns: list[str], prefix: str) -> None:
     assert listing_prefix(patterns) == prefix
+
+
+@pytest.mark.parametrize(
+    ("patterns", "names", "chosen", "missing"),
+    [
+        ([], ["a.txt"], ["a.txt"], []),
+        ([], [], [], []),  # an empty --files-from chooses nothing, not everything
+        ([], ["logs/deep", "nope.txt"], ["logs/deep/c d.json", "logs/deep/e.log"], ["nope.txt"]),
+        ([], ["logs/*.log"], [], ["logs/*.log"]),  # as written: no glob
+        (["*.txt"], ["reports/junit.xml"], ["a.txt", "reports/junit.xml"], []),
+        ([], [unicodedata.normalize("NFD", "ü/é.txt")], ["ü/é.txt"], []),  # stored as NFC
+    ],
+)
+def test_names_as_written_choose_files_and_folders_and_must_be_there(
+    patterns: list[str], names: list[str], chosen: list[str], missing: list[str]
+) -> None:
+    wanted = Chosen(patterns, names)
+    assert [name for name in NAMES if wanted(name)] == chosen
+    assert wanted.missing() == missing
+    assert all(name.startswith(wanted.prefix) for name in chosen)
