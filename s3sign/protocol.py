@@ -343,8 +343,13 @@ class DownloadFile:
 
 @dataclass(frozen=True, slots=True)
 class DownloadsRequest:
+    """``lookup: false``: URLs only, without a HEAD of each object (no size, ETag or
+    checksum, no ``not_found``): the GET's own answer says what is stored, as it is signed
+    with ``x-amz-checksum-mode: ENABLED``. For the many small files of a listed run."""
+
     __pydantic_config__ = WIRE_CONFIG
     files: list[DownloadFile]  # at least one: checked by the server
+    lookup: bool = True
 
 
 @dataclass(frozen=True, slots=True)

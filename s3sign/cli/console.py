@@ -87,6 +87,10 @@ class PlainReporter:
 
         self._console, self._every, self._clock = console, every, time.monotonic
         self._doing = doing
+        pulling = doing == "pulling"  # the report's "uploaded" is "arrived, checked"
+        self._each, self._arrived = (
+            ("downloading", "downloaded") if pulling else ("uploading", "uploaded")
+        )
         self._lock = threading.Lock()
         self._files = self._done = self._total = self._sent = 0
         self._started = self._last = self._clock()
@@ -99,7 +103,7 @@ class PlainReporter:
         self._console.note(f"{self._doing} {files:,} {noun}, {format_size(total_bytes)}")
 
     def file_started(self, name: str, size: int) -> None:
-        self._console.info(f"uploading {name} ({format_size(size)})", level=2)
+        self._console.info(f"{self._each} {name} ({format_size(size)})", level=2)
 
     def advanced(self, name: str, delta: int) -> None:
         with self._lock:
@@ -118,9 +122,8 @@ class PlainReporter:
         if outcome.status == "failed":
             self._console.warning(f"failed {outcome.file_name}: {outcome.error}")
         else:
-            self._console.info(
-                f"{outcome.status} {outcome.file_name} ({format_size(outcome.size)})"
-            )
+            status = self._arrived if outcome.status == "uploaded" else outcome.status
+            self._console.info(f"{status} {outcome.file_name} ({format_size(outcome.size)})")
         self._maybe_status()
 
     def finish(self, report: PushReport) -> None:

@@ -100,7 +100,7 @@ def _get(http: Connections, url: str) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and the start of the body of a GET (however long the body is)."""
     kept = bytearray()
 
-    def keep(block: bytes) -> None:
+    def keep(block: bytes | memoryview) -> None:
         kept.extend(block[: KEEP - len(kept)])
 
     response = http.fetch(url, {}, keep, LONGEST)

@@ -53,6 +53,7 @@ from s3sign.http.wire import (
     Connection,
     DeadlinePassed,
     Response,
+    Sink,
 )
 
 if TYPE_CHECKING:  # imported when the first TLS connection is made: plain HTTP skips it
@@ -123,7 +124,7 @@ class Connections:
         self,
         url: str,
         headers: Mapping[str, str],
-        sink: Callable[[bytes], None],
+        sink: Sink,
         limit: int,
         wanted: int | None = None,
     ) -> Response:
@@ -151,7 +152,7 @@ class Connections:
         headers: Mapping[str, str],
         length: int,
         write: Callable[[Connection, str], None],
-        sink: Callable[[bytes], None] | None = None,
+        sink: Sink | None = None,
         limit: int = 0,
         timeout: float | None = None,
         wanted: int | None = None,

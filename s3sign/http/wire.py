@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 BLOCK_SIZE = 1024 * 1024
+STREAM_BUFFER = 1024 * 1024  # a streamed body is read into this much at a time
+Sink = Callable[[bytes | memoryview], None]  # takes a block of a body (valid during the call)
 SMALL_BODY = 64 * 1024
 MAX_HEAD = 64 * 1024
 MAX_HEADER_LINES = 100
@@ -113,7 +115,7 @@ class Connection:
     def read_response(
         self,
         method: str,
-        sink: Callable[[bytes], None] | None = None,
+        sink: Sink | None = None,
         limit: int = 0,
         wanted: int | None = None,
     ) -> tuple[Response, bool]:
@@ -151,15 +153,19 @@ class Connection:
             if sink is not None and wanted not in (None, status) and 200 <= status < 300:
                 return Response(status, headers, b""), False
             if sink is not None and 200 <= status < 300:
-                for block in self._body(headers, chunked, limit):
+                for block in self._body(headers, chunked, limit, streamed=True):
                     sink(block)
             else:
                 data = b"".join(self._body(headers, chunked, self.max_answer))
             keep = keep and framed  # a body up to the close: the connection is spent
         return Response(status, headers, data), keep
 
-    def _body(self, headers: Mapping[str, str], chunked: bool, limit: int) -> Iterator[bytes]:
-        """The answer's body in blocks, at most ``limit`` bytes in all."""
+    def _body(
+        self, headers: Mapping[str, str], chunked: bool, limit: int, streamed: bool = False
+    ) -> Iterator[bytes | memoryview]:
+        """The answer's body in blocks, at most ``limit`` bytes in all; ``streamed``: for a
+        sink, a framed body in views of one buffer, each valid until the next is asked for
+        (fewer, larger reads and no copies: a third of the CPU of a big download)."""
         if chunked:
             total = 0
             while True:
@@ -186,7 +192,7 @@ class Connection:
                 raise BadResponse(f"bad Content-Length {value[:20]!r}")
             size = int(value)
             _check_size(size, limit)
-            yield from self._exactly(size)
+            yield from self._streamed(size) if streamed else self._exactly(size)
             return
         have, block = 0, self.pending or self._recv()  # no length: the body runs to the close
         self.pending = b""
@@ -223,6 +229,21 @@ class Connection:
                 block, self.pending = block[:left], block[left:]
             left -= len(block)
             yield block
+
+    def _streamed(self, size: int) -> Iterator[memoryview]:
+        """``_exactly``, read into one reused buffer."""
+        if self.pending:
+            first, self.pending = self.pending[:size], self.pending[size:]
+            size -= len(first)
+            yield memoryview(first)
+        buffer = memoryview(bytearray(min(size, STREAM_BUFFER)))
+        while size:
+            self.check_deadline()
+            got = self.sock.recv_into(buffer, min(size, len(buffer)))
+            if not got:
+                raise ConnectionResetError("the server closed the connection")
+            size -= got
+            yield buffer[:got]
 
     def _read_line(self) -> bytes:
         while (end := self.pending.find(b"\r\n")) < 0:

@@ -83,9 +83,14 @@ class RunReader:
 
     def downloads(self, run_id: str, request: DownloadsRequest) -> DownloadsResponse:
         """Per file, in order: a signed GET and what is stored, or ``not_found``, or why the
-        name is refused. Asks the store (a HEAD each, on the store pool)."""
+        name is refused. Asks the store (a HEAD each, on the store pool), unless the
+        request says ``lookup: false``: then GETs only, whose answers carry the checksum."""
         rules.check_run(run_id)
         rules.check_count(len(request.files), self.settings.max_files_per_request)
+        if not request.lookup:
+            return DownloadsResponse(
+                [self._unlooked(run_id, item.file_name) for item in request.files]
+            )
         return DownloadsResponse(
             self._pool.map(
                 lambda item: self._download(run_id, item.file_name),
@@ -109,11 +114,22 @@ class RunReader:
             raise ProtocolError(404, "not_found", "no file of this run has that name")
         return self._signed_get(key).url
 
-    def _signed_get(self, key: str) -> SignedUpload:
-        signed = self.presigner().sign(
-            SignRequest(self.store.bucket, key, method="GET", expires=self.settings.expires)
+    def _signed_get(self, key: str, with_checksum: bool = False) -> SignedUpload:
+        """A pre-signed GET; ``with_checksum``: bound to ``x-amz-checksum-mode: ENABLED``,
+        so that the answer carries the stored checksum (S3 names none without it)."""
+        headers = (("x-amz-checksum-mode", "ENABLED"),) if with_checksum else ()
+        request = SignRequest(
+            self.store.bucket, key, method="GET", expires=self.settings.expires, headers=headers
         )
+        signed = self.presigner().sign(request)
         return SignedUpload("GET", signed.url, dict(signed.headers), iso_utc(signed.expires_at))
+
+    def _unlooked(self, run_id: str, name: str) -> DownloadResult:
+        try:
+            key = object_key(self.settings.key_prefix, run_id, name)
+        except PolicyError as exc:
+            return _refused(name, exc.code, exc.message)
+        return DownloadResult(name, "ready", key, download=self._signed_get(key, True))
 
     def _download(self, run_id: str, name: str) -> DownloadResult:
         try:

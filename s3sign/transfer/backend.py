@@ -150,9 +150,12 @@ class BackendClient:
         path = f"/v1/runs/{run_id}/files?{urlencode(query, quote_via=quote)}"
         return self._call("GET", path, None, FilesPage)
 
-    def downloads(self, run_id: str, names: Sequence[str]) -> DownloadsResponse:
-        """Signed GETs for ``names`` of the run, with what is stored (a read token)."""
-        body = DownloadsRequest(files=[DownloadFile(name) for name in names])
+    def downloads(
+        self, run_id: str, names: Sequence[str], lookup: bool = True
+    ) -> DownloadsResponse:
+        """Signed GETs for ``names`` of the run, with what is stored (a read token);
+        without ``lookup``, URLs only (see ``DownloadsRequest``)."""
+        body = DownloadsRequest([DownloadFile(name) for name in names], lookup)
         return self._call("POST", f"/v1/runs/{run_id}/downloads", body, DownloadsResponse)
 
     def _call(

@@ -95,6 +95,7 @@ class Download:
     left: int = 0  # ranges not finished
     error: str | None = None
     stopped: bool = False
+    told: bool = True  # the backend said what is stored; else the GET's answer says it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -124,7 +125,7 @@ class Downloader:
     def start(self, download: Download) -> None:
         """Open the file's temporary name and fetch it: the first range in this thread,
         the others as tasks on the pool. Whichever finishes last lands the file."""
-        size = self.size_of_ranges(download)
+        size = self.size_of_ranges(download.size)
         offsets = range(0, download.size, size)
         download.ranges = [(at, min(size, download.size - at)) for at in offsets] or [(0, 0)]
         download.left = len(download.ranges)
@@ -138,10 +139,16 @@ class Downloader:
             self._pool.submit(partial(self._guarded, download, index))
         self._range(download, 0)
 
-    def size_of_ranges(self, download: Download) -> int:
-        """The whole file, or ranges of the parts the upload was cut into (at least two)."""
-        size = plan_parts(download.size, self.store.part_size or DEFAULT_RANGE)[0]
-        return size if self._ranges_work and download.size >= 2 * size else download.size or 1
+    def size_of_ranges(self, size: int) -> int:
+        """A file of ``size`` bytes comes whole, or in ranges of the parts its upload was
+        cut into (when there are at least two): how big each is."""
+        part = plan_parts(size, self.store.part_size or DEFAULT_RANGE)[0]
+        return part if self._ranges_work and size >= 2 * part else size or 1
+
+    def needs_lookup(self, size: int) -> bool:
+        """Must the backend say what is stored before the GET (a HEAD), or may the GET's
+        answer say it? Ranges need it first: the ETag to ask with, the composite to check."""
+        return self.size_of_ranges(size) < size
 
     def _guarded(self, download: Download, index: int) -> None:
         try:
@@ -231,16 +238,33 @@ class Downloader:
     def _sign_again(self, download: Download) -> None:
         """A fresh URL for the file, of the same object: one changed since is not mixed in."""
         first = download.answer
-        again = self.client.downloads(self.run_id, [first.file_name]).files
-        if len(again) != 1 or again[0].download is None or again[0].file_name != first.file_name:
+        again = self._answer(first.file_name, download.told)
+        if again.download is None:
             raise Fatal("the backend would not sign it again")
-        if (again[0].size, again[0].etag, again[0].sha256) != (
-            first.size,
-            first.etag,
-            first.sha256,
-        ):
-            raise Fatal("the object was replaced in the store while it was being pulled")
-        download.url = again[0].download.url
+        told = (again.size, again.etag, again.sha256)
+        if download.told and told != (first.size, first.etag, first.sha256):
+            raise Fatal(REPLACED)
+        download.url = again.download.url
+
+    def _answer(self, name: str, lookup: bool) -> DownloadResult:
+        answers = self.client.downloads(self.run_id, [name], lookup).files
+        if len(answers) != 1 or answers[0].file_name != name:
+            raise Fatal("the backend answered for another file")
+        return answers[0]
+
+    def _learn(self, download: Download, headers: dict[str, str]) -> None:
+        """What is stored, from the GET's answer (signed with ``x-amz-checksum-mode``); from
+        the backend (a HEAD) where the store did not say, if it is still the same object."""
+        assert download.check is not None
+        etag = headers.get("etag", "").strip('"')
+        sha256 = headers.get("x-amz-checksum-sha256")
+        if not sha256:
+            told = self._answer(download.outcome.file_name, True)
+            if (told.size, told.etag) != (download.size, etag):
+                raise _Again("the object changed while it was fetched")
+            sha256 = told.sha256
+        download.check.stored, download.check.etag = sha256, etag
+        download.outcome.sha256, download.outcome.etag = sha256, etag
 
     def _get(self, download: Download, index: int) -> None:
         offset, length = download.ranges[index]
@@ -256,12 +280,12 @@ class Downloader:
         landing, name, received = download.landing, download.outcome.file_name, 0
         assert landing is not None
 
-        def sink(block: bytes) -> None:
+        def sink(block: bytes | memoryview) -> None:
             nonlocal received
             if self.landings.stopped:
                 raise Stopped
             if received + len(block) > length:
-                raise _Again(f"more than the {length:,} bytes asked for")
+                raise Fatal(f"S3 sent more than the {length:,} bytes expected ({REPLACED}?)")
             landing.write(offset + received, block)
             hasher.update(block)
             received += len(block)
@@ -273,7 +297,7 @@ class Downloader:
         except OSError as exc:
             self.reporter.advanced(name, -received)
             raise _Again(f"network error: {network_problem(exc)}", network=True) from None
-        except _Again:
+        except (_Again, Fatal):
             self.reporter.advanced(name, -received)
             raise
         if response.status != (206 if ranged else 200):
@@ -287,6 +311,8 @@ class Downloader:
         if ranged:
             assert not isinstance(hasher, Check)
             download.digests[index] = base64.b64encode(hasher.digest()).decode()
+        elif not download.told:
+            self._learn(download, response.headers)
 
 
 _NO_RANGES = "the store answered a range with the whole object"
@@ -324,7 +350,7 @@ class Check:
         self.part_size = plan_parts(size, part_size)[0] if part_size and size else 0
         self.part, self.left, self.parts = hashlib.sha256(), self.part_size, list[str]()
 
-    def update(self, block: bytes) -> None:
+    def update(self, block: bytes | memoryview) -> None:
         self.whole.update(block)
         if not self.stored and self.keeps is not True:
             self.md5.update(block)

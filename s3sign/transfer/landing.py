@@ -123,9 +123,11 @@ class Landing:
             view, offset = view[written:], offset + written
 
     def commit(self) -> None:
-        """Flush to disk and take the final name (replacing a file there, never following
-        a symlink at that name); ``Stopped`` if the pull was stopped meanwhile."""
-        os.fsync(self._fd)
+        """Take the final name (replacing a file there, never following a symlink at that
+        name); ``Stopped`` if the pull was stopped meanwhile. Not flushed to disk first (no
+        fsync), as cp, curl, aws s3 cp and s5cmd do not: a killed pull leaves no partial
+        file at a final name, but a machine that loses power may lose the last seconds'
+        files (each fsync cost ~0.5 ms, half of the time of 1,000 small files)."""
         if self._owner is not None:
             self._owner._renamed(self)
         else:

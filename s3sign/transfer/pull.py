@@ -19,6 +19,7 @@ import stat
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -80,7 +81,7 @@ class Puller:
                 info = self.client.info()
                 keeps = info.store.keeps_sha256 if info.store else None
                 self._downloader.store = Store(info.part_size, keeps)
-            for batch in batches(files, self.options.batch_size):
+            for batch in batches(files, self.options.batch_size, first=32):
                 for asked, answer in self._signed(batch):
                     download = Download(answer, FileOutcome(asked.file_name, asked.size), root, "")
                     self._pool.submit(partial(self._one, asked, download))
@@ -100,13 +101,26 @@ class Puller:
 
     def _signed(self, batch: list[StoredFile]) -> list[tuple[StoredFile, DownloadResult]]:
         """Each file of ``batch`` with the backend's answer for it: one answer per file,
-        or none is trusted."""
-        answers = self.client.downloads(self.options.run_id, [f.file_name for f in batch])
-        if len(answers.files) == len(batch):
-            return list(zip(batch, answers.files, strict=True))
-        said = f"the backend answered for {len(answers.files)} of {len(batch)} files"
-        wrong = ErrorInfo("bad_answer", said)
-        return [(f, DownloadResult(f.file_name, "rejected", error=wrong)) for f in batch]
+        or none is trusted. A file fetched whole is signed without a HEAD (the GET's answer
+        says what is stored) unless ``--skip-existing`` must compare it first."""
+        looked_up = [f for f in batch if self._needs_lookup(f)]
+        unlooked = [f for f in batch if not self._needs_lookup(f)]
+        pairs: list[tuple[StoredFile, DownloadResult]] = []
+        for lookup, files in ((True, looked_up), (False, unlooked)):
+            if not files:
+                continue
+            names = [f.file_name for f in files]
+            answers = self.client.downloads(self.options.run_id, names, lookup).files
+            if len(answers) == len(files):
+                pairs += zip(files, answers, strict=True)
+                continue
+            said = f"the backend answered for {len(answers)} of {len(files)} files"
+            wrong = ErrorInfo("bad_answer", said)
+            pairs += [(f, DownloadResult(f.file_name, "rejected", error=wrong)) for f in files]
+        return pairs
+
+    def _needs_lookup(self, stored: StoredFile) -> bool:
+        return self.options.skip_existing or self._downloader.needs_lookup(stored.size)
 
     def _stop(self, in_flight: list[Future[None]]) -> None:
         """No file lands after this, and none is left half written: the downloads in
@@ -123,17 +137,11 @@ class Puller:
 
     def _one(self, asked: StoredFile, download: Download) -> None:
         """The checks before a file is fetched, then its download (which records it)."""
-        answer, outcome = download.answer, download.outcome
+        outcome = download.outcome
         try:
-            outcome.key = answer.key
-            if answer.file_name != asked.file_name:
-                raise Fatal(f"the backend answered for another name, {answer.file_name!a}")
-            if answer.status != "ready" or answer.download is None or answer.size is None:
-                error = answer.error
-                raise Fatal(f"{error.message} ({error.code})" if error else answer.status)
-            outcome.size, outcome.sha256, outcome.etag = answer.size, answer.sha256, answer.etag
+            answer = self._ready(asked, download)
+            outcome.size, outcome.sha256, outcome.etag = asked.size, answer.sha256, answer.etag
             download.final = destination(download.final, answer.file_name)
-            download.url = answer.download.url
             if self.options.skip_existing and self._same_here(answer, download.final):
                 outcome.status = "skipped"
             else:
@@ -148,6 +156,23 @@ class Puller:
             raise
         self._record(outcome)
         download.done.set_result(None)
+
+    def _ready(self, asked: StoredFile, download: Download) -> DownloadResult:
+        """The backend's answer for ``asked``, if it is one to fetch by; ``Fatal`` if not."""
+        answer = download.answer
+        download.outcome.key = answer.key
+        if answer.file_name != asked.file_name:
+            raise Fatal(f"the backend answered for another name, {answer.file_name!a}")
+        signed = answer.download
+        if answer.status != "ready" or signed is None:
+            error = answer.error
+            raise Fatal(f"{error.message} ({error.code})" if error else answer.status)
+        if answer.size is None:  # signed without a HEAD: the GET's answer will say
+            if self._needs_lookup(asked):
+                raise Fatal("the backend said nothing of the stored object")
+            download.told, answer = False, replace(answer, size=asked.size)
+        download.answer, download.url = answer, signed.url
+        return answer
 
     def _record(self, outcome: FileOutcome) -> None:
         self.report.record(outcome)

@@ -110,6 +110,17 @@ def test_downloads_are_signed_gets_with_what_is_stored(
     assert ready["sha256"]
     assert (missing["status"], missing["error"]["code"]) == ("not_found", "not_found")
     assert refused["status"] == "rejected"
+    quick = backend.post(f"/v1/runs/{run}/downloads", body | {"lookup": False}, read_token(run))
+    ready, unlooked, refused = quick.json()["files"]
+    assert ready["status"] == unlooked["status"] == "ready"  # no HEAD: the GET will say
+    assert "size" not in ready
+    assert refused["status"] == "rejected"
+    signed = ready["download"]
+    fetched = requests.get(signed["url"], headers=signed["headers"], timeout=60)
+    assert fetched.content == (root / "logs/b.log").read_bytes()
+    assert fetched.headers["x-amz-checksum-sha256"] == answer.json()["files"][0]["sha256"]
+    bare = requests.get(signed["url"], timeout=60)  # the header is part of the signature
+    assert bare.status_code == 403
 
 
 def test_scopes_and_runs(backend: Backend, pushed: tuple[str, Path]) -> None:

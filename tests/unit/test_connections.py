@@ -352,7 +352,7 @@ def test_a_body_that_comes_after_its_head(payload: Path, answer: bytes) -> None:
     server = Scripted([answer])
     blocks: list[bytes] = []
     url = f"http://127.0.0.1:{server.port}/b/k"
-    response = http().fetch(url, {}, blocks.append, 100)
+    response = http().fetch(url, {}, lambda block: blocks.append(bytes(block)), 100)
     assert (response.status, response.data, b"".join(blocks)) == (200, b"", b"late body")
 
 
@@ -363,5 +363,5 @@ def test_fetch_keeps_a_download_within_its_limit_and_an_error_whole() -> None:
     error = b"HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\n<Error>"
     blocks: list[bytes] = []
     url = f"http://127.0.0.1:{Scripted([error]).port}/k"
-    response = http().fetch(url, {}, blocks.append, 100)
+    response = http().fetch(url, {}, lambda block: blocks.append(bytes(block)), 100)
     assert (response.status, response.data, blocks) == (404, b"<Error>", [])

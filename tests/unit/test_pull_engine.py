@@ -55,8 +55,19 @@ class FakeBackend:
             raise BackendError("no info")
         return SimpleNamespace(part_size=self.part_size, store=None)
 
-    def downloads(self, run_id: str, names: list[str]) -> DownloadsResponse:
+    looked_up: list[str] = field(default_factory=list)
+
+    def checksum(self, name: str) -> str:
+        return self.checksums.get(name) or sha(DATA.get(name, b""))
+
+    def etag(self, name: str) -> str:
+        return "e-3" if name in self.checksums else "e"
+
+    def downloads(self, run_id: str, names: list[str], lookup: bool = True) -> DownloadsResponse:
+        """As the backend: with ``lookup``, what is stored (a HEAD each); without, URLs only."""
         self.signed.extend(names)
+        if lookup:
+            self.looked_up.extend(names)
         return DownloadsResponse(
             [
                 DownloadResult(
@@ -66,9 +77,9 @@ class FakeBackend:
                     SignedUpload(
                         "GET", f"s3://{name}#{len(self.signed)}", {}, "2099-01-01T00:00:00Z"
                     ),
-                    size=len(self.stored[name]),
-                    etag="e-3" if name in self.checksums else "e",
-                    sha256=self.checksums.get(name) or sha(DATA.get(name, b"")),
+                    size=len(self.stored[name]) if lookup else None,
+                    etag=self.etag(name) if lookup else None,
+                    sha256=self.checksum(name) if lookup else None,
                 )
                 for name in names
             ]
@@ -86,6 +97,7 @@ class FakeS3:
     ranges: bool = True
     content_range: Callable[[int, int, int], str] = lambda a, b, n: f"bytes {a}-{b}/{n}"
     during: Callable[[], None] = lambda: None  # called with each answer, before its bytes
+    checksums: bool = True  # does a whole GET's answer carry the stored checksum?
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fetch(
@@ -113,7 +125,8 @@ class FakeS3:
             if wanted not in (None, 200):
                 return Response(200, {}, b"")
             sink(data)
-            return Response(200, {}, b"")
+            said = {"x-amz-checksum-sha256": self.backend.checksum(name)} if self.checksums else {}
+            return Response(200, {"etag": f'"{self.backend.etag(name)}"'} | said, b"")
         first, last = int(asked[1]), int(asked[2])
         for at in range(first, last + 1, 1024 * 1024):
             sink(data[at : min(at + 1024 * 1024, last + 1)])
@@ -229,8 +242,8 @@ def test_a_store_that_ignores_ranges_gets_the_file_fetched_whole(tmp_path: Path)
     report = pull(backend, s3, tmp_path)
     assert outcomes(report)["big.bin"][0] == "uploaded"
     assert (tmp_path / "big.bin").read_bytes() == BIG
-    assert "s3://big.bin#1" not in s3.asked  # no range was asked for without Range
-    assert any(url.startswith("s3://big.bin") and " " not in url for url in s3.asked)
+    whole = [url for url in s3.asked if url.startswith("s3://big.bin") and " " not in url]
+    assert len(whole) == 1  # after the ranges were answered with the whole object
 
 
 def test_another_range_than_asked_for_is_refused(tmp_path: Path) -> None:
@@ -293,3 +306,25 @@ def test_a_store_that_stopped_answering_fails_the_rest_at_once(tmp_path: Path) -
     assert sum("stopped answering" in error for error in errors) >= 20
     assert len(asked) <= 6 * 5  # the files tried before it was known, each 5 attempts
     assert list(tmp_path.glob("*f*")) == []
+
+
+def test_small_files_are_signed_without_a_head_and_checked_by_the_gets_answer(
+    tmp_path: Path,
+) -> None:
+    backend = FakeBackend()
+    backend.stored["a.txt"] = b"ALPHA\n" * 100  # changed in the store, same size
+    report = pull(backend, FakeS3(backend), tmp_path)
+    assert backend.looked_up == []  # no HEAD: the GETs said what is stored
+    assert outcomes(report)["b/c.txt"] == ("uploaded", 1, None)
+    assert "checksum_mismatch" in (outcomes(report)["a.txt"][2] or "")
+    assert {f.file_name: f.sha256 for f in report.files}["b/c.txt"] == sha(DATA["b/c.txt"])
+
+
+def test_a_store_that_names_no_checksum_on_a_get_is_asked_through_the_backend(
+    tmp_path: Path,
+) -> None:
+    backend = FakeBackend()
+    report = pull(backend, FakeS3(backend, checksums=False), tmp_path)
+    assert sorted(backend.looked_up) == ["a.txt", "b/c.txt"]  # after each GET, once
+    assert report.count("uploaded") == 2
+    assert (tmp_path / "a.txt").read_bytes() == DATA["a.txt"]
