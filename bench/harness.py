@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 
@@ -30,7 +29,6 @@ from s3sign.children import die_with_parent
 from s3sign.local.seaweed import LocalS3, free_ports
 
 SECRET = "bench-secret-" + "s" * 32
-PIDS: dict[str, int] = {}  # backend URL -> its process, for io_bytes
 
 
 def clean_environment() -> dict[str, str]:
@@ -134,11 +132,9 @@ def backend(store: LocalS3, **settings: str) -> Iterator[str]:
             process.kill()
             raise RuntimeError("s3sign serve did not start")
         time.sleep(0.1)
-    PIDS[url] = process.pid
     try:
         yield url
     finally:
-        PIDS.pop(url, None)
         process.send_signal(signal.SIGTERM)
         process.wait(20)
 
@@ -147,12 +143,3 @@ def metric(url: str, name: str) -> int:
     """A counter from the backend's ``/metrics``."""
     text = requests.get(f"{url}/metrics", timeout=10).text
     return int(text.split(f"\n{name} ")[1].split()[0])
-
-
-def io_bytes(url: str) -> int:
-    """Every byte the backend at ``url`` has read and written so far (its sockets and files
-    alike: /proc/PID/io's rchar + wchar), to show that artifacts' bytes do not pass it."""
-    fields = dict(
-        line.split(": ") for line in Path(f"/proc/{PIDS[url]}/io").read_text().splitlines()
-    )
-    return int(fields["rchar"]) + int(fields["wchar"])

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import SECRET, backend, io_bytes, store_environment
+from harness import SECRET, backend, metric, store_environment
 from push_bench import Case, measure_together, share, small_files, table, tool
 
 from s3sign.local.seaweed import LocalS3
@@ -91,9 +91,9 @@ def main() -> int:
                 summary[title] = {case.name: case.median for case in cases if not case.error}
                 summary[f"{title}, s3sign's share"] = shares
 
-                before = io_bytes(url)
+                before = traffic(url)
                 big_cases = measure_together(tools.all_of("big", curl=True), env, big_runs)
-                moved = io_bytes(url) - before
+                moved = traffic(url) - before
                 label = f"{big_size // MiB} MiB file"
                 table(f"2. One {label}", big_cases, "s3sign pull", big_size)
                 summary[f"one {label} (MiB/s)"] = {
@@ -113,9 +113,9 @@ def main() -> int:
             )
             pulled = big_size * len(ours.walls)
             print(
-                f"- the backend's own I/O (bytes read and written, sockets and files) while "
-                f"s3sign pull fetched the big file {len(ours.walls)} times: {moved:,}, for "
-                f"{pulled:,} bytes downloaded ({100 * moved / pulled:.4f}%)"
+                f"- the backend's request and answer bodies while s3sign pull fetched the big "
+                f"file {len(ours.walls)} times: {moved:,} bytes, for {pulled:,} bytes "
+                f"downloaded ({100 * moved / pulled:.5f}%)"
             )
             summary["pull memory (MiB) and backend share (%)"] = {
                 "pull peak RSS, big file": ours.peak_kib / 1024,
@@ -135,6 +135,12 @@ def big_file(folder: Path, size: int) -> Path:
         for _ in range(size // MiB):
             handle.write(os.urandom(MiB))
     return folder
+
+
+def traffic(url: str) -> int:
+    """The bytes of the backend's request and answer bodies so far (``/metrics``)."""
+    names = ("s3sign_request_body_bytes_total", "s3sign_response_body_bytes_total")
+    return sum(metric(url, name) for name in names)
 
 
 def named(cases: list[Case], name: str) -> Case:

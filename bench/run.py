@@ -2,7 +2,7 @@
 
     pip install '.[bench]' && python bench/run.py [--quick] [--million] [--out FILE]
 
-Runs sign_bench.py, serve_bench.py, push_bench.py and memory_bench.py one after the other
+Runs sign_bench.py, serve_bench.py, push_bench.py, pull_bench.py and memory_bench.py in turn
 (each starts its own SeaweedFS and s3sign serve on free 127.0.0.1 ports and
 measures s3sign and its peers in the same run), keeps their tables as they
 printed them, adds the targets from the issues with the measured value next
@@ -19,6 +19,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def targets(figures: Figures) -> list[tuple[str, str, str]]:
             row(f"{name} ≤ 100 MiB", value, value <= 100, f"{value:.0f} MiB")
         else:
             row("backend receives < 0.01% of the bytes", value, value < 0.01, f"{value:.5f}%")
+    pull_rows(figures, row)
     by_count = figures.get("memory", {})
     for case in ("100000 files", "1000000 files"):
         if case in by_count:
@@ -121,6 +123,26 @@ def targets(figures: Figures) -> list[tuple[str, str, str]]:
             f"{health['p99_ms']:.0f} ms (p50 {health['p50_ms']:.0f} ms)",
         )
     return rows
+
+
+def pull_rows(figures: Figures, row: Callable[[str, float | None, bool, str], None]) -> None:
+    """The targets of `s3sign pull` (issue 16)."""
+    pulled = figures.get("pull", {})
+    small = pulled.get("1,000 × 4 KiB files, s3sign's share", {})
+    for peer, bound in (("s5cmd cp", 1.0), ("aws s3 cp --recursive", 0.33)):
+        value = small.get(peer)
+        text = f"{value:.2f}×" if value is not None else ""
+        row(f"pull 1,000 × 4 KiB files ≤ {bound}× `{peer}`", value, (value or 99) <= bound, text)
+    big = next((k for k in pulled if k.endswith("throughput over curl's")), None)
+    value = pulled[big]["ratio"] if big else None
+    text = f"{value:.2f}×" if value is not None else ""
+    row("pull one big file ≥ 0.9× `curl -o`", value, (value or 0) >= 0.9, text)
+    for name, figure in pulled.get("pull memory (MiB) and backend share (%)", {}).items():
+        if name.startswith("pull peak RSS"):
+            row(f"{name} ≤ 100 MiB", figure, figure <= 100, f"{figure:.0f} MiB")
+        else:
+            text = f"{figure:.5f}% of the bytes (its request and answer bodies)"
+            row("pull: the backend never sees an artifact's bytes", figure, figure < 0.01, text)
 
 
 # Why a target is missed, for the doc, next to the figure (see the issues' notes for more).
@@ -227,7 +249,8 @@ def main() -> int:
     sections: list[str] = []
     figures: Figures = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for name in ("sign_bench.py", "serve_bench.py", "push_bench.py", "memory_bench.py"):
+        scripts = ("sign_bench.py", "serve_bench.py", "push_bench.py", "pull_bench.py")
+        for name in (*scripts, "memory_bench.py"):
             print(f"running {name} ...", file=sys.stderr, flush=True)
             extra = ["--million"] if args.million and name == "memory_bench.py" else []
             text, found = run_script(name, args.quick, Path(scratch) / f"{name}.json", *extra)

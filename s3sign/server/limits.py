@@ -94,7 +94,8 @@ def error(status: int, code: str, message: str, close: bool = False) -> JSONResp
 
 class RequestLimits:
     """ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed), 408 for
-    one that does not arrive within ``timeout`` seconds; counts requests and body bytes."""
+    one that does not arrive within ``timeout`` seconds; counts requests and the bytes of
+    their bodies and of the answers' (artifacts never pass here: the counts show it)."""
 
     def __init__(self, app: ASGIApp, limit: int, timeout: float, counters: Any) -> None:
         self.app, self.limit, self.timeout, self.counters = app, limit, timeout, counters
@@ -127,9 +128,14 @@ class RequestLimits:
                     raise _TooLarge
             return message
 
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                self.counters.add(answer_bytes=len(message.get("body", b"")))
+            await send(message)
+
         # The rest of the body is not read: the connection cannot carry another request.
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, counted)
         except _TooLarge:
             await error(413, "body_too_large", too_large, close=True)(scope, receive, send)
         except _TooSlow:

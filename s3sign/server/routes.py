@@ -72,17 +72,20 @@ class Cached:
 
 
 class Counters:
-    """Requests and request-body bytes this process received (``/metrics``)."""
+    """Requests this process received, and the bytes of their bodies and of its answers'
+    (``/metrics``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests = 0
         self.body_bytes = 0
+        self.answer_bytes = 0
 
-    def add(self, requests: int = 0, body_bytes: int = 0) -> None:
+    def add(self, requests: int = 0, body_bytes: int = 0, answer_bytes: int = 0) -> None:
         with self._lock:
             self.requests += requests
             self.body_bytes += body_bytes
+            self.answer_bytes += answer_bytes
 
 
 def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise) -> APIRouter:
@@ -289,6 +292,8 @@ def service_routes(signer: UploadSigner, settings: Settings, counters: Counters)
             f"s3sign_requests_total {counters.requests}\n"
             "# TYPE s3sign_request_body_bytes_total counter\n"
             f"s3sign_request_body_bytes_total {counters.body_bytes}\n"
+            "# TYPE s3sign_response_body_bytes_total counter\n"
+            f"s3sign_response_body_bytes_total {counters.answer_bytes}\n"
         )
 
     return router

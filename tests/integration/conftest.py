@@ -78,8 +78,11 @@ class Backend:
         return requests.post(f"{self.url}{path}", json=body, headers=headers, timeout=60)
 
     def body_bytes_received(self) -> int:
+        return self.metric("s3sign_request_body_bytes_total")
+
+    def metric(self, name: str) -> int:
         text = requests.get(f"{self.url}/metrics", timeout=10).text
-        return int(text.split("\ns3sign_request_body_bytes_total ")[1].split()[0])
+        return int(text.split(f"\n{name} ")[1].split()[0])
 
 
 @contextmanager
