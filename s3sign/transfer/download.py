@@ -35,9 +35,8 @@ from s3sign.s3limits import MiB, plan_parts
 from s3sign.s3xml import s3_error
 from s3sign.transfer.backend import BackendClient
 from s3sign.transfer.landing import Landing, Landings, Stopped
-from s3sign.transfer.pool import WorkerPool
+from s3sign.transfer.pool import StoreHealth, WorkerPool
 from s3sign.transfer.report import FileOutcome, Reporter
-from s3sign.transfer.upload import StoreHealth
 
 CHECKSUM_MISMATCH = "checksum_mismatch"
 REPLACED = "the object was replaced in the store while it was being pulled"

@@ -1,7 +1,8 @@
-"""The worker pool that moves bytes, and waiting that Ctrl-C can cut short.
+"""The worker pool that moves bytes, waiting that Ctrl-C can cut short, and the store's
+health as the transfers on the pool find it.
 
 One pool of daemon threads does every upload (whole files and parts alike), so that
-``--concurrency`` bounds the connections in flight whatever the mix; ``pull`` shares it.
+``--concurrency`` bounds the connections in flight whatever the mix; ``pull`` has one too.
 """
 
 from __future__ import annotations
@@ -73,3 +74,25 @@ def batches(items: Iterable[T], size: int, first: int | None = None) -> Iterator
     while batch := list(itertools.islice(source, length)):
         yield batch
         length = min(size, 4 * length)
+
+
+class StoreHealth:
+    """Is S3 answering at all? Shared by every transfer of one push or pull (a circuit
+    breaker)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.down = False
+        self.successes = 0  # uploads (files or parts) S3 took: is it up for the others?
+        self._unanswered = 0  # files in a row that failed without any answer from S3
+        self._limit = max(4, concurrency)
+        self._lock = threading.Lock()
+
+    def answered(self) -> None:
+        self._unanswered = 0
+        self.successes += 1  # unlocked: an increment lost to a race changes nothing
+
+    def unanswered(self) -> None:
+        with self._lock:
+            self._unanswered += 1
+            if self._unanswered >= self._limit:
+                self.down = True

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from s3sign.transfer.jobs import (
     Signed,
     check_unchanged,
 )
+from s3sign.transfer.pool import StoreHealth
 from s3sign.transfer.report import Reporter
 
 if TYPE_CHECKING:
@@ -60,27 +60,6 @@ class Learned:
     part_size: int | None = None
     key_prefix: str | None = None
     store: StoreChecks | None = None  # what the store enforces, as the backend says
-
-
-class StoreHealth:
-    """Is S3 answering at all? Shared by every upload of one push (a circuit breaker)."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.down = False
-        self.successes = 0  # uploads (files or parts) S3 took: is it up for the others?
-        self._unanswered = 0  # files in a row that failed without any answer from S3
-        self._limit = max(4, concurrency)
-        self._lock = threading.Lock()
-
-    def answered(self) -> None:
-        self._unanswered = 0
-        self.successes += 1  # unlocked: an increment lost to a race changes nothing
-
-    def unanswered(self) -> None:
-        with self._lock:
-            self._unanswered += 1
-            if self._unanswered >= self._limit:
-                self.down = True
 
 
 class Uploader:
