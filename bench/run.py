@@ -160,6 +160,25 @@ WHY = {
         "in ~10 ms; SeaweedFS spends ~1.3 s of CPU on the 1,000 PUTs on the same 2 cores, so "
         "the race is decided by CPU. The gap closes as the files grow in number (1b)."
     ),
+    "pull 1,000": (
+        "s3sign pull spends about as much CPU as s5cmd on the 1,000 files (user+sys ~0.7 s "
+        "each, measured with getrusage), but Python runs its per-file work (~0.5 ms: the "
+        "request, the answer, the checks, the temporary file and its rename) under one "
+        "lock, where s5cmd's goroutines use both cores; add ~0.12 s to start Python and "
+        "typer. A GET takes ~2.5 ms here, so 8 workers wait on the interpreter, not on the "
+        "store. What was cut to get here from 2.05×: no HEAD per file (the GET's own "
+        "answer carries the stored checksum), no fsync per file (~0.5 ms each), a first "
+        "batch of 32 names so that fetching starts at once, and bodies read into one "
+        "reused buffer."
+    ),
+    "pull one big file": (
+        "every byte is checked: its SHA-256 is taken as it arrives (~0.55 s of CPU per "
+        "GiB here, on top of the kernel's copy), which curl -o and s5cmd cp do not do, "
+        "and SeaweedFS needs most of the 2 cores to serve the GET, so the hashing takes "
+        "CPU from the store. The ranges run on several connections, which pays where one "
+        "stream is the bound (S3 over a network), not on one loopback. Run to run, the "
+        "figures spread widely (see the min-max column)."
+    ),
     "one big file, multipart": (
         "SeaweedFS on 2 cores is CPU-bound: it uses ~1.8 cores for one curl stream (about "
         "12 ms of CPU per MiB), so parallel parts cannot go faster than one stream here, and "

@@ -133,6 +133,11 @@ class Downloader:
         except Stopped:
             download.done.set_result(None)
             return
+        except OSError as exc:  # a local problem (a full disk, no permission): not retried
+            download.outcome.error = _cannot_write(download.final, exc)
+            self._record(download.outcome)
+            download.done.set_result(None)
+            return
         self.reporter.file_started(download.outcome.file_name, download.size)
         for index in range(1, len(download.ranges)):
             self._pool.submit(partial(self._guarded, download, index))
@@ -159,9 +164,7 @@ class Downloader:
 
     def _range(self, download: Download, index: int) -> None:
         try:
-            attempts = self._fetch_range(download, index)
-            with download.lock:
-                download.outcome.attempts = max(download.outcome.attempts, attempts)
+            self._fetch_range(download, index)
         except (Fatal, Stopped) as exc:
             with download.lock:
                 download.stopped = download.stopped or isinstance(exc, Stopped)
@@ -190,6 +193,8 @@ class Downloader:
                 outcome.error = download.error
         except Fatal as exc:
             outcome.error = str(exc)
+        except OSError as exc:
+            outcome.error = _cannot_write(download.final, exc)
         except Stopped:
             download.stopped = True
         finally:
@@ -212,18 +217,20 @@ class Downloader:
                 check.update(block)
         check.verify()
 
-    def _fetch_range(self, download: Download, index: int) -> int:
-        """Fetch range ``index`` with retries: the attempts it took."""
+    def _fetch_range(self, download: Download, index: int) -> None:
+        """Fetch range ``index`` with retries (the file's attempts: its range's most)."""
         name = download.outcome.file_name
         for attempt in range(1, self.attempts + 1):
             if self.health.down:
                 raise Fatal(STORE_DOWN)
             if download.error is not None:
                 raise Fatal(download.error)  # another range failed the file: stop here
+            with download.lock:
+                download.outcome.attempts = max(download.outcome.attempts, attempt)
             try:
                 self._get(download, index)
                 self.health.answered()
-                return attempt
+                return
             except _Again as exc:
                 if attempt == self.attempts:
                     if exc.network:
@@ -285,7 +292,10 @@ class Downloader:
                 raise Stopped
             if received + len(block) > length:
                 raise Fatal(f"S3 sent more than the {length:,} bytes expected ({REPLACED}?)")
-            landing.write(offset + received, block)
+            try:
+                landing.write(offset + received, block)
+            except OSError as exc:
+                raise Fatal(_cannot_write(download.final, exc)) from None
             hasher.update(block)
             received += len(block)
             self.reporter.advanced(name, len(block))
@@ -327,6 +337,10 @@ def _refusal(status: int, body: bytes, ranged: bool) -> Exception:
     if status in RETRY_STATUSES or "expired" in message.lower():
         return _Again(f"S3 answered {status} {code}".rstrip())
     return Fatal(f"S3 refused the download: {status} {code}".rstrip())
+
+
+def _cannot_write(final: Path, exc: OSError) -> str:
+    return f"cannot write it here ({final.parent}): {exc.strerror or exc}"
 
 
 def _covers(content_range: str, offset: int, length: int) -> bool:

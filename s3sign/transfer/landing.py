@@ -113,8 +113,12 @@ class Landing:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         self._fd = os.open(self.partial, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
         self._done = False
-        if size:
-            os.ftruncate(self._fd, size)
+        try:
+            if size:
+                os.ftruncate(self._fd, size)  # the room it needs, or an error now (EFBIG)
+        except OSError:
+            self.discard()
+            raise
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data)

@@ -90,9 +90,10 @@ class Puller:
                 in_flight = [future for future in in_flight if not _finished(future)]
             for future in in_flight:
                 wait_for(future)
-        except (S3SignError, KeyboardInterrupt) as exc:
-            report.notices.append(f"stopped: {stop_reason(exc)}")
-            self._stop(in_flight)
+        except BaseException as exc:
+            if isinstance(exc, S3SignError | KeyboardInterrupt):
+                report.notices.append(f"stopped: {stop_reason(exc)}")
+            self._stop(in_flight)  # whatever stopped it: nothing is left half written
             raise
         finally:
             report.seconds = time.monotonic() - started

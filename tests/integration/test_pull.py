@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -146,6 +147,36 @@ def test_files_from_takes_names_as_written_and_each_must_be_there(
         "logs/deep/b c.log",
     ]
     assert (back / "logs/deep/b c.log").read_bytes() == contents["logs/deep/b c.log"]
+
+
+def test_a_file_too_big_to_write_here_fails_alone_and_leaves_nothing(
+    small_parts: Backend, pushed: tuple[str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    """Writing is refused past 1 MiB (RLIMIT_FSIZE, as a full disk or a quota would): the
+    12 MiB file fails with the reason and no partial file, the others arrive, exit 1."""
+    run, contents = pushed
+
+    def limited() -> None:  # pragma: no cover - runs in the child before exec
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MiB, MiB))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "s3sign", "pull", run, "-o", "back"],
+        cwd=tmp_path,
+        env=reader_env(small_parts, run),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "big.bin" in done.stderr
+    assert "File too large" in done.stderr
+    back = tmp_path / "back"
+    assert not (back / "big.bin").exists()
+    assert (back / "a.txt").read_bytes() == contents["a.txt"]
+    assert [p.name for p in back.rglob("*") if "partial" in p.name] == []
 
 
 def test_an_object_changed_in_the_store_is_refused_and_the_rest_arrive(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import _thread
 import base64
+import errno
 import hashlib
 import os
 import re
@@ -25,6 +26,7 @@ from s3sign.http.connections import Connections
 from s3sign.http.wire import Response
 from s3sign.protocol import DownloadResult, DownloadsResponse, SignedUpload, StoredFile
 from s3sign.transfer.backend import BackendClient
+from s3sign.transfer.landing import Landing
 from s3sign.transfer.pull import Puller, PullOptions
 from s3sign.transfer.report import PushReport, SilentReporter
 
@@ -328,3 +330,27 @@ def test_a_store_that_names_no_checksum_on_a_get_is_asked_through_the_backend(
     assert sorted(backend.looked_up) == ["a.txt", "b/c.txt"]  # after each GET, once
     assert report.count("uploaded") == 2
     assert (tmp_path / "a.txt").read_bytes() == DATA["a.txt"]
+
+
+def test_a_file_that_cannot_be_written_fails_at_once_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk is not the store's fault: the file fails with the reason, once (no
+    retries, no "the store stopped answering"), and the others still come."""
+    backend = FakeBackend()
+    s3 = FakeS3(backend)
+    real = Landing.write
+
+    def full(self: Landing, offset: int, data: Any) -> None:
+        if self.final.name == "a.txt":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(self, offset, data)
+
+    monkeypatch.setattr(Landing, "write", full)
+    report = pull(backend, s3, tmp_path)
+    status, attempts, error = outcomes(report)["a.txt"]
+    assert (status, attempts) == ("failed", 1)
+    assert "No space left on device" in (error or "")
+    assert len([url for url in s3.asked if "a.txt" in url]) == 1
+    assert outcomes(report)["b/c.txt"][0] == "uploaded"
+    assert leftovers(tmp_path) == []
