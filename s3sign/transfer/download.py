@@ -272,15 +272,22 @@ class Downloader:
         download.check.stored, download.check.etag = sha256, etag
         download.outcome.sha256, download.outcome.etag = sha256, etag
 
-    def _get(self, download: Download, index: int) -> None:
-        offset, length = download.ranges[index]
-        ranged = len(download.ranges) > 1
+    def _headers(self, download: Download, index: int) -> dict[str, str]:
+        """The GET's headers: the signed ones, and for a range, its bounds and the ETag it
+        must still have."""
         headers = dict(download.answer.download.headers) if download.answer.download else {}
-        if ranged:
+        if len(download.ranges) > 1:
+            offset, length = download.ranges[index]
             headers["Range"] = f"bytes={offset}-{offset + length - 1}"
             if download.answer.etag:
                 headers["If-Match"] = f'"{download.answer.etag.strip(chr(34))}"'
-        else:  # checked as it comes: from the start at each attempt
+        return headers
+
+    def _get(self, download: Download, index: int) -> None:
+        offset, length = download.ranges[index]
+        ranged = len(download.ranges) > 1
+        headers = self._headers(download, index)
+        if not ranged:  # checked as it comes: from the start at each attempt
             download.check = Check(download.size, download.answer, self.store)
         hasher = download.check or hashlib.sha256()
         landing, name, received = download.landing, download.outcome.file_name, 0
@@ -321,7 +328,11 @@ class Downloader:
             assert not isinstance(hasher, Check)
             download.digests[index] = base64.b64encode(hasher.digest()).decode()
         elif not download.told:
-            self._learn(download, response.headers)
+            try:
+                self._learn(download, response.headers)
+            except _Again:
+                self.reporter.advanced(name, -received)
+                raise
 
 
 _NO_RANGES = "the store answered a range with the whole object"
@@ -334,6 +345,8 @@ def _refusal(status: int, body: bytes, ranged: bool) -> Exception:
     code, message = s3_error(body) or ("", "")
     if status == 412:
         return Fatal(REPLACED)
+    if status == 404:
+        return Fatal("not_found: it was deleted from the store since it was listed")
     if status in RETRY_STATUSES or "expired" in message.lower():
         return _Again(f"S3 answered {status} {code}".rstrip())
     return Fatal(f"S3 refused the download: {status} {code}".rstrip())

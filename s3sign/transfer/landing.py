@@ -117,7 +117,8 @@ class Landing:
             if size:
                 os.ftruncate(self._fd, size)  # the room it needs, or an error now (EFBIG)
         except OSError:
-            self.discard()
+            os.close(self._fd)  # not yet among its owner's files: removed here
+            self.partial.unlink(missing_ok=True)
             raise
 
     def write(self, offset: int, data: bytes | memoryview) -> None:

@@ -3,12 +3,14 @@ partial file at a final name."""
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from s3sign.transfer.landing import PARTIAL, Landing, UnsafeName, destination
+from s3sign.transfer.landing import PARTIAL, Landing, Landings, Stopped, UnsafeName, destination
 
 
 @pytest.mark.parametrize(
@@ -119,3 +121,49 @@ def test_downloads_landing_in_one_new_folder_at_once_all_land(tmp_path: Path) ->
         import shutil
 
         shutil.rmtree(tmp_path / "a")
+
+
+def test_a_file_that_cannot_have_its_size_leaves_nothing_and_the_pull_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EFBIG (a file-size limit) or ENOSPC when the room is taken: an error, no temporary
+    file, and the pull's other files can still open (it once held the pull's lock)."""
+    landings, root = Landings(), tmp_path / "out"
+    root.mkdir()
+    real = os.ftruncate
+
+    def too_big(fd: int, size: int) -> None:
+        if size > 100:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+        real(fd, size)
+
+    monkeypatch.setattr(os, "ftruncate", too_big)
+    opened: list[object] = []
+
+    def both() -> None:
+        with pytest.raises(OSError, match="File too large"):
+            landings.open(root / "big.bin", 1000)
+        opened.append(landings.open(root / "small.bin", 10))
+
+    worker = threading.Thread(target=both, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "a failed open kept the lock"
+    assert len(opened) == 1
+    [left] = root.iterdir()  # the small file's, open
+    assert left.name.startswith(".small.bin.")
+
+
+def test_after_stop_nothing_opens_or_lands_and_partials_are_gone(tmp_path: Path) -> None:
+    landings, root = Landings(), tmp_path / "out"
+    root.mkdir()
+    landing = landings.open(root / "a.txt", 3)
+    landing.write(0, b"abc")
+    landings.stop()
+    assert list(root.iterdir()) == []
+    with pytest.raises(Stopped):
+        landing.commit()
+    with pytest.raises(Stopped):
+        landings.open(root / "b.txt", 1)
+    landing.discard()
+    assert list(root.iterdir()) == []
