@@ -13,6 +13,7 @@ the figure includes that launcher (about 10 MiB).
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -79,9 +80,19 @@ def measure_process(argv: Sequence[str], env: Mapping[str, str]) -> Measured:
     return Measured(wall, peak, code, done.stderr.decode(errors="replace").strip()[-300:])
 
 
+def machine() -> str:
+    """This machine, for a benchmark's heading."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
 def store_environment(store: LocalS3) -> dict[str, str]:
     """``clean_environment()`` with the store's credentials and region (for the AWS CLI,
-    s5cmd, rclone and the backend), and no instance-metadata calls."""
+    s5cmd and the backend), rclone's remote ``bench:`` for it, and no instance-metadata
+    calls."""
     env = clean_environment()
     env.update(
         AWS_ACCESS_KEY_ID=store.credentials.access_key,
@@ -89,6 +100,12 @@ def store_environment(store: LocalS3) -> dict[str, str]:
         AWS_REGION=store.region,
         AWS_DEFAULT_REGION=store.region,
         AWS_EC2_METADATA_DISABLED="true",
+        RCLONE_CONFIG_BENCH_TYPE="s3",
+        RCLONE_CONFIG_BENCH_PROVIDER="Other",
+        RCLONE_CONFIG_BENCH_ENDPOINT=store.endpoint_url,
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=store.credentials.access_key,
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=store.credentials.secret_key,
+        RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
     )
     return env
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import SECRET, backend, metric, store_environment
+from harness import SECRET, backend, machine, metric, store_environment
 from push_bench import Case, measure_together, share, small_files, table, tool
 
 from s3sign.local.seaweed import LocalS3
@@ -56,26 +55,13 @@ def main() -> int:
     many = 2000 if args.quick else 10_000
     summary: dict[str, dict[str, float]] = {}
     print(f"# s3sign pull benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(
-        f"machine: {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"{platform.machine()}, Python {platform.python_version()}; one local SeaweedFS "
-        "shares the cores"
-    )
+    print(f"machine: {machine()}; one local SeaweedFS shares the cores")
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         store = LocalS3(scratch / "store", bucket="bench")
         store.start()
         try:
             env = store_environment(store)
-            env.update(
-                RCLONE_CONFIG_BENCH_TYPE="s3",
-                RCLONE_CONFIG_BENCH_PROVIDER="Other",
-                RCLONE_CONFIG_BENCH_ENDPOINT=store.endpoint_url,
-                RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=store.credentials.access_key,
-                RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=store.credentials.secret_key,
-                RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
-            )
             with backend(store) as url:
                 tools = Tools(store.endpoint_url, url, scratch / "out", env)
                 sources = {

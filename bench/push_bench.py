@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,7 +38,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from harness import SECRET, backend, measure_process, metric, store_environment
+from harness import SECRET, backend, machine, measure_process, metric, store_environment
 
 from s3sign.local.seaweed import LocalS3
 from s3sign.server.tokens import mint_token
@@ -166,12 +165,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
     summary: dict[str, dict[str, float]] = {}
 
     print(f"# s3sign push benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(
-        f"machine: {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"{platform.machine()}, Python {platform.python_version()}; one local SeaweedFS "
-        "shares the cores"
-    )
+    print(f"machine: {machine()}; one local SeaweedFS shares the cores")
 
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
@@ -179,16 +173,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
         store.start()
         try:
             env = store_environment(store)
-            env.update(
-                S3SIGN_SERVER_SECRET=SECRET,
-                # rclone's remote "bench:", from the environment
-                RCLONE_CONFIG_BENCH_TYPE="s3",
-                RCLONE_CONFIG_BENCH_PROVIDER="Other",
-                RCLONE_CONFIG_BENCH_ENDPOINT=store.endpoint_url,
-                RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=store.credentials.access_key,
-                RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=store.credentials.secret_key,
-                RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
-            )
+            env["S3SIGN_SERVER_SECRET"] = SECRET
             peers = Peers(store.endpoint_url, tool("s5cmd"), tool("aws"), tool("rclone"))
             s3sign, curl = tool("s3sign"), tool("curl")
 

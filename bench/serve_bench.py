@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import SECRET, backend
+from harness import SECRET, backend, machine
 
 from s3sign.local.seaweed import LocalS3
 
@@ -164,12 +162,7 @@ def main() -> int:
         health = asyncio.run(healthz_under_load(port, token, 200, 1000, seconds))
 
     print(f"# s3sign serve load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(
-        f"machine: {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"{platform.machine()}, Python {platform.python_version()}; "
-        "server, clients and SeaweedFS share these cores\n"
-    )
+    print(f"machine: {machine()}; server, clients and SeaweedFS share these cores\n")
     print(f"{args.files} files per request, {seconds:.0f} s per row, 1 worker\n")
     print("| clients | requests/s | signed URLs/s | p50 | p99 | errors |")
     print("|---|---|---|---|---|---|")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -31,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
-from harness import clean_environment, measure_process
+from harness import clean_environment, machine, measure_process
 
 from s3sign.credentials import Credentials
 from s3sign.signing.presign import Presigner, SignRequest
@@ -112,11 +111,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
     runs = 3 if args.quick else 9
 
     print(f"# s3sign sign benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(
-        f"machine: {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"{platform.machine()}, Python {platform.python_version()}\n"
-    )
+    print(f"machine: {machine()}\n")
 
     s3sign = _bin("s3sign")
     aws = _bin("aws")
