@@ -55,9 +55,7 @@ def main() -> int:
     print("|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        store = LocalS3(scratch / "store", bucket="bench")
-        store.start()
-        try:
+        with LocalS3(scratch / "store", bucket="bench") as store:
             env = store_environment(store)
             with backend(store) as url:
                 for count in sizes:
@@ -119,8 +117,6 @@ def main() -> int:
                             else {}
                         ),
                     }
-        finally:
-            store.stop()
     peaks = [(int(k.split()[0]), v["s3sign peak MiB"]) for k, v in figures.items()]
     if len(peaks) >= 2:
         (small, low), (large, high) = peaks[0], peaks[-1]

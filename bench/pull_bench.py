@@ -58,9 +58,7 @@ def main() -> int:
     print(f"machine: {machine()}; one local SeaweedFS shares the cores")
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        store = LocalS3(scratch / "store", bucket="bench")
-        store.start()
-        try:
+        with LocalS3(scratch / "store", bucket="bench") as store:
             env = store_environment(store)
             with backend(store) as url:
                 tools = Tools(store.endpoint_url, url, scratch / "out", env)
@@ -109,8 +107,6 @@ def main() -> int:
                 f"pull peak RSS, {many:,} files": many_case.peak_kib / 1024,
                 "backend share of bytes": 100 * moved / pulled,
             }
-        finally:
-            store.stop()
     if args.summary:
         args.summary.write_text(json.dumps({"pull": summary}))
     return 0

@@ -169,9 +169,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
 
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
-        store = LocalS3(scratch / "store", bucket="bench")
-        store.start()
-        try:
+        with LocalS3(scratch / "store", bucket="bench") as store:
             env = store_environment(store)
             env["S3SIGN_SERVER_SECRET"] = SECRET
             peers = Peers(store.endpoint_url, tool("s5cmd"), tool("aws"), tool("rclone"))
@@ -319,8 +317,6 @@ def main() -> int:  # noqa: PLR0915 - one linear script of cases
                 "backend share of bytes": byte_share,
             }
             summary["HTTP client CPU per 1,000 PUTs (s)"] = client_cpu(store, 1000)
-        finally:
-            store.stop()
     if args.summary:
         args.summary.write_text(json.dumps({"push": summary}))
     return 0

@@ -60,16 +60,24 @@ def reader_env(backend: Backend, run: str) -> dict[str, str]:
     return env
 
 
-def run_pull(backend: Backend, run: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def as_reader(
+    backend: Backend, run: str, *args: str, cwd: Path | None = None, **more: Any
+) -> subprocess.CompletedProcess[str]:
+    """``s3sign ARGS`` as a job that reads ``run`` back; ``more``: for subprocess.run."""
     return subprocess.run(
-        [sys.executable, "-m", "s3sign", "pull", run, *args],
+        [sys.executable, "-m", "s3sign", *args],
         cwd=cwd,
         env=reader_env(backend, run),
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        **more,
     )
+
+
+def run_pull(backend: Backend, run: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return as_reader(backend, run, "pull", run, *args, cwd=cwd)
 
 
 @pytest.fixture
@@ -122,15 +130,18 @@ def test_files_from_takes_names_as_written_and_each_must_be_there(
 ) -> None:
     run, contents = pushed
     names = "a.txt\nlogs\nmissing.txt\n"
-    done = subprocess.run(
-        [sys.executable, "-m", "s3sign", "pull", run, "--files-from", "-", "-o", "back", "--json"],
-        input=names,
+    done = as_reader(
+        small_parts,
+        run,
+        "pull",
+        run,
+        "--files-from",
+        "-",
+        "-o",
+        "back",
+        "--json",
         cwd=tmp_path,
-        env=reader_env(small_parts, run),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        input=names,
     )
     assert done.returncode == 1, done.stderr
     assert f"missing.txt: not in run {run}" in done.stderr
@@ -160,16 +171,7 @@ def test_a_file_too_big_to_write_here_fails_alone_and_leaves_nothing(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (MiB, MiB))
 
-    done = subprocess.run(
-        [sys.executable, "-m", "s3sign", "pull", run, "-o", "back"],
-        cwd=tmp_path,
-        env=reader_env(small_parts, run),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        preexec_fn=limited,
-    )
+    done = as_reader(small_parts, run, "pull", run, "-o", "back", cwd=tmp_path, preexec_fn=limited)
     assert done.returncode == 1, done.stderr
     assert "big.bin" in done.stderr
     assert "File too large" in done.stderr
@@ -244,14 +246,8 @@ def test_a_tree_at_the_issue_size_round_trips(backend: Backend, tmp_path: Path) 
             handle.write(block)
     env = {"S3SIGN_BACKEND": backend.url, "S3SIGN_TOKEN": backend.token(run)}
     assert push(run, ["."], base=source, env=env | {"HOME": "/"}).status == "success"
-    listed = subprocess.run(
-        [sys.executable, "-m", "s3sign", "ls", run, "--json"],
-        env=reader_env(backend, run),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    listed = as_reader(backend, run, "ls", run, "--json")
+    assert listed.returncode == 0, listed.stderr
     files = {f["fileName"]: f for f in json.loads(listed.stdout)["files"]}
     assert sorted(files) == sorted([*small, "big/150.bin"])
     for name, data in small.items():
