@@ -2,14 +2,25 @@
 
 A developer's own credentials, profiles or config can never leak into a test,
 and the AWS credential chain never reaches for the instance-metadata address.
+Ctrl-C works as at a terminal, also where the tests were started with SIGINT ignored.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A runner may start the tests with SIGINT ignored (a background job of a shell without
+    job control), and an ignored signal stays ignored in every child: the tests of Ctrl-C
+    would then test nothing. Python's own handler here makes it the default in children."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 EXAMPLE_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
