@@ -82,6 +82,7 @@ class Settings:
     max_token_ttl: int = 7 * 86400  # the longest token a backend accepts (and `token` mints)
     link_ttl: int = 30 * 86400  # a stable link's lifetime (`s3sign link`)
     max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
+    seal_cache: int = 5  # seconds a replica trusts "this run is not sealed" before asking again
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
     token: str | None = field(default=None, repr=False)
     server_secret: str | None = field(default=None, repr=False)
@@ -235,6 +236,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_token_ttl": _duration_between(60, 30 * 86400),
     "link_ttl": _duration_between(60, 3650 * 86400),
     "max_link_ttl": _duration_between(60, 3650 * 86400),
+    "seal_cache": _duration_between(1, 60),
 }
 # Never read from the file: a config file is shared, checked in, printed.
 SECRET_KEYS = frozenset({"token", "server_secret"})

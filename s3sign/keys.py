@@ -5,7 +5,8 @@ must match the token; the file name comes from the worker and is the part an
 attacker controls, so it must stay inside the run: relative, no ``..`` or
 empty segment, no backslash, no control characters, at most 1024 bytes of
 UTF-8 for the whole key. Names are normalised to Unicode NFC (macOS writes NFD
-file names), so ``é`` is one key however the worker's file system spelled it.
+file names), so ``é`` is one key however the worker's file system spelled it. Names
+under ``.s3sign/`` are the run's own state (its seal), never a file's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class PolicyError(Exception):
 
 
 RESERVED_RUN_ID = ".s3sign"  # {keyPrefix}/.s3sign/ holds the server's own scratch objects
+RESERVED_FOLDER = ".s3sign"  # {keyPrefix}/{runId}/.s3sign/ holds a run's own state (its seal)
 
 
 def check_run_id(run_id: str) -> None:
@@ -45,6 +47,11 @@ def check_run_id(run_id: str) -> None:
 def run_prefix(key_prefix: str, run_id: str) -> str:
     """Where a run's objects live: ``runs/RUN/``."""
     return f"{key_prefix}/{run_id}/"
+
+
+def seal_key(key_prefix: str, run_id: str) -> str:
+    """The object whose presence closes a run (``s3sign seal``): a name no file can take."""
+    return f"{run_prefix(key_prefix, run_id)}{RESERVED_FOLDER}/sealed"
 
 
 def normal_name(file_name: str) -> str:
@@ -78,6 +85,8 @@ def check_file_name(name: str) -> None:
         raise PolicyError("invalid_name", "the file name is absolute; send it relative")
     if any(segment in ("", ".", "..") for segment in name.split("/")):
         raise PolicyError("invalid_name", "the file name has an empty, '.' or '..' segment")
+    if name.split("/", 1)[0] == RESERVED_FOLDER:
+        raise PolicyError("reserved_name", f"names under {RESERVED_FOLDER}/ are s3sign's own")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

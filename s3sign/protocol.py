@@ -374,3 +374,15 @@ class DownloadResult:
 class DownloadsResponse:
     __pydantic_config__ = WIRE_CONFIG
     files: list[DownloadResult]
+
+
+# --- POST /v1/runs/{runId}/seal --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealResponse:
+    """The run takes no more writes, since ``sealed_at``."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    run_id: str
+    sealed_at: str

@@ -1,4 +1,5 @@
-"""``s3sign token`` and ``s3sign serve`` (also ``--local``, with an embedded store).
+"""``s3sign token``, ``s3sign seal`` and ``s3sign serve`` (also ``--local``, with an
+embedded store).
 
 No ``from __future__ import annotations`` here: Typer reads every parameter's annotation at
 start-up, and string annotations cost it an ``eval`` each.
@@ -19,8 +20,11 @@ from s3sign.cli.options import (
     Quiet,
     RegionOption,
     Verbose,
+    backend_url,
     check_run_id_flag,
     command_state,
+    option,
+    run_token,
 )
 from s3sign.config import Settings
 from s3sign.errors import UsageError
@@ -44,7 +48,7 @@ def token(
     ] = None,
     scope: Annotated[
         str,
-        typer.Option(metavar="SCOPE", help="upload, read, or upload,read."),
+        typer.Option(metavar="SCOPE", help="upload, read, seal, or a list: upload,read."),
     ] = "upload",
     also: Annotated[
         list[str] | None,
@@ -56,7 +60,7 @@ def token(
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Mint a token to upload into a run, or to read runs."""
+    """Mint a token to upload into a run, or to read or seal runs."""
     import json
 
     from s3sign.server.tokens import SCOPES, mint_token, server_secret
@@ -67,7 +71,7 @@ def token(
         check_run_id_flag(run)
     scopes = tuple(part.strip().lower() for part in scope.split(","))
     if not all(part in SCOPES for part in scopes):
-        raise UsageError(f"--scope {scope!r}", hint="give upload, read, or upload,read")
+        raise UsageError(f"--scope {scope!r}", hint="give upload, read, seal, or a list of them")
     if more_runs and "upload" in scopes:
         raise UsageError("--run names more runs to read", hint="add --scope read, or drop --run")
     settings = state.settings({"token_ttl": ttl}, token_ttl="--ttl")  # noqa: S106 - a flag name
@@ -90,6 +94,55 @@ def token(
     else:
         document = {"token": minted, "runId": run_id, "expiresAt": iso_utc(expires_at)}
         state.out(json.dumps(document | {"scope": " ".join(scopes), "runs": [run_id, *more_runs]}))
+
+
+SEAL_TOKEN_TTL = 300  # seconds: a token minted here to seal, used at once
+
+
+def seal(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to close.")],
+    backend: Annotated[str | None, option("URL", "The signing backend (S3SIGN_BACKEND).")] = None,
+    token: Annotated[
+        str | None,
+        option(
+            "TOKEN",
+            "A seal token: 's3sign token RUN --scope seal' (S3SIGN_TOKEN); without one, "
+            "minted here where S3SIGN_SERVER_SECRET is set.",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Close a run: no more writes to it, whatever token is shown."""
+    from s3sign.transfer.backend import BackendClient
+
+    state = command_state(ctx, verbose, quiet)
+    check_run_id_flag(run_id)
+    settings = state.settings({"backend": backend, "token": token})
+    if settings.token:
+        sealing = run_token(settings.token, run_id, scope="seal")
+    elif settings.server_secret:
+        from s3sign.server.tokens import SEAL, mint_token, server_secret
+
+        secret = server_secret(settings.server_secret)
+        sealing = mint_token(run_id, SEAL_TOKEN_TTL, secret, scopes=(SEAL,))[0]
+    else:
+        sealing = run_token(None, run_id, scope="seal")  # the error, with its hint
+    client = BackendClient(
+        backend_url(settings.backend),
+        sealing,
+        read_timeout=settings.stall_timeout,
+        transport=settings.transport,
+    )
+    try:
+        sealed = client.seal(run_id)
+    finally:
+        client.close()
+    state.console.note(
+        f"run {run_id} sealed at {sealed.sealed_at}: no more uploads, overwrites or deletes"
+    )
 
 
 def serve(

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s3sign.config import Settings, load_settings
@@ -36,6 +37,7 @@ from s3sign.server.routes import (
     Authorise,
     Counters,
     read_routes,
+    seal_routes,
     service_routes,
     upload_routes,
     verification_routes,
@@ -43,6 +45,7 @@ from s3sign.server.routes import (
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import (
     READ,
+    SEAL,
     UPLOAD,
     checked_secret,
     server_secret,
@@ -98,21 +101,26 @@ def create_app(
     )
     app.state.counters = counters
 
-    def authoriser(scope: str) -> Authorise:
+    def authoriser(scope: str, writes: bool = False) -> Authorise:
         async def authorise(request: Request, run_id: str) -> None:
             """A dependency: FastAPI runs it before reading the body, so a caller
-            without a valid token learns nothing about what the body should be."""
+            without a valid token learns nothing about what the body should be. For a
+            call that writes, the run must not be sealed (asked of the store on a
+            thread, at most every ``seal_cache`` seconds)."""
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
             bearer = token.strip() if scheme.lower() == "bearer" else None
             verify_token(bearer, secret, run_id, settings.max_token_ttl, scope)
+            if writes and not signer.seals.known_open(run_id):
+                await run_in_threadpool(signer.seals.check_open, run_id)
 
         return authorise
 
     _handle_errors(app)
-    uploading = authoriser(UPLOAD)
-    app.include_router(upload_routes(signer, settings, uploading))
-    app.include_router(verification_routes(signer, uploading))
+    writing = authoriser(UPLOAD, writes=True)
+    app.include_router(upload_routes(signer, settings, writing))
+    app.include_router(verification_routes(signer, authoriser(UPLOAD), writing))
+    app.include_router(seal_routes(signer, authoriser(SEAL)))
 
     def link(token: str, run_id: str, file_name: str) -> None:
         verify_link(token, secret, run_id, file_name, settings.max_link_ttl)

@@ -34,6 +34,7 @@ from s3sign.protocol import (
     FilesPage,
     PartsRequest,
     PartsResponse,
+    SealResponse,
     ServerInfo,
     StatusRequest,
     StatusResponse,
@@ -41,6 +42,7 @@ from s3sign.protocol import (
 from s3sign.server.bodies import answer, at_least_one, body_schema, reply
 from s3sign.server.limits import error
 from s3sign.server.reader import RunReader
+from s3sign.server.rules import check_run
 from s3sign.server.signer import UploadSigner
 from s3sign.version import __version__
 
@@ -130,8 +132,9 @@ def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise
     return router
 
 
-def verification_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter:
-    """Complete, status and abort: the calls that look at (or take back) what was stored."""
+def verification_routes(signer: UploadSigner, authorise: Authorise, writes: Authorise) -> APIRouter:
+    """Complete, status and abort: the calls that look at (or take back) what was stored;
+    ``writes`` authorises those that may change it (complete, abort: not in a sealed run)."""
     router = APIRouter()
     refusals = REFUSALS
 
@@ -140,7 +143,7 @@ def verification_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter
         response_model=CompleteResponse,
         response_model_exclude_none=True,
         responses=refusals,
-        dependencies=[Depends(authorise)],
+        dependencies=[Depends(writes)],
         summary="Complete uploads and verify what was stored",
         openapi_extra=body_schema(CompleteRequest),
     )
@@ -171,12 +174,30 @@ def verification_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter
         "/v1/runs/{run_id}/uploads/abort",
         response_model=AbortResponse,
         responses=refusals,
-        dependencies=[Depends(authorise)],
+        dependencies=[Depends(writes)],
         summary="Abort a multipart upload, or take back a single PUT",
         openapi_extra=body_schema(AbortRequest),
     )
     async def abort(run_id: str, request: Request) -> Response:
         return await answer(request, AbortRequest, partial(signer.abort, run_id))
+
+    return router
+
+
+def seal_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter:
+    """Seal a run: from then on no replica signs a write for it (a token with scope seal)."""
+    router = APIRouter()
+
+    @router.post(
+        "/v1/runs/{run_id}/seal",
+        response_model=SealResponse,
+        responses=REFUSALS,
+        dependencies=[Depends(authorise)],
+        summary="Close a run: no more uploads, overwrites or deletes, whatever token is shown",
+    )
+    async def seal(run_id: str) -> Response:
+        check_run(run_id)
+        return reply(SealResponse(run_id, await run_in_threadpool(signer.seals.seal, run_id)))
 
     return router
 

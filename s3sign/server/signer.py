@@ -44,6 +44,7 @@ from s3sign.server import rules
 from s3sign.server.handles import UploadHandles
 from s3sign.server.pool import StorePool, one
 from s3sign.server.reader import RunReader
+from s3sign.server.seals import Seals
 from s3sign.server.verify import (
     StoreCheck,
     assemble,
@@ -101,6 +102,7 @@ class UploadSigner:
         # them from the server secret. Without, the bare ids go out and come back.
         self.handles = handles
         self._store_check = StoreCheck(self.store, settings.key_prefix, store_checks)
+        self.seals = Seals(self.store, settings.key_prefix, settings.seal_cache)
 
     def reader(self) -> RunReader:
         """The read half (list a run, sign downloads), on the same store and pool."""

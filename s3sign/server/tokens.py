@@ -4,7 +4,8 @@ one run or a few.
 Minted by ``s3sign token RUN_ID`` (or by your own CI step) with the shared
 ``S3SIGN_SERVER_SECRET``; checked by the server on every call. A token names its run in
 ``sub`` (and, for reading, more runs in ``runs``) and what it allows in ``scope``: ``upload``,
-``read``, or both (``"upload read"``, space-separated as in OAuth). A token minted before
+``read``, ``seal`` (close the run), or several (``"upload read"``, space-separated as in
+OAuth). A token minted before
 scopes other than ``upload`` existed is an upload token, as it was. The server also checks
 issuer, audience, expiry and lifetime. Stateless: any replica with the secret can check.
 """
@@ -24,8 +25,8 @@ SECRET_ENV = "S3SIGN_SERVER_SECRET"  # noqa: S105 - the variable's name
 MIN_SECRET_BYTES = 32
 ISSUER = "s3sign"
 AUDIENCE = "s3sign-backend"
-UPLOAD, READ, LINK = "upload", "read", "link"
-SCOPES = (UPLOAD, READ)  # what `s3sign token` mints; a link token is minted by mint_link
+UPLOAD, READ, SEAL, LINK = "upload", "read", "seal", "link"
+SCOPES = (UPLOAD, READ, SEAL)  # what `s3sign token` mints; a link token is minted by mint_link
 ALGORITHM = "HS256"
 
 
@@ -102,7 +103,7 @@ def verify_token(
     claims = _claims(token, secret, max_ttl, "token_expired", "the token has expired")
     granted = claims.get("scope")
     if not isinstance(granted, str) or scope not in granted.split():
-        what = "uploads" if scope == UPLOAD else "reading"
+        what = {UPLOAD: "uploads", READ: "reading", SEAL: "sealing the run"}.get(scope, scope)
         raise TokenError(403, "wrong_scope", f"the token does not allow {what}")
     runs = claims.get("runs")
     named = runs if scope == READ and isinstance(runs, list) else [claims.get("sub")]

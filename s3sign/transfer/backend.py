@@ -37,6 +37,7 @@ from s3sign.protocol import (
     FileSpec,
     PartsRequest,
     PartsResponse,
+    SealResponse,
     ServerInfo,
     StatusFile,
     StatusRequest,
@@ -134,6 +135,10 @@ class BackendClient:
         body = AbortRequest(key=key, upload_id=upload_id, etag=etag)
         return self._call("POST", f"/v1/runs/{run_id}/uploads/abort", body, AbortResponse)
 
+    def seal(self, run_id: str) -> SealResponse:
+        """Close the run (a seal token): no more writes, whatever token is shown."""
+        return self._call("POST", f"/v1/runs/{run_id}/seal", None, SealResponse)
+
     def files(
         self,
         run_id: str,
@@ -200,7 +205,9 @@ def _parse(response: HTTPResponse, response_type: type[Response] | None) -> Resp
         hint = "mint a token for this run with 's3sign token RUN_ID' and pass --token or " + (
             "S3SIGN_TOKEN"
         )
-        if message.startswith("wrong_scope"):
+        if message.startswith("run_sealed"):
+            hint = "the run was sealed ('s3sign seal'): push into a new run"
+        elif message.startswith("wrong_scope"):
             hint = (
                 "the token is for the other half: 's3sign token RUN_ID --scope read' mints one "
                 "that reads, the default one that uploads (--scope upload,read: both)"

@@ -1,0 +1,115 @@
+"""Sealed runs: a run closed with ``s3sign seal`` takes no more writes, whatever token is
+shown: no upload, part, completion (which may delete) or abort is signed for it.
+
+The seal is an object in the store, ``{keyPrefix}/{runId}/.s3sign/sealed`` (a name no
+file can take: the key policy refuses names under ``.s3sign/``), so every replica sees it
+through the store alone and the backend keeps no state. Before it signs a write, a replica
+asks the store (a HEAD) unless it asked within ``seal_cache`` seconds (5 by default): a
+seal reaches every replica within that time. Once seen, a seal is kept: a run is not
+unsealed. A replica that cannot ask the store signs nothing for the run (503).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from s3sign.keys import seal_key
+from s3sign.protocol import ProtocolError
+from s3sign.signing.store import ObjectStore, StoreError
+from s3sign.units import iso_utc
+
+T = TypeVar("T")
+MAX_REMEMBERED = 10_000  # runs whose answer is kept; past it, the oldest are asked again
+
+
+class Seals:
+    """Which runs are sealed, as the store says, remembered for a few seconds."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        key_prefix: str,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.key_prefix, self.seconds, self._clock = store, key_prefix, seconds, clock
+        self._open: dict[str, float] = {}  # run -> when the store said it was not sealed
+        self._sealed: dict[str, str] = {}  # run -> when it was sealed (ISO 8601)
+        self._lock = threading.Lock()
+
+    def known_open(self, run_id: str) -> bool:
+        """Did the store say, within ``seconds``, that the run is open (no call now)?"""
+        with self._lock:
+            asked = self._open.get(run_id)
+        return asked is not None and self._clock() - asked < self.seconds
+
+    def check_open(self, run_id: str) -> None:
+        """``ProtocolError`` (403 ``run_sealed``) if the run is sealed."""
+        sealed_at = self.sealed_at(run_id)
+        if sealed_at is not None:
+            raise ProtocolError(
+                403,
+                "run_sealed",
+                f"run {run_id} was sealed at {sealed_at}: it takes no more uploads, "
+                "overwrites or deletes",
+            )
+
+    def sealed_at(self, run_id: str) -> str | None:
+        """When the run was sealed, or None if it is open (asked at most every
+        ``seconds``)."""
+        now = self._clock()
+        with self._lock:
+            if run_id in self._sealed:
+                return self._sealed[run_id]
+            asked = self._open.get(run_id)
+            if asked is not None and now - asked < self.seconds:
+                return None
+        try:
+            info = self.store.head(seal_key(self.key_prefix, run_id))
+        except StoreError as exc:
+            raise ProtocolError(
+                503, "store_unreachable", f"cannot tell whether the run is sealed: {exc}"
+            ) from None
+        with self._lock:
+            if info is None:
+                self._remember(self._open, run_id, now)
+                return None
+            sealed_at = _seconds(info.last_modified) or iso_utc(datetime.now(UTC))
+            self._remember(self._sealed, run_id, sealed_at)
+            self._open.pop(run_id, None)
+            return sealed_at
+
+    def seal(self, run_id: str) -> str:
+        """Close the run (again: a no-op); when it was sealed."""
+        if (sealed_at := self.sealed_at(run_id)) is not None:
+            return sealed_at
+        key = seal_key(self.key_prefix, run_id)
+        body = json.dumps({"runId": run_id, "sealedAt": iso_utc(datetime.now(UTC))}).encode()
+        try:
+            self.store.put(key, body, "application/json")
+            info = self.store.head(key)  # its time as the store keeps it: what others see
+        except StoreError as exc:
+            message = f"the run was not sealed: {exc}"
+            raise ProtocolError(exc.status, exc.answer_code, message) from None
+        sealed_at = _seconds(info.last_modified if info else None) or iso_utc(datetime.now(UTC))
+        with self._lock:
+            self._remember(self._sealed, run_id, sealed_at)
+            self._open.pop(run_id, None)
+        return sealed_at
+
+    @staticmethod
+    def _remember(answers: dict[str, T], run_id: str, value: T) -> None:
+        answers.pop(run_id, None)
+        if len(answers) >= MAX_REMEMBERED:
+            del answers[next(iter(answers))]  # the oldest: dicts keep their order
+        answers[run_id] = value
+
+
+def _seconds(moment: str | None) -> str | None:
+    """``2026-01-31T12:00:00.000Z`` (as stores say it) as ``2026-01-31T12:00:00Z``."""
+    return f"{moment[:19]}Z" if moment and len(moment) >= 19 else None
