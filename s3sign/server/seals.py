@@ -6,11 +6,13 @@ file can take: the key policy refuses names under ``.s3sign/``), so every replic
 through the store alone and the backend keeps no state. Before it signs a write, a replica
 asks the store (a HEAD) unless it asked within ``seal_cache`` seconds (5 by default): a
 seal reaches every replica within that time. Once seen, a seal is kept: a run is not
-unsealed. A replica that cannot ask the store signs nothing for the run (503).
+unsealed. A replica that cannot ask the store signs nothing for the run (503). Sealing
+aborts the run's multipart uploads still open: no one could finish them any more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from s3sign.keys import seal_key
+from s3sign.keys import run_prefix, seal_key
 from s3sign.protocol import ProtocolError
 from s3sign.signing.store import ObjectStore, StoreError
 from s3sign.units import iso_utc
@@ -100,7 +102,19 @@ class Seals:
         with self._lock:
             self._remember(self._sealed, run_id, sealed_at)
             self._open.pop(run_id, None)
+        self._abort_open_uploads(run_id)
         return sealed_at
+
+    def _abort_open_uploads(self, run_id: str) -> None:
+        """No one may complete or abort an upload of a sealed run: the ones left open (a
+        push cut short before the seal) are aborted here, so that their parts do not stay
+        in the store. Best effort (a bucket lifecycle rule is the backstop)."""
+        prefix = run_prefix(self.key_prefix, run_id)
+        with contextlib.suppress(StoreError):
+            for key, upload_id in self.store.open_uploads(prefix):
+                if key.startswith(prefix) and upload_id:
+                    with contextlib.suppress(StoreError):
+                        self.store.abort_multipart(key, upload_id)
 
     @staticmethod
     def _remember(answers: dict[str, T], run_id: str, value: T) -> None:

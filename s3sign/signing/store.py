@@ -295,6 +295,24 @@ class ObjectStore:
         truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
         return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 
+    def open_uploads(self, prefix: str) -> list[tuple[str, str]]:
+        """The multipart uploads under ``prefix`` neither completed nor aborted, as (key,
+        upload id): one ListMultipartUploads page, up to 1,000."""
+        query = (("prefix", prefix), ("uploads", ""))
+        response = self._send(
+            "GET",
+            lambda: (self._presigner().sign_bucket_get(self.bucket, query), {}),
+            b"",
+            (200,),
+        )
+        try:
+            root = ET.fromstring(response.data)  # noqa: S314 - the store's own response
+        except ET.ParseError:
+            raise StoreError("the object store's list of uploads is not XML") from None
+        found = root.iter(S3_NAMESPACE + "Upload")
+        fields = (S3_NAMESPACE + "Key", S3_NAMESPACE + "UploadId")
+        return [(item.findtext(fields[0]) or "", item.findtext(fields[1]) or "") for item in found]
+
     def reachable(self, key: str) -> bool:
         """True when the bucket answers a signed GET of ``key`` (under the server's own
         prefix, which its credentials may read) within 3 seconds, once: for

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import requests
 
+from s3sign.http.transport import Transport
 from s3sign.local.seaweed import LocalS3
 from s3sign.server.tokens import mint_token
+from s3sign.signing.store import ObjectStore
 from s3sign.transfer.api import push
 from tests.integration.conftest import SECRET, Backend, running_backend
 
@@ -81,6 +83,8 @@ def test_a_sealed_run_takes_no_more_writes_on_any_replica(
         f"/v1/runs/{run}/uploads", {"files": [{"fileName": "big.bin", "fileSize": 6 * MiB}]}, upload
     ).json()["files"][0]
     handle = {"key": created["key"], "uploadId": created["multipart"]["uploadId"]}
+    objects = ObjectStore(one.store.presigner, one.store.bucket, Transport())
+    assert [key for key, _ in objects.open_uploads(f"runs/{run}/")] == [created["key"]]
 
     wrong = one.post(f"/v1/runs/{run}/seal", {}, upload)  # an upload token cannot seal
     assert code(wrong) == (403, "wrong_scope")
@@ -97,6 +101,7 @@ def test_a_sealed_run_takes_no_more_writes_on_any_replica(
     answer = one.post(f"/v1/runs/{run}/uploads/complete", complete, upload)
     assert code(answer) == (403, "run_sealed")
     assert code(one.post(f"/v1/runs/{run}/uploads/abort", handle, upload)) == (403, "run_sealed")
+    assert objects.open_uploads(f"runs/{run}/") == []  # the seal aborted big.bin's upload
     time.sleep(1.2)  # the other replica's "open" is older than its seal_cache
     assert code(two.post(f"/v1/runs/{run}/uploads", new_file, upload)) == (403, "run_sealed")
 

@@ -24,6 +24,9 @@ class FakeStore:
             raise StoreError("the object store is unreachable", transient=True)
         return self.objects.get(key)
 
+    def open_uploads(self, prefix: str) -> list[tuple[str, str]]:
+        return []
+
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.objects[key] = ObjectInfo(
             size=len(body), etag="e", last_modified="2026-12-02T06:00:00.000Z"
