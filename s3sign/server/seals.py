@@ -4,7 +4,8 @@ shown: no upload, part, completion (which may delete) or abort is signed for it.
 The seal is an object in the store, ``{keyPrefix}/{runId}/.s3sign/sealed`` (a name no
 file can take: the key policy refuses names under ``.s3sign/``), so every replica sees it
 through the store alone and the backend keeps no state. Before it signs a write, a replica
-asks the store (a HEAD) unless it asked within ``seal_cache`` seconds (5 by default): a
+reads the seal from the store (a GET of a few bytes, which must be this run's seal)
+unless it asked within ``seal_cache`` seconds (5 by default): a
 seal reaches every replica within that time. Once seen, a seal is kept: a run is not
 unsealed. A replica that cannot ask the store signs nothing for the run (503). Sealing
 aborts the run's multipart uploads still open: no one could finish them any more.
@@ -72,16 +73,14 @@ class Seals:
             if asked is not None and now - asked < self.seconds:
                 return None
         try:
-            info = self.store.head(seal_key(self.key_prefix, run_id))
+            stored = self.store.read_small(seal_key(self.key_prefix, run_id))
         except StoreError as exc:
-            raise ProtocolError(
-                503, "store_unreachable", f"cannot tell whether the run is sealed: {exc}"
-            ) from None
+            raise _unknown(str(exc)) from None
+        sealed_at = None if stored is None else _sealed_at(stored, run_id)
         with self._lock:
-            if info is None:
+            if sealed_at is None:
                 self._remember(self._open, run_id, now)
                 return None
-            sealed_at = _seconds(info.last_modified) or iso_utc(datetime.now(UTC))
             self._remember(self._sealed, run_id, sealed_at)
             self._open.pop(run_id, None)
             return sealed_at
@@ -90,15 +89,13 @@ class Seals:
         """Close the run (again: a no-op); when it was sealed."""
         if (sealed_at := self.sealed_at(run_id)) is not None:
             return sealed_at
-        key = seal_key(self.key_prefix, run_id)
-        body = json.dumps({"runId": run_id, "sealedAt": iso_utc(datetime.now(UTC))}).encode()
+        sealed_at = iso_utc(datetime.now(UTC))
+        body = json.dumps({"runId": run_id, "sealedAt": sealed_at}).encode()
         try:
-            self.store.put(key, body, "application/json")
-            info = self.store.head(key)  # its time as the store keeps it: what others see
+            self.store.put(seal_key(self.key_prefix, run_id), body, "application/json")
         except StoreError as exc:
             message = f"the run was not sealed: {exc}"
             raise ProtocolError(exc.status, exc.answer_code, message) from None
-        sealed_at = _seconds(info.last_modified if info else None) or iso_utc(datetime.now(UTC))
         with self._lock:
             self._remember(self._sealed, run_id, sealed_at)
             self._open.pop(run_id, None)
@@ -124,6 +121,18 @@ class Seals:
         answers[run_id] = value
 
 
-def _seconds(moment: str | None) -> str | None:
-    """``2026-01-31T12:00:00.000Z`` (as stores say it) as ``2026-01-31T12:00:00Z``."""
-    return f"{moment[:19]}Z" if moment and len(moment) >= 19 else None
+def _sealed_at(stored: bytes, run_id: str) -> str:
+    """When the seal ``stored`` says the run was sealed; a store whose answer is no seal of
+    this run (junk, another run's) cannot say, and nothing is signed on its word."""
+    try:
+        seal = json.loads(stored)
+    except ValueError:
+        seal = None
+    if not isinstance(seal, dict) or seal.get("runId") != run_id:
+        raise _unknown("its answer for the run's seal is not one")
+    sealed_at = seal.get("sealedAt")
+    return sealed_at if isinstance(sealed_at, str) and sealed_at.isprintable() else "?"
+
+
+def _unknown(why: str) -> ProtocolError:
+    return ProtocolError(503, "store_unreachable", f"cannot tell whether the run is sealed: {why}")

@@ -224,6 +224,12 @@ class ObjectStore:
             raise StoreError(f"completing the upload failed ({failure})")
         return (xml_text(response.data, "ETag") or "").strip('"')
 
+    def read_small(self, key: str) -> bytes | None:
+        """A small object of the server's own (its answer is bounded like any), or None
+        when there is none."""
+        response = self._call("GET", key, ok=(200, 404))
+        return response.data if response.status == 200 else None
+
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Store a small object of the server's own (a run's seal)."""
         request = SignRequest(
