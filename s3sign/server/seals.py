@@ -4,11 +4,11 @@ shown: no upload, part, completion (which may delete) or abort is signed for it.
 The seal is an object in the store, ``{keyPrefix}/{runId}/.s3sign/sealed`` (a name no
 file can take: the key policy refuses names under ``.s3sign/``), so every replica sees it
 through the store alone and the backend keeps no state. Before it signs a write, a replica
-reads the seal from the store (a GET of a few bytes, which must be this run's seal)
-unless it asked within ``seal_cache`` seconds (5 by default): a
-seal reaches every replica within that time. Once seen, a seal is kept: a run is not
-unsealed. A replica that cannot ask the store signs nothing for the run (503). Sealing
-aborts the run's multipart uploads still open: no one could finish them any more.
+reads the seal from the store (a GET of a few bytes, which must be this run's seal),
+unless it did within ``seal_cache`` seconds (5 by default): a seal reaches every replica
+within that time. Once seen, a seal is kept: a run is not unsealed. A replica that cannot
+ask the store, or gets an answer that is no seal, signs nothing for the run (503).
+Sealing aborts the run's multipart uploads still open: no one could finish them any more.
 """
 
 from __future__ import annotations
@@ -131,7 +131,9 @@ def _sealed_at(stored: bytes, run_id: str) -> str:
     if not isinstance(seal, dict) or seal.get("runId") != run_id:
         raise _unknown("its answer for the run's seal is not one")
     sealed_at = seal.get("sealedAt")
-    return sealed_at if isinstance(sealed_at, str) and sealed_at.isprintable() else "?"
+    if isinstance(sealed_at, str) and sealed_at.isprintable() and len(sealed_at) <= 40:
+        return sealed_at
+    return "?"  # a seal, whose time is not one to repeat
 
 
 def _unknown(why: str) -> ProtocolError:
