@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,9 @@ from s3sign.cli.console import Console
 from s3sign.cli.environment import Environment
 from s3sign.config import Settings, load_settings
 from s3sign.errors import ConfigError, CredentialsError, UsageError
+
+if TYPE_CHECKING:  # imported by the commands that call a backend
+    from s3sign.transfer.backend import BackendClient
 
 
 def option(metavar: str, help: str, **more: Any) -> Any:
@@ -133,6 +136,7 @@ EndpointOption = Annotated[
     typer.Option(metavar="URL", help="S3-compatible endpoint, e.g. http://127.0.0.1:8333."),
 ]
 ProfileOption = Annotated[str | None, typer.Option(metavar="NAME", help="AWS profile from ~/.aws.")]
+BackendOption = Annotated[str | None, option("URL", "The signing backend (S3SIGN_BACKEND).")]
 
 
 def check_run_id_flag(run_id: str) -> None:
@@ -151,6 +155,18 @@ def backend_url(configured: str | None) -> str:
             hint="pass --backend URL, set S3SIGN_BACKEND, or backend: in s3sign.yaml",
         )
     return configured
+
+
+def backend_client(settings: Settings, token: str) -> "BackendClient":
+    """A client of the backend the settings name, with ``token``, within their limits."""
+    from s3sign.transfer.backend import BackendClient
+
+    return BackendClient(
+        backend_url(settings.backend),
+        token,
+        read_timeout=settings.stall_timeout,
+        transport=settings.transport,
+    )
 
 
 def run_token(token: str | None, run_id: str, scope: str = "upload") -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from s3sign.cli.options import (
+    BackendOption,
     CliState,
     PushChecksumChoice,
     Quiet,
@@ -42,7 +43,6 @@ Paths = Annotated[
     list[str] | None,
     typer.Argument(metavar="PATHS...", help="Files, directories, globs.", show_default=False),
 ]
-Backend = Annotated[str | None, option("URL", "The signing backend (S3SIGN_BACKEND).")]
 Token = Annotated[
     str | None,
     option("TOKEN", "Run token from 's3sign token' (S3SIGN_TOKEN).", show_default=False),
@@ -94,7 +94,7 @@ def push(
     ctx: typer.Context,
     run_id: RunId,
     paths: Paths = None,
-    backend: Backend = None,
+    backend: BackendOption = None,
     token: Token = None,
     base: Base = Path("."),
     concurrency: Concurrency = None,

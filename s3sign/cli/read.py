@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from s3sign.cli.options import (
+    BackendOption,
     CliState,
     Quiet,
     Verbose,
+    backend_client,
     backend_url,
     check_run_id_flag,
     command_state,
@@ -41,7 +43,6 @@ Patterns = Annotated[
         show_default=False,
     ),
 ]
-Backend = Annotated[str | None, option("URL", "The signing backend (S3SIGN_BACKEND).")]
 Token = Annotated[
     str | None,
     option(
@@ -59,25 +60,19 @@ def ls(
     ctx: typer.Context,
     run_id: RunId,
     patterns: Patterns = None,
-    backend: Backend = None,
+    backend: BackendOption = None,
     token: Token = None,
     json_report: JsonReport = False,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
     """List a run's stored files."""
-    from s3sign.transfer.backend import BackendClient
     from s3sign.transfer.listing import stored_files
 
     state = command_state(ctx, verbose, quiet)
     check_run_id_flag(run_id)
     settings = state.settings({"backend": backend, "token": token})
-    client = BackendClient(
-        backend_url(settings.backend),
-        run_token(settings.token, run_id, scope="read"),
-        read_timeout=settings.stall_timeout,
-        transport=settings.transport,
-    )
+    client = backend_client(settings, run_token(settings.token, run_id, scope="read"))
     try:
         files = stored_files(client, run_id, patterns or [], details=json_report)
         if json_report:
@@ -136,7 +131,7 @@ def link(
     ctx: typer.Context,
     run_id: RunId,
     name: Name,
-    backend: Backend = None,
+    backend: BackendOption = None,
     ttl: LinkTtl = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
@@ -194,7 +189,7 @@ def pull(
     patterns: Patterns = None,
     output: Output = Path("."),
     files_from: FilesFrom = None,
-    backend: Backend = None,
+    backend: BackendOption = None,
     token: Token = None,
     concurrency: Concurrency = None,
     json_report: JsonReport = False,
@@ -208,7 +203,6 @@ def pull(
     from s3sign.cli.console import summary
     from s3sign.cli.paths import paths_from
     from s3sign.errors import S3SignError, stop_reason
-    from s3sign.transfer.backend import BackendClient
     from s3sign.transfer.listing import Chosen, stored_files
     from s3sign.transfer.pull import Puller, PullOptions
     from s3sign.transfer.report import FileOutcome
@@ -216,12 +210,7 @@ def pull(
     state = command_state(ctx, verbose, quiet)
     check_run_id_flag(run_id)
     settings = state.settings({"backend": backend, "token": token, "concurrency": concurrency})
-    client = BackendClient(
-        backend_url(settings.backend),
-        run_token(settings.token, run_id, scope="read"),
-        read_timeout=settings.stall_timeout,
-        transport=settings.transport,
-    )
+    client = backend_client(settings, run_token(settings.token, run_id, scope="read"))
     names = None if files_from is None else paths_from(files_from, state.environment.stdin)
     try:
         chosen = Chosen(patterns or [], names)

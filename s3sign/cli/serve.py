@@ -14,13 +14,14 @@ import typer
 
 from s3sign.cli.console import Console
 from s3sign.cli.options import (
+    BackendOption,
     EndpointOption,
     ProfileOption,
     ProviderOption,
     Quiet,
     RegionOption,
     Verbose,
-    backend_url,
+    backend_client,
     check_run_id_flag,
     command_state,
     option,
@@ -102,7 +103,7 @@ SEAL_TOKEN_TTL = 300  # seconds: a token minted here to seal, used at once
 def seal(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to close.")],
-    backend: Annotated[str | None, option("URL", "The signing backend (S3SIGN_BACKEND).")] = None,
+    backend: BackendOption = None,
     token: Annotated[
         str | None,
         option(
@@ -116,8 +117,6 @@ def seal(
     quiet: Quiet = False,
 ) -> None:
     """Close a run: no more writes to it, whatever token is shown."""
-    from s3sign.transfer.backend import BackendClient
-
     state = command_state(ctx, verbose, quiet)
     check_run_id_flag(run_id)
     settings = state.settings({"backend": backend, "token": token})
@@ -130,12 +129,7 @@ def seal(
         sealing = mint_token(run_id, SEAL_TOKEN_TTL, secret, scopes=(SEAL,))[0]
     else:
         sealing = run_token(None, run_id, scope="seal")  # the error, with its hint
-    client = BackendClient(
-        backend_url(settings.backend),
-        sealing,
-        read_timeout=settings.stall_timeout,
-        transport=settings.transport,
-    )
+    client = backend_client(settings, sealing)
     try:
         sealed = client.seal(run_id)
     finally:
