@@ -281,16 +281,7 @@ class ObjectStore:
             query.append(("continuation-token", token))
         elif start_after:
             query.append(("start-after", start_after))
-        response = self._send(
-            "GET",
-            lambda: (self._presigner().sign_bucket_get(self.bucket, tuple(query)), {}),
-            b"",
-            (200,),
-        )
-        try:
-            root = ET.fromstring(response.data)  # noqa: S314 - the store's own response
-        except ET.ParseError:
-            raise StoreError("the object store's listing is not XML") from None
+        root = self._bucket_listing(tuple(query), "listing")
         objects = []
         for item in root.iter(S3_NAMESPACE + "Contents"):
             key = item.findtext(S3_NAMESPACE + "Key") or ""
@@ -304,7 +295,13 @@ class ObjectStore:
     def open_uploads(self, prefix: str) -> list[tuple[str, str]]:
         """The multipart uploads under ``prefix`` neither completed nor aborted, as (key,
         upload id): one ListMultipartUploads page, up to 1,000."""
-        query = (("prefix", prefix), ("uploads", ""))
+        root = self._bucket_listing((("prefix", prefix), ("uploads", "")), "list of uploads")
+        found = root.iter(S3_NAMESPACE + "Upload")
+        fields = (S3_NAMESPACE + "Key", S3_NAMESPACE + "UploadId")
+        return [(item.findtext(fields[0]) or "", item.findtext(fields[1]) or "") for item in found]
+
+    def _bucket_listing(self, query: tuple[tuple[str, str], ...], what: str) -> ET.Element:
+        """A signed GET of the bucket with ``query`` (a listing), its answer as XML."""
         response = self._send(
             "GET",
             lambda: (self._presigner().sign_bucket_get(self.bucket, query), {}),
@@ -312,12 +309,9 @@ class ObjectStore:
             (200,),
         )
         try:
-            root = ET.fromstring(response.data)  # noqa: S314 - the store's own response
+            return ET.fromstring(response.data)  # noqa: S314 - the store's own response
         except ET.ParseError:
-            raise StoreError("the object store's list of uploads is not XML") from None
-        found = root.iter(S3_NAMESPACE + "Upload")
-        fields = (S3_NAMESPACE + "Key", S3_NAMESPACE + "UploadId")
-        return [(item.findtext(fields[0]) or "", item.findtext(fields[1]) or "") for item in found]
+            raise StoreError(f"the object store's {what} is not XML") from None
 
     def reachable(self, key: str) -> bool:
         """True when the bucket answers a signed GET of ``key`` (under the server's own

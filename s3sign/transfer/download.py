@@ -212,9 +212,7 @@ class Downloader:
         if check.settled_by(parts, download.ranges[0][1]):
             return
         assert download.landing is not None
-        with download.landing.partial.open("rb") as handle:  # a whole-object checksum
-            while block := handle.read(MiB):
-                check.update(block)
+        check.read(download.landing.partial)  # a whole-object checksum
         check.verify()
 
     def _fetch_range(self, download: Download, index: int) -> None:
@@ -391,6 +389,12 @@ class Check:
             if not self.left:
                 self.parts.append(base64.b64encode(self.part.digest()).decode())
                 self.part, self.left = hashlib.sha256(), self.part_size
+
+    def read(self, path: Path) -> None:
+        """``update`` with the bytes of the file at ``path``, a MiB at a time."""
+        with path.open("rb") as handle:
+            while block := handle.read(MiB):
+                self.update(block)
 
     def settled_by(self, parts: list[str], part_size: int) -> bool:
         """Do ``parts`` (the SHA-256s of ranges of ``part_size``) settle the check without

@@ -104,10 +104,11 @@ class Puller:
         """Each file of ``batch`` with the backend's answer for it: one answer per file,
         or none is trusted. A file fetched whole is signed without a HEAD (the GET's answer
         says what is stored) unless ``--skip-existing`` must compare it first."""
-        looked_up = [f for f in batch if self._needs_lookup(f)]
-        unlooked = [f for f in batch if not self._needs_lookup(f)]
+        by_lookup: dict[bool, list[StoredFile]] = {True: [], False: []}
+        for stored in batch:
+            by_lookup[self._needs_lookup(stored)].append(stored)
         pairs: list[tuple[StoredFile, DownloadResult]] = []
-        for lookup, files in ((True, looked_up), (False, unlooked)):
+        for lookup, files in by_lookup.items():
             if not files:
                 continue
             names = [f.file_name for f in files]
@@ -190,9 +191,7 @@ class Puller:
             return False
         check = Check(info.st_size, answer, self._downloader.store)
         try:
-            with final.open("rb") as handle:
-                while block := handle.read(1024 * 1024):
-                    check.update(block)
+            check.read(final)
             check.verify()
         except (OSError, Fatal):
             return False
