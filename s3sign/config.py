@@ -83,6 +83,7 @@ class Settings:
     link_ttl: int = 30 * 86400  # a stable link's lifetime (`s3sign link`)
     max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
     seal_cache: int = 5  # seconds a replica trusts "this run is not sealed" before asking again
+    overwrite: bool = True  # False: write-once, S3 refuses a second write of a key
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
     token: str | None = field(default=None, repr=False)
     server_secret: str | None = field(default=None, repr=False)
@@ -237,6 +238,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "link_ttl": _duration_between(60, 3650 * 86400),
     "max_link_ttl": _duration_between(60, 3650 * 86400),
     "seal_cache": _duration_between(1, 60),
+    "overwrite": _bool,
 }
 # Never read from the file: a config file is shared, checked in, printed.
 SECRET_KEYS = frozenset({"token", "server_secret"})

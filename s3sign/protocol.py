@@ -261,6 +261,7 @@ class StoreChecks:
     signature: bool | None = None  # a tampered signature is refused
     etag_is_md5: bool | None = None  # a single PUT's ETag is the MD5 of the bytes received
     keeps_sha256: bool | None = None  # HEAD reports the SHA-256 a PUT was bound to
+    if_none_match: bool | None = None  # a PUT with If-None-Match: * onto a stored key is refused
 
     def strongest(self) -> Literal["sha256", "md5", "none"]:
         """The strongest checksum the store enforces, to bind into uploads."""
@@ -282,6 +283,7 @@ class ServerInfo:
     multipart_threshold: int
     part_size: int
     store: StoreChecks | None = None  # left out while the store has not been checked
+    overwrite: bool = True  # False: write-once, a stored file is never replaced (already_exists)
 
 
 # --- POST /v1/runs/{runId}/uploads/abort -------------------------------------------------

@@ -284,6 +284,7 @@ def service_routes(signer: UploadSigner, settings: Settings, counters: Counters)
                 multipart_threshold=settings.multipart_threshold,
                 part_size=settings.part_size,
                 store=checks,
+                overwrite=settings.overwrite,
             )
         )
 

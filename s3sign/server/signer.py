@@ -46,6 +46,7 @@ from s3sign.server.pool import StorePool, one
 from s3sign.server.reader import RunReader
 from s3sign.server.seals import Seals
 from s3sign.server.verify import (
+    ALREADY_EXISTS,
     StoreCheck,
     assemble,
     compare,
@@ -67,6 +68,8 @@ from s3sign.signing.store import ObjectInfo, ObjectStore, StoreError
 from s3sign.units import iso_utc
 
 STATUS_WAIT = 10.0  # seconds a status call waits for the store check started with the server
+WRITE_ONCE = (("If-None-Match", "*"),)  # signed into a PUT: S3 stores it only under a free key
+WRITE_ONCE_KEPT = "the run is write-once: the backend deletes nothing stored in it"
 
 
 class UploadSigner:
@@ -101,7 +104,9 @@ class UploadSigner:
         # Multipart upload ids as sealed handles (s3sign.server.handles); create_app sets
         # them from the server secret. Without, the bare ids go out and come back.
         self.handles = handles
-        self._store_check = StoreCheck(self.store, settings.key_prefix, store_checks)
+        self._store_check = StoreCheck(
+            self.store, settings.key_prefix, store_checks, write_once=not settings.overwrite
+        )
         self.seals = Seals(self.store, settings.key_prefix, settings.seal_cache)
 
     def reader(self) -> RunReader:
@@ -122,7 +127,8 @@ class UploadSigner:
         rules.check_count(len(request.files), self.settings.max_files_per_request)
         seen: set[str] = set()
         results: dict[int, FileResult] = {}
-        multipart: dict[int, tuple[FileSpec, str]] = {}  # uploads to start on the store
+        on_store: dict[int, tuple[FileSpec, str]] = {}  # a store call each: on the pool
+        look_up = self._looks_up()
         for index, spec in enumerate(request.files):
             try:
                 key = object_key(self.settings.key_prefix, run_id, spec.file_name)
@@ -132,13 +138,19 @@ class UploadSigner:
             except PolicyError as exc:
                 results[index] = _upload_rejected(spec, exc.code, exc.message)
                 continue
-            if spec.file_size > self.settings.multipart_threshold:
-                multipart[index] = (spec, key)
+            if look_up or spec.file_size > self.settings.multipart_threshold:
+                on_store[index] = (spec, key)
             else:  # signing only: no store call
                 results[index] = one(self._prepare, (spec, key), _upload_failed)
-        started = self._pool.map(self._prepare, list(multipart.values()), _upload_failed)
-        results.update(zip(multipart, started, strict=True))
+        started = self._pool.map(self._prepare, list(on_store.values()), _upload_failed)
+        results.update(zip(on_store, started, strict=True))
         return CreateUploadsResponse(files=[results[index] for index in range(len(request.files))])
+
+    def _looks_up(self) -> bool:
+        """Write-once on a store not known to refuse ``If-None-Match: *``: every file's key
+        is looked up (HEAD) before it is signed, which leaves a race as long as the upload."""
+        checks = self.store_checks()
+        return not self.settings.overwrite and not (checks and checks.if_none_match)
 
     def _prepare(self, item: tuple[FileSpec, str]) -> FileResult:
         spec, key = item
@@ -149,7 +161,17 @@ class UploadSigner:
 
     def _prepare_one(self, spec: FileSpec, key: str) -> FileResult:
         content_type = rules.checked_spec(spec, self.settings.max_file_size)
-        if spec.file_size > self.settings.multipart_threshold:
+        multipart = spec.file_size > self.settings.multipart_threshold
+        # Write-once: a multipart file is told now, not after its parts (completing would be
+        # refused); a single PUT is refused by the store, unless it ignores If-None-Match.
+        if not self.settings.overwrite and (multipart or self._looks_up()):
+            try:
+                taken = self.store.head(key) is not None
+            except StoreError as exc:
+                raise PolicyError(exc.answer_code, str(exc)) from None
+            if taken:
+                raise PolicyError("already_exists", ALREADY_EXISTS)
+        if multipart:
             sha256_parts = spec.part_checksum == "sha256"
             try:
                 upload_id = self.store.create_multipart(key, content_type, sha256=sha256_parts)
@@ -172,6 +194,7 @@ class UploadSigner:
                 sha256=spec.sha256,
                 md5=spec.md5,
                 expires=self.settings.expires,
+                headers=() if self.settings.overwrite else WRITE_ONCE,
             ),
         )
         upload = SignedUpload(
@@ -278,15 +301,22 @@ class UploadSigner:
 
     def _complete_one(self, item: CompleteFile, listed: Mapping[str, ObjectInfo]) -> CompleteResult:
         try:
+            write_once = not self.settings.overwrite
             own_etag = item.etag.strip('"') if item.etag else None
             if item.upload_id is not None:
-                own_etag = assemble(self.store, item.key, item.upload_id, item.parts or []) or None
+                parts = item.parts or []
+                own_etag = assemble(self.store, item.key, item.upload_id, parts, write_once)
+                own_etag = own_etag or None
+            elif write_once:  # only what this server assembled is known to be the caller's
+                own_etag = None
             info = listed.get(item.key) or self.store.head(item.key)
             if info is None:
                 return failed(item.key, "not_found", "no object was stored under this key")
             problem = mismatch(item, info)
             if problem is not None:
                 code, what = problem
+                if own_etag is None and write_once:
+                    return failed(item.key, code, f"{what}: {WRITE_ONCE_KEPT}")
                 kept = discard(self.store, item.key, info, own_etag)
                 return failed(item.key, code, f"{what}: {kept}")
         except PolicyError as exc:
@@ -340,6 +370,8 @@ class UploadSigner:
         rules.check_upload_id(request.etag)
         if (request.upload_id is None) == (request.etag is None):
             raise ProtocolError(422, "invalid_request", "give one of uploadId and etag")
+        if request.etag is not None and not self.settings.overwrite:
+            raise ProtocolError(403, "write_once", f"not deleted: {WRITE_ONCE_KEPT}")
         try:
             if request.etag is not None:
                 gone = self.store.delete_if(request.key, request.etag.strip('"'))

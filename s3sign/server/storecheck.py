@@ -4,7 +4,8 @@ S3-compatible stores differ where it matters: AWS and SeaweedFS refuse a body
 whose length, type or checksum differs from what was signed; moto checks no
 signature and no checksum, and keeps a declared SHA-256 only beside
 ``x-amz-sdk-checksum-algorithm``; others verify ``Content-MD5`` but not
-``x-amz-checksum-sha256``. Rather than assume, ``check_store`` tries each rule
+``x-amz-checksum-sha256``; a write-once server needs ``If-None-Match: *`` honoured.
+Rather than assume, ``check_store`` tries each rule
 once with a tiny object under ``{prefix}/.s3sign/`` (a name no run can take) and
 deletes every object it wrote, and only those.
 
@@ -50,11 +51,18 @@ class _Scratch:
         edit: Callable[[str, dict[str, str]], tuple[str, dict[str, str]]] | None = None,
         sha256: str | None = None,
         md5: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> bool | None:
         """Was the PUT refused (True), taken (False), or did the store fail (None)?"""
         key = self.folder + name
         request = SignRequest(
-            self.store.bucket, key, size=len(_BODY), content_type=_TYPE, sha256=sha256, md5=md5
+            self.store.bucket,
+            key,
+            size=len(_BODY),
+            content_type=_TYPE,
+            sha256=sha256,
+            md5=md5,
+            headers=headers,
         )
         response = self.store.send_signed(request, body, ok=None, edit=edit)
         error = s3_error(response.data)
@@ -91,6 +99,7 @@ def check_store(store: ObjectStore, prefix: str) -> StoreChecks:
             signature=scratch.put("signature", edit=_tampered),
             etag_is_md5=scratch.written[good] == md5.hexdigest(),
             keeps_sha256=info is not None and info.checksum == sha256,
+            if_none_match=scratch.put("good", headers=(("If-None-Match", "*"),)),
         )
     finally:
         scratch.clean()
@@ -113,6 +122,7 @@ def describe(checks: StoreChecks) -> str:
         "SHA-256": checks.sha256,
         "Content-MD5": checks.md5,
         "signature": checks.signature,
+        "If-None-Match": checks.if_none_match,
     }
     enforced = [name for name, value in rules.items() if value]
     not_enforced = [name for name, value in rules.items() if value is False]

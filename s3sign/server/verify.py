@@ -32,6 +32,7 @@ from s3sign.server.storecheck import check_store, describe
 from s3sign.signing.presign import is_base64_digest
 from s3sign.signing.store import ObjectInfo, ObjectStore, StoreError
 
+ALREADY_EXISTS = "a file of this name is stored in the run already, and the run is write-once"
 CHECK_AGAIN_AFTER = 60.0  # seconds between store checks while they fail
 LIST_FROM = 20  # files in one request from which a LIST is cheaper than HEADs
 log = logging.getLogger("s3sign.server")
@@ -133,8 +134,14 @@ class StoreCheck:
     """``StoreChecks`` for one store and key prefix: found out once, in the background, and
     again after a failure (at most every minute); None until known."""
 
-    def __init__(self, store: ObjectStore, prefix: str, known: StoreChecks | None = None) -> None:
-        self._store, self._prefix = store, prefix
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str,
+        known: StoreChecks | None = None,
+        write_once: bool = False,
+    ) -> None:
+        self._store, self._prefix, self._write_once = store, prefix, write_once
         self._result = known
         self._lock = threading.Lock()
         self._running: threading.Thread | None = None
@@ -159,6 +166,12 @@ class StoreCheck:
         try:
             result = check_store(self._store, self._prefix)
             log.info("the object store %s", describe(result))
+            if self._write_once and not result.if_none_match:
+                log.warning(
+                    "write-once (overwrite: false), but the object store does not refuse "
+                    "If-None-Match: *: each file's key is looked up before it is signed, "
+                    "and a file stored meanwhile may still be replaced"
+                )
         except Exception as exc:  # any failure: unknown for now, tried again later
             log.warning("could not check what the object store enforces: %s", exc)
         with self._lock:
@@ -210,9 +223,19 @@ def discard(store: ObjectStore, key: str, info: ObjectInfo, own_etag: str | None
     return "the object was kept: it changed before it could be deleted"
 
 
-def assemble(store: ObjectStore, key: str, upload_id: str, parts: list[CompletedPart]) -> str:
+def assemble(
+    store: ObjectStore,
+    key: str,
+    upload_id: str,
+    parts: list[CompletedPart],
+    write_once: bool = False,
+) -> str:
     """Complete a multipart upload: the object's ETag, or "" when an earlier call
-    completed it (then this call cannot say the stored object is that upload)."""
+    completed it (then this call cannot say the stored object is that upload).
+
+    ``write_once``: only where nothing is stored under the key (``If-None-Match: *``); when
+    something is, the upload is aborted (its parts freed) and the file is ``already_exists``.
+    """
     if not parts:
         raise PolicyError("invalid_parts", "a multipart upload needs its parts")
     if any(part.sha256 and not is_base64_digest(part.sha256, 32) for part in parts):
@@ -221,9 +244,14 @@ def assemble(store: ObjectStore, key: str, upload_id: str, parts: list[Completed
         ((part.part_number, part.etag, part.sha256) for part in parts), key=lambda p: p[:2]
     )
     try:
-        return store.complete_multipart(key, upload_id, ordered)
+        return store.complete_multipart(key, upload_id, ordered, if_none_match=write_once)
     except StoreError as exc:
-        if exc.code != "NoSuchUpload":
+        if exc.code == "PreconditionFailed" and write_once:
+            # Another object under the key, unless this upload is gone: completed by an
+            # earlier call whose answer was lost (then the stored object may be this one).
+            if store.abort_multipart(key, upload_id):
+                raise PolicyError("already_exists", ALREADY_EXISTS) from None
+        elif exc.code != "NoSuchUpload":
             raise
     return ""
 

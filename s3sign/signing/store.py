@@ -201,9 +201,16 @@ class ObjectStore:
         return upload_id
 
     def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str, str | None]]
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str, str | None]],
+        *,
+        if_none_match: bool = False,
     ) -> str:
-        """Assemble the parts (number, etag, base64 SHA-256 or None); the object's etag."""
+        """Assemble the parts (number, etag, base64 SHA-256 or None); the object's etag.
+        ``if_none_match``: only where no object is stored under ``key`` (``If-None-Match:
+        *``; else ``StoreError`` with code ``PreconditionFailed``)."""
         body = "".join(
             f"<Part><PartNumber>{number}</PartNumber><ETag>{escape(etag)}</ETag>"
             + (f"<ChecksumSHA256>{escape(sha256)}</ChecksumSHA256>" if sha256 else "")
@@ -216,6 +223,7 @@ class ObjectStore:
             key,
             [("uploadId", upload_id)],
             body=xml,
+            headers={"If-None-Match": "*"} if if_none_match else None,
             timeouts=(COMPLETE_ANSWER_TIMEOUT, COMPLETE_CALL_TIMEOUT),
         )
         # S3 may answer 200 with an <Error> body when assembly fails late.
@@ -237,8 +245,11 @@ class ObjectStore:
         )
         self.send_signed(request, body)
 
-    def abort_multipart(self, key: str, upload_id: str) -> None:
-        self._call("DELETE", key, [("uploadId", upload_id)], ok=(204, 200, 404))
+    def abort_multipart(self, key: str, upload_id: str) -> bool:
+        """Abandon an upload and free its parts: False when there was no such upload (it was
+        completed, or aborted before)."""
+        response = self._call("DELETE", key, [("uploadId", upload_id)], ok=(204, 200, 404))
+        return response.status != 404
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size, etag and stored SHA-256 of an object; None when there is none."""

@@ -18,11 +18,21 @@ from s3sign.transfer.report import FileOutcome
 
 DISAPPEARED = "the file disappeared after it was listed"
 SHRANK = "the file got shorter while it was being uploaded"
+# One reason, however it was found (the PUT, the backend's create or complete): one line
+# of the summary.
+ALREADY_EXISTS = "in the write-once run already: not replaced (already_exists)"
 STORE_DOWN = "not tried: the object store stopped answering (the uploads before it failed)"
 
 
 class Fatal(Exception):
     """This file cannot be uploaded; retrying will not help."""
+
+
+class AlreadyExists(Fatal):
+    """A write-once run holds a file of this name already: S3 refused to replace it."""
+
+    def __init__(self) -> None:
+        super().__init__(ALREADY_EXISTS)
 
 
 class Retryable(Exception):

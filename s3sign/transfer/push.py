@@ -40,7 +40,14 @@ from s3sign.protocol import CompleteResult, FileResult, FileSpec
 from s3sign.s3limits import plan_parts
 from s3sign.transfer.backend import BackendClient
 from s3sign.transfer.files import LocalFile, with_conflicts
-from s3sign.transfer.jobs import DISAPPEARED, Fatal, Job, PartDigests
+from s3sign.transfer.jobs import (
+    ALREADY_EXISTS,
+    DISAPPEARED,
+    AlreadyExists,
+    Fatal,
+    Job,
+    PartDigests,
+)
 from s3sign.transfer.parts import Multipart
 from s3sign.transfer.pool import WorkerPool, batches, wait_for
 from s3sign.transfer.report import FileOutcome, PushReport, Reporter
@@ -309,10 +316,7 @@ class Pusher:
             job.outcome.key = result.key
             tasks: list[Future[None]] = []
             if result.status != "ready" or result.key is None:
-                reason = result.error.message if result.error else "rejected by the backend"
-                if result.error and f"({result.error.code})" not in reason:
-                    reason += f" ({result.error.code})"
-                self._fail(job, reason)
+                self._fail(job, _rejection(result))
             elif result.upload is not None:
                 job.upload = self.uploader.signed(result.upload)
                 tasks.append(self._uploads.submit(partial(self._upload_file, job)))
@@ -331,8 +335,15 @@ class Pusher:
                 job, 0, job.local.size, None, partial(self._resign, job)
             )
             job.upload = None  # its URL and headers: nothing kept that is not needed
+        except AlreadyExists as exc:
+            # Stored since --skip-existing asked (another push of the same files): the same?
+            if not (self.options.skip_existing and self._skipped_now(job)):
+                self._fail(job, str(exc))
         except Fatal as exc:
             self._fail(job, str(exc))
+
+    def _skipped_now(self, job: Job) -> bool:
+        return not self.verifier.skip_existing([job], self._record_skipped)
 
     def _resign(self, job: Job) -> None:
         try:
@@ -351,6 +362,8 @@ class Pusher:
             job.outcome.status, job.outcome.etag = "uploaded", result.etag
             job.outcome.attempts = 1 + job.retries
             self._record(job)
+        elif result.error and result.error.code == "already_exists":
+            self._fail(job, ALREADY_EXISTS)
         else:
             message = result.error.message if result.error else "not verified"
             self._fail(job, f"not verified by the backend: {message}")
@@ -377,3 +390,13 @@ class Pusher:
         self.report.record(job.outcome)
         if tell:
             self.reporter.file_finished(job.outcome)
+
+
+def _rejection(result: FileResult) -> str:
+    """Why the backend would not sign a file, with its code."""
+    if result.error is None:
+        return "rejected by the backend"
+    if result.error.code == "already_exists":
+        return ALREADY_EXISTS
+    reason = result.error.message
+    return reason if f"({result.error.code})" in reason else f"{reason} ({result.error.code})"

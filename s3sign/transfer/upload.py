@@ -31,6 +31,7 @@ from s3sign.transfer.jobs import (
     DISAPPEARED,
     SHRANK,
     STORE_DOWN,
+    AlreadyExists,
     Expired,
     Fatal,
     Job,
@@ -211,6 +212,8 @@ def _refusal(job: Job, status: int, body: bytes) -> Exception:
         return Expired()
     if status in RETRY_STATUSES:
         return Retryable(f"S3 answered {status} {code}".rstrip())
+    if status == 412 and code == "PreconditionFailed":  # the signed If-None-Match: *
+        return AlreadyExists()
     if code in _CHECKSUM_ERRORS:
         return Fatal(
             "S3 refused the body: it differs from the checksum taken before the upload "

@@ -148,9 +148,7 @@ class Verifier:
             for _, tasks in done:
                 for task in tasks:  # each task fills in its file's outcome itself
                     task.result()
-            self._complete(
-                [job for job, _ in done if job.outcome.error is None and job.outcome.key]
-            )
+            self._complete([job for job, _ in done if _to_verify(job)])
 
     def _complete(self, jobs: list[Job]) -> None:
         if not jobs:
@@ -189,3 +187,9 @@ class Verifier:
 
     def _verify(self, files: list[CompleteFile]) -> list[CompleteResult]:
         return self.client.complete(self.options.run_id, files).files
+
+
+def _to_verify(job: Job) -> bool:
+    """Uploaded, not failed, and not found stored already while it was sent (skipped)."""
+    outcome = job.outcome
+    return outcome.error is None and outcome.key is not None and outcome.status != "skipped"

@@ -6,7 +6,8 @@ any request may be cut with a TCP reset halfway through its body (``reset``),
 answered with an error status without being forwarded (``unavailable``, one
 of ``statuses``), or stalled first. Decisions come from a seeded random
 generator; ``refuse`` answers 503 to the first requests for chosen paths, and
-``corrupt`` forwards their bodies with one byte changed.
+``corrupt`` forwards their bodies with one byte changed; ``strip`` leaves request headers
+out.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Faults:
     corrupt: dict[str, int] = field(default_factory=dict)
     # the same, held that many seconds before it is forwarded (a store that hangs)
     hold: dict[str, float] = field(default_factory=dict)
+    # request headers left out when forwarding (a store, or a middlebox, that ignores them)
+    strip: tuple[str, ...] = ()
     seed: int = 1234
     # the first requests get these faults, in order ("drop" only takes a connection's first
     # request), then chance decides: a test that asserts each kind happened is not a gamble
@@ -133,8 +136,10 @@ class FaultyProxy:
                     upstream_conn.putrequest(
                         self.command, self.path, skip_host=True, skip_accept_encoding=True
                     )
+                    stripped = {name.lower() for name in faults.strip}
                     for name, value in self.headers.items():
-                        upstream_conn.putheader(name, value)
+                        if name.lower() not in stripped:
+                            upstream_conn.putheader(name, value)
                     upstream_conn.endheaders(body)
                     answer = upstream_conn.getresponse()
                     payload = answer.read()

@@ -360,10 +360,10 @@ def test_serve_finds_out_what_the_store_enforces_and_cleans_up(any_backend: Back
     info = requests.get(f"{any_backend.url}/v1/info", timeout=30).json()
     if on_moto(any_backend):
         expected = dict.fromkeys(("size", "contentType", "sha256", "md5", "signature"), False)
-        expected |= {"etagIsMd5": True, "keepsSha256": False}
+        expected |= {"etagIsMd5": True, "keepsSha256": False, "ifNoneMatch": True}
     else:
         expected = dict.fromkeys(("size", "contentType", "sha256", "md5", "signature"), True)
-        expected |= {"etagIsMd5": True, "keepsSha256": True}
+        expected |= {"etagIsMd5": True, "keepsSha256": True, "ifNoneMatch": True}
     assert info["store"] == expected
     assert "the object store enforces" in any_backend.log.read_text()
     listed = ObjectStore(any_backend.store.presigner, any_backend.store.bucket).list_objects(
@@ -388,10 +388,10 @@ def test_doctor_reports_what_each_store_enforces(
     assert done.exit_code == 0, done.stdout
     lines = {line.split()[1]: line for line in done.stdout.splitlines() if line[:1] != " "}
     if on_moto(any_backend):
-        rules = "enforces nothing; not size, content type, SHA-256, Content-MD5, signature"
+        rules = "enforces If-None-Match; not size, content type, SHA-256, Content-MD5, signature"
         assert "only sizes vouch for the bytes" in lines["store"]
     else:
-        rules = "enforces size, content type, SHA-256, Content-MD5, signature"
+        rules = "enforces size, content type, SHA-256, Content-MD5, signature, If-None-Match"
     assert f"store        {rules}; ETag is the MD5" in lines["store"]
     assert f"its store {rules}" in lines["backend"]
 
