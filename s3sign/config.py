@@ -84,6 +84,8 @@ class Settings:
     max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
     seal_cache: int = 5  # seconds a replica trusts "this run is not sealed" before asking again
     overwrite: bool = True  # False: write-once, S3 refuses a second write of a key
+    max_run_bytes: int | None = None  # what one run may hold; None: no limit
+    max_run_files: int | None = None
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
     token: str | None = field(default=None, repr=False)
     server_secret: str | None = field(default=None, repr=False)
@@ -239,6 +241,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_link_ttl": _duration_between(60, 3650 * 86400),
     "seal_cache": _duration_between(1, 60),
     "overwrite": _bool,
+    "max_run_bytes": _size_between(0, 2**62),
+    "max_run_files": _int_between(0, 2**62),
 }
 # Never read from the file: a config file is shared, checked in, printed.
 SECRET_KEYS = frozenset({"token", "server_secret"})

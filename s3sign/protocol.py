@@ -284,6 +284,8 @@ class ServerInfo:
     part_size: int
     store: StoreChecks | None = None  # left out while the store has not been checked
     overwrite: bool = True  # False: write-once, a stored file is never replaced (already_exists)
+    max_run_bytes: int | None = None  # what one run may hold (a token may lower it); None: any
+    max_run_files: int | None = None
 
 
 # --- POST /v1/runs/{runId}/uploads/abort -------------------------------------------------

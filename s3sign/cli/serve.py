@@ -29,7 +29,7 @@ from s3sign.cli.options import (
 )
 from s3sign.config import Settings
 from s3sign.errors import UsageError
-from s3sign.units import format_duration, iso_utc
+from s3sign.units import format_duration, format_size, iso_utc, parse_size
 
 
 class TokenOutput(StrEnum):
@@ -55,6 +55,21 @@ def token(
         list[str] | None,
         typer.Option("--run", metavar="RUN_ID", help="With --scope read: another run it may read."),
     ] = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SIZE",
+            help="With upload: the most the run may hold, like 2GiB (lowers max_run_bytes).",
+        ),
+    ] = None,
+    max_files: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            min=0,
+            help="With upload: the most files the run may hold (lowers max_run_files).",
+        ),
+    ] = None,
     output: Annotated[
         TokenOutput, typer.Option("--output", "-o", case_sensitive=False, help="What to print.")
     ] = TokenOutput.token,
@@ -64,6 +79,7 @@ def token(
     """Mint a token to upload into a run, or to read or seal runs."""
     import json
 
+    from s3sign.server.quotas import Quota
     from s3sign.server.tokens import SCOPES, mint_token, server_secret
 
     state = command_state(ctx, verbose, quiet)
@@ -75,6 +91,9 @@ def token(
         raise UsageError(f"--scope {scope!r}", hint="give upload, read, seal, or a list of them")
     if more_runs and "upload" in scopes:
         raise UsageError("--run names more runs to read", hint="add --scope read, or drop --run")
+    quota = Quota(_size_flag("--max-bytes", max_bytes), max_files)
+    if quota and "upload" not in scopes:
+        raise UsageError("--max-bytes and --max-files limit uploads", hint="add --scope upload")
     settings = state.settings({"token_ttl": ttl}, token_ttl="--ttl")  # noqa: S106 - a flag name
     if settings.token_ttl > settings.max_token_ttl:
         raise UsageError(
@@ -84,17 +103,38 @@ def token(
         )
     secret = server_secret(settings.server_secret)
     minted, expires_at = mint_token(
-        run_id, settings.token_ttl, secret, scopes=scopes, more_runs=more_runs
+        run_id, settings.token_ttl, secret, scopes=scopes, more_runs=more_runs, quota=quota
     )
     runs = ", ".join((run_id, *more_runs))
-    state.console.info(f"{' and '.join(scopes)} token for {runs}, expires {iso_utc(expires_at)}")
+    limits = [format_size(quota.bytes) if quota.bytes is not None else None]
+    limits.append(f"{quota.files} files" if quota.files is not None else None)
+    held = f", holding at most {' and '.join(filter(None, limits))}" if quota else ""
+    state.console.info(
+        f"{' and '.join(scopes)} token for {runs}{held}, expires {iso_utc(expires_at)}"
+    )
     if output is TokenOutput.token:
         state.out(minted)
     elif output is TokenOutput.env:
         state.out(f"export S3SIGN_TOKEN={minted}")
     else:
-        document = {"token": minted, "runId": run_id, "expiresAt": iso_utc(expires_at)}
-        state.out(json.dumps(document | {"scope": " ".join(scopes), "runs": [run_id, *more_runs]}))
+        document: dict[str, object] = {
+            "token": minted,
+            "runId": run_id,
+            "expiresAt": iso_utc(expires_at),
+        }
+        document |= {"scope": " ".join(scopes), "runs": [run_id, *more_runs]}
+        if quota:
+            document |= {"maxBytes": quota.bytes, "maxFiles": quota.files}
+        state.out(json.dumps(document))
+
+
+def _size_flag(flag: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}", hint=f"for example {flag} 2GiB") from None
 
 
 SEAL_TOKEN_TTL = 300  # seconds: a token minted here to seal, used at once

@@ -110,7 +110,8 @@ def create_app(
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
             bearer = token.strip() if scheme.lower() == "bearer" else None
-            verify_token(bearer, secret, run_id, settings.max_token_ttl, scope)
+            claims = verify_token(bearer, secret, run_id, settings.max_token_ttl, scope)
+            request.state.claims = claims  # for the route: a token's quota
             if writes and not signer.seals.known_open(run_id):
                 await run_in_threadpool(signer.seals.check_open, run_id)
 

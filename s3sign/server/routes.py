@@ -44,6 +44,7 @@ from s3sign.server.limits import error
 from s3sign.server.reader import RunReader
 from s3sign.server.rules import check_run
 from s3sign.server.signer import UploadSigner
+from s3sign.server.tokens import token_quota
 from s3sign.version import __version__
 
 READY_FOR = 5.0  # seconds a /readyz answer is reused
@@ -105,9 +106,11 @@ def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise
         openapi_extra=body_schema(CreateUploadsRequest),
     )
     async def create_uploads(run_id: str, request: Request) -> Response:
+        quota = token_quota(request.state.claims)
+
         def work(body: CreateUploadsRequest) -> CreateUploadsResponse:
             at_least_one(body.files)
-            return signer.create_uploads(run_id, body)
+            return signer.create_uploads(run_id, body, quota)
 
         def starts_multipart(body: CreateUploadsRequest) -> bool:
             return any(spec.file_size > settings.multipart_threshold for spec in body.files)
@@ -285,6 +288,8 @@ def service_routes(signer: UploadSigner, settings: Settings, counters: Counters)
                 part_size=settings.part_size,
                 store=checks,
                 overwrite=settings.overwrite,
+                max_run_bytes=settings.max_run_bytes,
+                max_run_files=settings.max_run_files,
             )
         )
 

@@ -43,6 +43,7 @@ from s3sign.s3limits import plan_parts
 from s3sign.server import rules
 from s3sign.server.handles import UploadHandles
 from s3sign.server.pool import StorePool, one
+from s3sign.server.quotas import NO_QUOTA, Quota, Quotas, Wanted
 from s3sign.server.reader import RunReader
 from s3sign.server.seals import Seals
 from s3sign.server.verify import (
@@ -108,6 +109,8 @@ class UploadSigner:
             self.store, settings.key_prefix, store_checks, write_once=not settings.overwrite
         )
         self.seals = Seals(self.store, settings.key_prefix, settings.seal_cache)
+        self.quota = Quota(settings.max_run_bytes, settings.max_run_files)
+        self.quotas = Quotas(self.store, settings.key_prefix)
 
     def reader(self) -> RunReader:
         """The read half (list a run, sign downloads), on the same store and pool."""
@@ -120,15 +123,17 @@ class UploadSigner:
 
     # --- create / re-sign ------------------------------------------------------------
 
-    def create_uploads(self, run_id: str, request: CreateUploadsRequest) -> CreateUploadsResponse:
+    def create_uploads(
+        self, run_id: str, request: CreateUploadsRequest, quota: Quota = NO_QUOTA
+    ) -> CreateUploadsResponse:
         """One result per file, in order: a signed PUT, a multipart plan, or a rejection.
-        Multipart uploads are started on the store pool; a file's failure is its own."""
+        Multipart uploads are started on the store pool; a file's failure is its own.
+        ``quota``: the token's, which may lower the server's for this run."""
         rules.check_run(run_id)
         rules.check_count(len(request.files), self.settings.max_files_per_request)
         seen: set[str] = set()
         results: dict[int, FileResult] = {}
-        on_store: dict[int, tuple[FileSpec, str]] = {}  # a store call each: on the pool
-        look_up = self._looks_up()
+        keyed: dict[int, tuple[FileSpec, str]] = {}
         for index, spec in enumerate(request.files):
             try:
                 key = object_key(self.settings.key_prefix, run_id, spec.file_name)
@@ -138,6 +143,15 @@ class UploadSigner:
             except PolicyError as exc:
                 results[index] = _upload_rejected(spec, exc.code, exc.message)
                 continue
+            keyed[index] = (spec, key)
+        quota = self.quota.lowered(quota)
+        if quota:
+            results.update(self._over_quota(run_id, quota, keyed))
+        on_store: dict[int, tuple[FileSpec, str]] = {}  # a store call each: on the pool
+        look_up = self._looks_up()
+        for index, (spec, key) in keyed.items():
+            if index in results:
+                continue
             if look_up or spec.file_size > self.settings.multipart_threshold:
                 on_store[index] = (spec, key)
             else:  # signing only: no store call
@@ -145,6 +159,30 @@ class UploadSigner:
         started = self._pool.map(self._prepare, list(on_store.values()), _upload_failed)
         results.update(zip(on_store, started, strict=True))
         return CreateUploadsResponse(files=[results[index] for index in range(len(request.files))])
+
+    def _over_quota(
+        self, run_id: str, quota: Quota, keyed: dict[int, tuple[FileSpec, str]]
+    ) -> dict[int, FileResult]:
+        """The files the run's quota leaves out, refused; the others are counted as signed.
+        A file whose size will be refused anyway is not counted."""
+        limit, threshold = self.settings.max_file_size, self.settings.multipart_threshold
+        counted = [index for index, (spec, _) in keyed.items() if 0 <= spec.file_size <= limit]
+        wanted = []
+        for index in counted:
+            spec, key = keyed[index]
+            # How long its uploads may go on: a PUT's URL, a multipart upload's token.
+            multipart = spec.file_size > threshold
+            seconds = self.settings.max_token_ttl if multipart else self.settings.expires
+            wanted.append(Wanted(key, spec.file_size, seconds))
+        try:
+            answers = self.quotas.admit(run_id, quota, wanted)
+        except StoreError as exc:
+            return {i: _upload_rejected(keyed[i][0], exc.answer_code, str(exc)) for i in counted}
+        return {
+            index: _upload_rejected(keyed[index][0], "quota_exceeded", why)
+            for index, why in zip(counted, answers, strict=True)
+            if why is not None
+        }
 
     def _looks_up(self) -> bool:
         """Write-once on a store not known to refuse ``If-None-Match: *``: every file's key

@@ -5,14 +5,16 @@ Minted by ``s3sign token RUN_ID`` (or by your own CI step) with the shared
 ``S3SIGN_SERVER_SECRET``; checked by the server on every call. A token names its run in
 ``sub`` (and, for reading, more runs in ``runs``) and what it allows in ``scope``: ``upload``,
 ``read``, ``seal`` (close the run), or several (``"upload read"``, space-separated as in
-OAuth). A token minted before
-scopes other than ``upload`` existed is an upload token, as it was. The server also checks
-issuer, audience, expiry and lifetime. Stateless: any replica with the secret can check.
+OAuth). An upload token may lower the run's quota (``max_bytes``, ``max_files``). A token
+minted before scopes other than ``upload`` existed is an upload token, as it was. The
+server also checks issuer, audience, expiry and lifetime. Stateless: any replica with the
+secret can check.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ import jwt
 
 from s3sign.errors import ConfigError
 from s3sign.protocol import ProtocolError
+from s3sign.server.quotas import NO_QUOTA, Quota
 
 SECRET_ENV = "S3SIGN_SERVER_SECRET"  # noqa: S105 - the variable's name
 MIN_SECRET_BYTES = 32
@@ -28,6 +31,7 @@ AUDIENCE = "s3sign-backend"
 UPLOAD, READ, SEAL, LINK = "upload", "read", "seal", "link"
 SCOPES = (UPLOAD, READ, SEAL)  # what `s3sign token` mints; a link token is minted by mint_link
 ALGORITHM = "HS256"
+MAX_BYTES, MAX_FILES = "max_bytes", "max_files"  # an upload token's quota for its run
 
 
 class TokenError(ProtocolError):
@@ -65,14 +69,18 @@ def mint_token(
     *,
     scopes: tuple[str, ...] = (UPLOAD,),
     more_runs: tuple[str, ...] = (),
+    quota: Quota = NO_QUOTA,
 ) -> tuple[str, datetime]:
     """(token, expiry) that allows ``scopes`` on ``run_id``; a read-only token may also name
-    ``more_runs`` (to read an earlier run's artifacts). ``ValueError`` for an unknown scope,
-    or more runs on a token that may upload."""
+    ``more_runs`` (to read an earlier run's artifacts); an upload token may carry a
+    ``quota`` that lowers the server's for its run. ``ValueError`` for an unknown scope,
+    more runs on a token that may upload, or a quota on one that may not."""
     if not scopes or any(scope not in SCOPES for scope in scopes):
         raise ValueError(f"scopes are {', '.join(SCOPES)}")
     if more_runs and UPLOAD in scopes:
         raise ValueError("a token that may upload names one run")
+    if quota and UPLOAD not in scopes:
+        raise ValueError("a quota limits uploads: the token must allow them")
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
     expires = issued + timedelta(seconds=ttl_seconds)
     claims: dict[str, object] = {
@@ -86,7 +94,23 @@ def mint_token(
     }
     if more_runs:
         claims["runs"] = [run_id, *(run for run in more_runs if run != run_id)]
+    if quota.bytes is not None:
+        claims[MAX_BYTES] = quota.bytes
+    if quota.files is not None:
+        claims[MAX_FILES] = quota.files
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expires
+
+
+def token_quota(claims: Mapping[str, object]) -> Quota:
+    """The quota a token's claims set for its run (none by default)."""
+    return Quota(_limit(claims, MAX_BYTES), _limit(claims, MAX_FILES))
+
+
+def _limit(claims: Mapping[str, object], name: str) -> int | None:
+    value = claims.get(name)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise TokenError(401, "invalid_token", f"the token's {name} is not a whole number")
 
 
 def verify_token(
@@ -95,9 +119,9 @@ def verify_token(
     run_id: str,
     max_ttl: int = 7 * 86400,
     scope: str = UPLOAD,
-) -> None:
-    """Accept a valid, unexpired token that allows ``scope`` on exactly ``run_id``, whose
-    lifetime is at most ``max_ttl`` seconds; else ``TokenError``."""
+) -> dict[str, Any]:
+    """The claims of a valid, unexpired token that allows ``scope`` on exactly ``run_id``,
+    whose lifetime is at most ``max_ttl`` seconds; else ``TokenError``."""
     if not token:
         raise TokenError(401, "missing_token", "send Authorization: Bearer <token>")
     claims = _claims(token, secret, max_ttl, "token_expired", "the token has expired")
@@ -109,6 +133,7 @@ def verify_token(
     named = runs if scope == READ and isinstance(runs, list) else [claims.get("sub")]
     if run_id not in named:
         raise TokenError(403, "wrong_run", "the token is for another run")
+    return claims
 
 
 def mint_link(
