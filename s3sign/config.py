@@ -83,12 +83,14 @@ class Settings:
     link_ttl: int = 30 * 86400  # a stable link's lifetime (`s3sign link`)
     max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
     seal_cache: int = 5  # seconds a replica trusts "this run is not sealed" before asking again
+    revocation_cache: int = 5  # seconds a replica trusts its list of revoked tokens
     overwrite: bool = True  # False: write-once, S3 refuses a second write of a key
     max_run_bytes: int | None = None  # what one run may hold; None: no limit
     max_run_files: int | None = None
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
     token: str | None = field(default=None, repr=False)
     server_secret: str | None = field(default=None, repr=False)
+    server_secrets: str | None = field(default=None, repr=False)  # new,old: while rotating
     # the standard variables for proxies and CA bundles (not S3SIGN_*), as they were set
     network: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = field(default=None, compare=False)
@@ -240,13 +242,14 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "link_ttl": _duration_between(60, 3650 * 86400),
     "max_link_ttl": _duration_between(60, 3650 * 86400),
     "seal_cache": _duration_between(1, 60),
+    "revocation_cache": _duration_between(1, 60),
     "overwrite": _bool,
     "max_run_bytes": _size_between(0, 2**62),
     "max_run_files": _int_between(0, 2**62),
 }
 # Never read from the file: a config file is shared, checked in, printed.
-SECRET_KEYS = frozenset({"token", "server_secret"})
-_PARSERS.update({"token": _text, "server_secret": _text})
+SECRET_KEYS = frozenset({"token", "server_secret", "server_secrets"})
+_PARSERS.update({"token": _text, "server_secret": _text, "server_secrets": _text})
 KEYS: tuple[str, ...] = tuple(_PARSERS)
 
 

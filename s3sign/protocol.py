@@ -390,3 +390,25 @@ class SealResponse:
     __pydantic_config__ = WIRE_CONFIG
     run_id: str
     sealed_at: str
+
+
+# --- POST /v1/revocations ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeRequest:
+    """Revoke the token ``jti`` names, until ``until`` (Unix seconds: when it expires
+    anyway; by default as long as any token or link may live)."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    jti: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeResponse:
+    """Every replica refuses the token (401 ``token_revoked``) until ``revoked_until``."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    jti: str
+    revoked_until: str

@@ -140,7 +140,7 @@ def link(
     from urllib.parse import quote
 
     from s3sign.keys import PolicyError, normal_name, object_key
-    from s3sign.server.tokens import mint_link, server_secret
+    from s3sign.server.tokens import mint_link, server_keys
     from s3sign.units import format_duration, iso_utc
 
     state = command_state(ctx, verbose, quiet)
@@ -157,7 +157,7 @@ def link(
             hint="ask for a shorter one, or raise max_link_ttl (S3SIGN_MAX_LINK_TTL) on both sides",
         )
     stored = normal_name(name)
-    secret = server_secret(settings.server_secret)
+    secret = server_keys(settings.server_secret, settings.server_secrets).minting
     minted, expires = mint_link(run_id, stored, settings.link_ttl, secret)
     path = f"/v1/runs/{run_id}/files/{quote(stored, safe='/')}"
     state.console.info(f"link to {run_id}/{stored}, expires {iso_utc(expires)}")

@@ -1,5 +1,5 @@
-"""``s3sign token``, ``s3sign seal`` and ``s3sign serve`` (also ``--local``, with an
-embedded store).
+"""``s3sign token``, ``s3sign seal``, ``s3sign revoke`` and ``s3sign serve`` (also
+``--local``, with an embedded store).
 
 No ``from __future__ import annotations`` here: Typer reads every parameter's annotation at
 start-up, and string annotations cost it an ``eval`` each.
@@ -80,7 +80,7 @@ def token(
     import json
 
     from s3sign.server.quotas import Quota
-    from s3sign.server.tokens import SCOPES, mint_token, server_secret
+    from s3sign.server.tokens import SCOPES, mint_token, server_keys
 
     state = command_state(ctx, verbose, quiet)
     more_runs = tuple(also or ())
@@ -101,7 +101,7 @@ def token(
             f"({format_duration(settings.max_token_ttl)}): the backend would refuse the token",
             hint="mint a shorter one, or raise max_token_ttl (S3SIGN_MAX_TOKEN_TTL) on both sides",
         )
-    secret = server_secret(settings.server_secret)
+    secret = server_keys(settings.server_secret, settings.server_secrets).minting
     minted, expires_at = mint_token(
         run_id, settings.token_ttl, secret, scopes=scopes, more_runs=more_runs, quota=quota
     )
@@ -149,7 +149,7 @@ def seal(
         option(
             "TOKEN",
             "A seal token: 's3sign token RUN --scope seal' (S3SIGN_TOKEN); without one, "
-            "minted here where S3SIGN_SERVER_SECRET is set.",
+            "minted here where S3SIGN_SERVER_SECRET(S) is set.",
             show_default=False,
         ),
     ] = None,
@@ -162,10 +162,10 @@ def seal(
     settings = state.settings({"backend": backend, "token": token})
     if settings.token:
         sealing = run_token(settings.token, run_id, scope="seal")
-    elif settings.server_secret:
-        from s3sign.server.tokens import SEAL, mint_token, server_secret
+    elif settings.server_secret or settings.server_secrets:
+        from s3sign.server.tokens import SEAL, mint_token, server_keys
 
-        secret = server_secret(settings.server_secret)
+        secret = server_keys(settings.server_secret, settings.server_secrets).minting
         sealing = mint_token(run_id, SEAL_TOKEN_TTL, secret, scopes=(SEAL,))[0]
     else:
         sealing = run_token(None, run_id, scope="seal")  # the error, with its hint
@@ -177,6 +177,59 @@ def seal(
     state.console.note(
         f"run {run_id} sealed at {sealed.sealed_at}: no more uploads, overwrites or deletes"
     )
+
+
+def revoke(
+    ctx: typer.Context,
+    what: Annotated[
+        str,
+        typer.Argument(
+            metavar="TOKEN_OR_JTI",
+            help="The token to cut off (- reads it from stdin, out of the process list), or "
+            "its id (jti: the audit log names it).",
+        ),
+    ],
+    backend: BackendOption = None,
+    verbose: Verbose = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Cut off one token on every replica, until it would expire.
+
+    Needs S3SIGN_SERVER_SECRET (or S3SIGN_SERVER_SECRETS) and the backend."""
+    from s3sign.server.tokens import ADMIN_SUBJECT, REVOKE, mint_token, server_keys
+
+    state = command_state(ctx, verbose, quiet)
+    settings = state.settings({"backend": backend})
+    if what == "-":
+        what = state.environment.stdin.read(65536).decode("ascii", "replace")
+    jti, until = _token_id(what)
+    secret = server_keys(settings.server_secret, settings.server_secrets).minting
+    operator = mint_token(ADMIN_SUBJECT, SEAL_TOKEN_TTL, secret, scopes=(REVOKE,))[0]
+    client = backend_client(settings, operator)
+    try:
+        revoked = client.revoke(jti, until)
+    finally:
+        client.close()
+    state.console.note(f"token {jti} revoked on every replica until {revoked.revoked_until}")
+
+
+def _token_id(what: str) -> tuple[str, int | None]:
+    """(jti, expiry) of a token (read, not verified: the backend only records the id), or
+    (jti, None) of a bare id."""
+    what = what.strip()
+    if what.count(".") != 2:
+        return what, None
+    import jwt
+
+    try:
+        claims = jwt.decode(what, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        hint = "give the token or its jti"
+        raise UsageError("this is not a token s3sign mints", hint=hint) from None
+    jti, expires = claims.get("jti"), claims.get("exp")
+    if not isinstance(jti, str):
+        raise UsageError("the token has no id (jti) to revoke it by", hint="rotate the secret")
+    return jti, expires if isinstance(expires, int) else None
 
 
 def serve(
@@ -216,7 +269,7 @@ def serve(
 
     from s3sign.server.app import create_app
     from s3sign.server.signer import UploadSigner
-    from s3sign.server.tokens import server_secret
+    from s3sign.server.tokens import server_keys
 
     state = command_state(ctx, verbose, quiet)
     settings = state.settings(
@@ -239,7 +292,7 @@ def serve(
         return
     if data_dir is not None:
         raise UsageError("--data-dir only applies with --local")
-    secret = server_secret(settings.server_secret)
+    keys = server_keys(settings.server_secret, settings.server_secrets)
     signer = UploadSigner(settings)  # fails here, before listening, on bad config or credentials
     state.console.note(
         f"serving protocol v1 on http://{settings.host}:{settings.port} "
@@ -249,7 +302,7 @@ def serve(
     common = _uvicorn_options(settings, state.console)
     _sigterm_exits()
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, secret=secret, signer=signer), **common)
+        uvicorn.run(create_app(settings, secret=keys, signer=signer), **common)
         return
     _export_for_workers(settings)
     uvicorn.run(
@@ -272,6 +325,8 @@ def _export_for_workers(settings: Settings) -> None:
         exported["S3SIGN_CONFIG"] = str(settings.config_file)
     if settings.server_secret:
         exported["S3SIGN_SERVER_SECRET"] = settings.server_secret
+    if settings.server_secrets:
+        exported["S3SIGN_SERVER_SECRETS"] = settings.server_secrets
     os.environ.update({**settings.network, **exported})
 
 

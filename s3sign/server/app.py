@@ -28,6 +28,7 @@ from s3sign.protocol import (
     DownloadsRequest,
     PartsRequest,
     ProtocolError,
+    RevokeRequest,
     StatusRequest,
 )
 from s3sign.server.bodies import adapter
@@ -37,6 +38,7 @@ from s3sign.server.routes import (
     Authorise,
     Counters,
     read_routes,
+    revocation_routes,
     seal_routes,
     service_routes,
     upload_routes,
@@ -44,11 +46,14 @@ from s3sign.server.routes import (
 )
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import (
+    ADMIN_SUBJECT,
     READ,
+    REVOKE,
     SEAL,
     UPLOAD,
+    Keys,
     checked_secret,
-    server_secret,
+    server_keys,
     verify_link,
     verify_token,
 )
@@ -72,14 +77,18 @@ def share_the_interpreter() -> None:
 def create_app(
     settings: Settings,
     *,
-    secret: bytes | None = None,
+    secret: bytes | Keys | None = None,
     signer: UploadSigner | None = None,
 ) -> FastAPI:
-    """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRET``."""
-    secret = checked_secret(secret) if secret is not None else server_secret(settings.server_secret)
+    """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRETS`` or
+    ``S3SIGN_SERVER_SECRET``."""
+    if secret is None:
+        secret = server_keys(settings.server_secret, settings.server_secrets)
+    elif isinstance(secret, bytes):
+        secret = Keys([checked_secret(secret)])
     signer = signer or UploadSigner(settings)
     if signer.handles is None:  # upload ids go out sealed to their key (server/handles.py)
-        signer.handles = UploadHandles(secret)
+        signer.handles = UploadHandles(secret.secrets)
     counters = Counters()
 
     @asynccontextmanager
@@ -101,30 +110,43 @@ def create_app(
     )
     app.state.counters = counters
 
+    revocations = signer.revocations
+
+    async def not_revoked(claims: dict[str, Any]) -> None:
+        """Refused if revoked (the list read on a thread, at most every
+        ``revocation_cache`` seconds)."""
+        if not revocations.fresh():
+            await run_in_threadpool(revocations.refresh)
+        revocations.check(claims.get("jti"))
+
     def authoriser(scope: str, writes: bool = False) -> Authorise:
         async def authorise(request: Request, run_id: str) -> None:
             """A dependency: FastAPI runs it before reading the body, so a caller
             without a valid token learns nothing about what the body should be. For a
             call that writes, the run must not be sealed (asked of the store on a
             thread, at most every ``seal_cache`` seconds)."""
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            bearer = token.strip() if scheme.lower() == "bearer" else None
-            claims = verify_token(bearer, secret, run_id, settings.max_token_ttl, scope)
+            claims = verify_token(_bearer(request), secret, run_id, settings.max_token_ttl, scope)
+            await not_revoked(claims)
             request.state.claims = claims  # for the route: a token's quota
             if writes and not signer.seals.known_open(run_id):
                 await run_in_threadpool(signer.seals.check_open, run_id)
 
         return authorise
 
+    async def operator(request: Request) -> None:
+        """A dependency: a revoke token, minted with the server's secret."""
+        bearer, longest = _bearer(request), settings.max_token_ttl
+        await not_revoked(verify_token(bearer, secret, ADMIN_SUBJECT, longest, REVOKE))
+
     _handle_errors(app)
     writing = authoriser(UPLOAD, writes=True)
     app.include_router(upload_routes(signer, settings, writing))
     app.include_router(verification_routes(signer, authoriser(UPLOAD), writing))
     app.include_router(seal_routes(signer, authoriser(SEAL)))
+    app.include_router(revocation_routes(signer, settings, operator))
 
-    def link(token: str, run_id: str, file_name: str) -> None:
-        verify_link(token, secret, run_id, file_name, settings.max_link_ttl)
+    async def link(token: str, run_id: str, file_name: str) -> None:
+        await not_revoked(verify_link(token, secret, run_id, file_name, settings.max_link_ttl))
 
     app.include_router(read_routes(signer.reader(), authoriser(READ), link))
     app.include_router(service_routes(signer, settings, counters))
@@ -137,9 +159,15 @@ def create_app(
             StatusRequest,
             AbortRequest,
             DownloadsRequest,
+            RevokeRequest,
         ),
     )
     return app
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _handle_errors(app: FastAPI) -> None:

@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 from s3sign.keys import PolicyError
 
@@ -26,13 +27,19 @@ INVALID = "invalid_upload_id"
 
 
 class UploadHandles:
-    def __init__(self, secret: bytes) -> None:
-        # Its own key: a handle's tag can never pass for a token's signature, or the reverse.
-        self._key = hmac.new(secret, b"s3sign upload handle v1", hashlib.sha256).digest()
+    def __init__(self, secret: bytes | Sequence[bytes]) -> None:
+        """``secret``: the server's, or its secrets while they rotate (the first seals,
+        each opens: an upload started before the rotation can still be finished)."""
+        secrets = [secret] if isinstance(secret, bytes) else list(secret)
+        # Their own keys: a handle's tag can never pass for a token's signature, or the reverse.
+        self._keys = [
+            hmac.new(each, b"s3sign upload handle v1", hashlib.sha256).digest() for each in secrets
+        ]
 
     def seal(self, key: str, upload_id: str) -> str:
         """The handle a worker gets for the multipart upload ``upload_id`` of ``key``."""
-        return f"{PREFIX}.{_b64(upload_id.encode())}.{_b64(self._tag(key, upload_id))}"
+        tag = self._tag(self._keys[0], key, upload_id)
+        return f"{PREFIX}.{_b64(upload_id.encode())}.{_b64(tag)}"
 
     def open(self, key: str, handle: str) -> str:
         """The upload id inside ``handle``; ``PolicyError`` unless this server (or one with
@@ -44,13 +51,15 @@ class UploadHandles:
             upload_id = base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4)).decode()
         except (binascii.Error, UnicodeDecodeError):
             raise PolicyError(INVALID, "not an upload handle this server gave out") from None
-        if not hmac.compare_digest(_b64(self._tag(key, upload_id)), tag):
+        tags = (_b64(self._tag(secret, key, upload_id)) for secret in self._keys)
+        if not any(hmac.compare_digest(expected, tag) for expected in tags):
             raise PolicyError(INVALID, "this upload handle was not given out for this file")
         return upload_id
 
-    def _tag(self, key: str, upload_id: str) -> bytes:
+    @staticmethod
+    def _tag(secret: bytes, key: str, upload_id: str) -> bytes:
         message = f"{key}\n{upload_id}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).digest()[:16]
+        return hmac.new(secret, message, hashlib.sha256).digest()[:16]
 
 
 def _b64(data: bytes) -> str:

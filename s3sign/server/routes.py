@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,8 @@ from s3sign.protocol import (
     FilesPage,
     PartsRequest,
     PartsResponse,
+    RevokeRequest,
+    RevokeResponse,
     SealResponse,
     ServerInfo,
     StatusRequest,
@@ -45,12 +48,13 @@ from s3sign.server.reader import RunReader
 from s3sign.server.rules import check_run
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import token_quota
+from s3sign.units import iso_utc
 from s3sign.version import __version__
 
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 Authorise = Callable[[Request, str], Awaitable[None]]
-LinkCheck = Callable[[str, str, str], None]  # (link token, run, file): TokenError if not
+LinkCheck = Callable[[str, str, str], Awaitable[None]]  # (link token, run, file): TokenError
 REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
 }
@@ -205,6 +209,31 @@ def seal_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter:
     return router
 
 
+def revocation_routes(
+    signer: UploadSigner, settings: Settings, operator: Callable[[Request], Awaitable[None]]
+) -> APIRouter:
+    """Revoke one token on every replica (the operator's: a revoke token)."""
+    router = APIRouter()
+    longest = max(settings.max_token_ttl, settings.max_link_ttl)  # no token lives longer
+
+    @router.post(
+        "/v1/revocations",
+        response_model=RevokeResponse,
+        responses=REFUSALS,
+        dependencies=[Depends(operator)],
+        summary="Revoke one token (by its jti) on every replica, until it would expire",
+        openapi_extra=body_schema(RevokeRequest),
+    )
+    async def revoke(request: Request) -> Response:
+        def work(body: RevokeRequest) -> RevokeResponse:
+            until = signer.revocations.revoke(body.jti, body.until, longest)
+            return RevokeResponse(body.jti, iso_utc(datetime.fromtimestamp(until, UTC)))
+
+        return await answer(request, RevokeRequest, work)
+
+    return router
+
+
 def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> APIRouter:
     """List a run's files, sign downloads of them, and follow stable links: the calls a
     read token allows (a link token, one file)."""
@@ -220,7 +249,7 @@ def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> API
         run_id: str, file_name: str, request: Request, token: str | None = None
     ) -> Response:
         if token is not None:  # a link token in the query: this one file only
-            link(token, run_id, file_name)
+            await link(token, run_id, file_name)
         else:
             await authorise(request, run_id)
         url = await run_in_threadpool(reader.link, run_id, file_name)  # waits on the store

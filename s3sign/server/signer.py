@@ -45,6 +45,7 @@ from s3sign.server.handles import UploadHandles
 from s3sign.server.pool import StorePool, one
 from s3sign.server.quotas import NO_QUOTA, Quota, Quotas, Wanted
 from s3sign.server.reader import RunReader
+from s3sign.server.revocations import Revocations
 from s3sign.server.seals import Seals
 from s3sign.server.verify import (
     ALREADY_EXISTS,
@@ -109,6 +110,7 @@ class UploadSigner:
             self.store, settings.key_prefix, store_checks, write_once=not settings.overwrite
         )
         self.seals = Seals(self.store, settings.key_prefix, settings.seal_cache)
+        self.revocations = Revocations(self.store, settings.key_prefix, settings.revocation_cache)
         self.quota = Quota(settings.max_run_bytes, settings.max_run_files)
         self.quotas = Quotas(self.store, settings.key_prefix)
 

@@ -37,6 +37,8 @@ from s3sign.protocol import (
     FileSpec,
     PartsRequest,
     PartsResponse,
+    RevokeRequest,
+    RevokeResponse,
     SealResponse,
     ServerInfo,
     StatusFile,
@@ -138,6 +140,10 @@ class BackendClient:
     def seal(self, run_id: str) -> SealResponse:
         """Close the run (a seal token): no more writes, whatever token is shown."""
         return self._call("POST", f"/v1/runs/{run_id}/seal", None, SealResponse)
+
+    def revoke(self, jti: str, until: int | None = None) -> RevokeResponse:
+        """Cut off one token on every replica (a revoke token, minted with the secret)."""
+        return self._call("POST", "/v1/revocations", RevokeRequest(jti, until), RevokeResponse)
 
     def files(
         self,

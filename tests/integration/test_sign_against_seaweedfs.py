@@ -232,9 +232,8 @@ def test_doctor_passes_and_names_what_fails(
         "store",
     ]
     assert all(line.startswith("ok") for line in good.stdout.splitlines())
-    assert (
-        "store        enforces size, content type, SHA-256, Content-MD5, signature;" in good.stdout
-    )
+    rules = "enforces size, content type, SHA-256, Content-MD5, signature, If-None-Match;"
+    assert f"store        {rules}" in good.stdout
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     bad = CliRunner().invoke(app, ["doctor", "--bucket", local_s3.bucket])
     assert bad.exit_code == 1

@@ -125,9 +125,10 @@ SERVE_MAX_RSS_KIB = 200 * 1024  # the server with FastAPI loaded is ~80 MiB
 
 @pytest.mark.parametrize("mode", selected(MODES))
 def test_a_hostile_store_behind_serve(tmp_path: Path, mode: str) -> None:
-    """The server's own S3 calls (reading the run's seal, starting a multipart upload) hold
-    the same limits: the worker gets an answer naming what was wrong within the bound (a
-    503 when the seal cannot be read, else per file), the server stays small."""
+    """The server's own S3 calls (reading the revoked tokens and the run's seal, starting a
+    multipart upload) hold the same limits: the worker gets an answer naming what was wrong
+    within the bound (a 503 when the revocations or the seal cannot be read, else per file),
+    the server stays small."""
     import requests
 
     from tests.integration.conftest import running_backend
@@ -156,10 +157,10 @@ def test_a_hostile_store_behind_serve(tmp_path: Path, mode: str) -> None:
     assert rss < SERVE_MAX_RSS_KIB, f"peak RSS {rss} KiB"
     assert healthy == 200
     why = "no whole answer within" if mode == "dribble" else WHY[mode]
-    if answer.status_code == 503:  # its first S3 call: is the run sealed? Not signed, then
+    if answer.status_code == 503:  # its first S3 calls: revoked tokens, the run's seal
         error = answer.json()["error"]
         assert error["code"] == "store_unreachable", error
-        assert "cannot tell whether the run is sealed" in error["message"], error
+        assert "cannot tell whether the token was revoked" in error["message"], error
         assert why in error["message"], error
         return
     assert answer.status_code == 200, answer.text

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from s3sign.protocol import ProtocolError
+from s3sign.server import quotas as quotas_module
 from s3sign.server.quotas import MAX_SIGNED, Quota, Quotas, Wanted
 from s3sign.server.tokens import mint_token, token_quota, verify_token
 from s3sign.signing.store import ObjectInfo
@@ -92,7 +93,7 @@ def test_a_listing_that_is_over_already_stops() -> None:
 
 
 def test_the_signed_ledger_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("s3sign.server.quotas.MAX_SIGNED", 4)
+    monkeypatch.setattr(quotas_module, "MAX_SIGNED", 4)
     check, _, _ = quotas({})
     for run in ("r1", "r2", "r3"):
         answers = check.admit(
