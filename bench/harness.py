@@ -157,6 +157,7 @@ def backend(store: LocalS3, **settings: str) -> Iterator[str]:
 
 
 def metric(url: str, name: str) -> int:
-    """A counter from the backend's ``/metrics``."""
+    """A counter from the backend's ``/metrics``: the sum of its samples (all labels)."""
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return int(text.split(f"\n{name} ")[1].split()[0])
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return int(sum(float(value) for sample, value in samples if sample.split("{")[0] == name))

@@ -84,6 +84,8 @@ class Settings:
     max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
     seal_cache: int = 5  # seconds a replica trusts "this run is not sealed" before asking again
     revocation_cache: int = 5  # seconds a replica trusts its list of revoked tokens
+    audit_log: str = "-"  # where the JSON audit lines go: a file (appended), or - for stderr
+    log_format: str = "text"  # the server's other logs: text, or json
     overwrite: bool = True  # False: write-once, S3 refuses a second write of a key
     max_run_bytes: int | None = None  # what one run may hold; None: no limit
     max_run_files: int | None = None
@@ -243,6 +245,8 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_link_ttl": _duration_between(60, 3650 * 86400),
     "seal_cache": _duration_between(1, 60),
     "revocation_cache": _duration_between(1, 60),
+    "audit_log": _text,
+    "log_format": _choice("text", "json"),
     "overwrite": _bool,
     "max_run_bytes": _size_between(0, 2**62),
     "max_run_files": _int_between(0, 2**62),

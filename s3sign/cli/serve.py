@@ -6,6 +6,9 @@ start-up, and string annotations cost it an ``eval`` each.
 """
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -261,16 +264,14 @@ def serve(
         Path | None,
         typer.Option(metavar="DIR", help="With --local: where objects and secrets are kept."),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(metavar="text|json", help="The logs' format.  [default: text]"),
+    ] = None,
     verbose: Verbose = 0,
     quiet: Quiet = False,
 ) -> None:
     """Run the signing backend that hands workers upload URLs."""
-    import uvicorn
-
-    from s3sign.server.app import create_app
-    from s3sign.server.signer import UploadSigner
-    from s3sign.server.tokens import server_keys
-
     state = command_state(ctx, verbose, quiet)
     settings = state.settings(
         {
@@ -283,23 +284,41 @@ def serve(
             "region": region,
             "profile": profile,
             "workers": workers,
+            "log_format": log_format,
         }
     )
+    with _metrics_folder():  # before prometheus_client is first imported
+        _serve(settings, state.console, local, data_dir)
+
+
+def _serve(settings: Settings, console: Console, local: bool, data_dir: Path | None) -> None:
+    import uvicorn
+
+    from s3sign.server.app import create_app
+    from s3sign.server.signer import UploadSigner
+    from s3sign.server.tokens import server_keys
+
     if local:
         if settings.workers > 1:
             raise UsageError("--local runs one worker", hint="drop --workers with --local")
-        _serve_local(settings, data_dir, state.console)
+        _serve_local(settings, data_dir, console)
         return
     if data_dir is not None:
         raise UsageError("--data-dir only applies with --local")
     keys = server_keys(settings.server_secret, settings.server_secrets)
     signer = UploadSigner(settings)  # fails here, before listening, on bad config or credentials
-    state.console.note(
+    serving = (
         f"serving protocol v1 on http://{settings.host}:{settings.port} "
         f"(bucket {settings.bucket}, keys {settings.key_prefix}/RUN/FILE, "
         f"{settings.workers} worker{'s' if settings.workers > 1 else ''})"
     )
-    common = _uvicorn_options(settings, state.console)
+    if settings.log_format == "json":
+        from s3sign.server.observe import log_line
+
+        print(log_line(serving), file=sys.stderr, flush=True)
+    else:
+        console.note(serving)
+    common = _uvicorn_options(settings, console)
     _sigterm_exits()
     if settings.workers == 1:
         uvicorn.run(create_app(settings, secret=keys, signer=signer), **common)
@@ -308,6 +327,27 @@ def serve(
     uvicorn.run(
         "s3sign.server.app:app_from_environment", factory=True, workers=settings.workers, **common
     )
+
+
+@contextmanager
+def _metrics_folder() -> Iterator[None]:
+    """Where every worker process keeps its metrics (``PROMETHEUS_MULTIPROC_DIR``), so that
+    ``/metrics`` sums them: one the operator set, else a fresh folder, removed at the end."""
+    import shutil
+    import tempfile
+
+    from s3sign.server.observe import MULTIPROCESS_DIR
+
+    if os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="s3sign-metrics-")
+    os.environ[MULTIPROCESS_DIR] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _export_for_workers(settings: Settings) -> None:
@@ -356,7 +396,7 @@ def _uvicorn_options(settings: Settings, console: Console) -> dict[str, Any]:
         **uvicorn_limits(settings.max_connections),
         "host": settings.host,
         "port": settings.port,
-        "log_config": log_config(quiet=console.verbosity < 0),
+        "log_config": log_config(console.verbosity < 0, settings.log_format == "json"),
         "log_level": "warning" if console.verbosity < 0 else "info",
         "access_log": console.verbosity >= 0,
         "server_header": False,

@@ -143,7 +143,7 @@ def run_demo(workdir: Path, reporter: Reporter, say: Callable[[str], None]) -> D
             report = DemoReport(
                 push=pushed, endpoint_url=store.endpoint_url, backend_url=backend_url
             )
-            report.backend_body_bytes = app.state.counters.body_bytes
+            report.backend_body_bytes = app.state.metrics.value("s3sign_request_body_bytes_total")
             pulled = workdir / "pulled"
             say(
                 f"pulling the run back into {pulled.name}/ with a read token, each file checked ..."

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TextIO
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,9 +34,9 @@ from s3sign.protocol import (
 from s3sign.server.bodies import adapter
 from s3sign.server.handles import UploadHandles
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
+from s3sign.server.observe import Decision, Metrics, Observer, audit_stream
 from s3sign.server.routes import (
     Authorise,
-    Counters,
     read_routes,
     revocation_routes,
     seal_routes,
@@ -79,9 +79,10 @@ def create_app(
     *,
     secret: bytes | Keys | None = None,
     signer: UploadSigner | None = None,
+    audit: TextIO | None = None,
 ) -> FastAPI:
     """The backend as an ASGI app. ``secret`` defaults to ``S3SIGN_SERVER_SECRETS`` or
-    ``S3SIGN_SERVER_SECRET``."""
+    ``S3SIGN_SERVER_SECRET``; ``audit``: where the audit log goes (stderr)."""
     if secret is None:
         secret = server_keys(settings.server_secret, settings.server_secrets)
     elif isinstance(secret, bytes):
@@ -89,7 +90,8 @@ def create_app(
     signer = signer or UploadSigner(settings)
     if signer.handles is None:  # upload ids go out sealed to their key (server/handles.py)
         signer.handles = UploadHandles(secret.secrets)
-    counters = Counters()
+    metrics = Metrics()
+    observer = Observer(metrics, audit or audit_stream(settings.audit_log))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, float]]:
@@ -106,9 +108,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(
-        RequestLimits, limit=MAX_BODY_BYTES, timeout=settings.request_timeout, counters=counters
+        RequestLimits, limit=MAX_BODY_BYTES, timeout=settings.request_timeout, observer=observer
     )
-    app.state.counters = counters
+    app.state.metrics = metrics
 
     revocations = signer.revocations
 
@@ -138,18 +140,18 @@ def create_app(
         bearer, longest = _bearer(request), settings.max_token_ttl
         await not_revoked(verify_token(bearer, secret, ADMIN_SUBJECT, longest, REVOKE))
 
-    _handle_errors(app)
+    _handle_errors(app, observer)
     writing = authoriser(UPLOAD, writes=True)
-    app.include_router(upload_routes(signer, settings, writing))
-    app.include_router(verification_routes(signer, authoriser(UPLOAD), writing))
-    app.include_router(seal_routes(signer, authoriser(SEAL)))
-    app.include_router(revocation_routes(signer, settings, operator))
+    app.include_router(upload_routes(signer, settings, writing, observer))
+    app.include_router(verification_routes(signer, authoriser(UPLOAD), writing, observer))
+    app.include_router(seal_routes(signer, authoriser(SEAL), observer))
+    app.include_router(revocation_routes(signer, settings, operator, observer))
 
     async def link(token: str, run_id: str, file_name: str) -> None:
         await not_revoked(verify_link(token, secret, run_id, file_name, settings.max_link_ttl))
 
-    app.include_router(read_routes(signer.reader(), authoriser(READ), link))
-    app.include_router(service_routes(signer, settings, counters))
+    app.include_router(read_routes(signer.reader(), authoriser(READ), link, observer))
+    app.include_router(service_routes(signer, settings, metrics))
     _document_request_bodies(
         app,
         (
@@ -170,11 +172,13 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def _handle_errors(app: FastAPI) -> None:
-    """Every refusal as ``{"error": {"code", "message"}}``, with the right status."""
+def _handle_errors(app: FastAPI, observer: Observer) -> None:
+    """Every refusal as ``{"error": {"code", "message"}}``, with the right status; each
+    refusal of a protocol call is a decision in the audit log."""
 
     @app.exception_handler(ProtocolError)
-    async def protocol_error(_: Request, exc: ProtocolError) -> JSONResponse:
+    async def protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
+        observer.decided(request, [Decision("refused", exc.code)])
         response = error(exc.status, exc.code, exc.message)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="s3sign"'
@@ -187,9 +191,11 @@ def _handle_errors(app: FastAPI) -> None:
             return error(415, "unsupported_media_type", "send JSON: Content-Type: application/json")
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
+            observer.decided(request, [Decision("refused", "invalid_json")])
             return error(400, "invalid_json", "the request body is not valid JSON")
         first = problems[0] if problems else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        observer.decided(request, [Decision("refused", "invalid_request")])
         return error(422, "invalid_request", f"{where or 'body'}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -232,9 +238,10 @@ class StripQueryString(logging.Filter):
         return True
 
 
-def log_config(quiet: bool = False) -> dict[str, Any]:
+def log_config(quiet: bool = False, json: bool = False) -> dict[str, Any]:
     """uvicorn's logging, on stderr (stdout is for results), query strings stripped; the
-    server's own lines (``s3sign.server``) beside uvicorn's, warnings only when ``quiet``."""
+    server's own lines (``s3sign.server``) beside uvicorn's, warnings only when ``quiet``;
+    with ``json``, each line a JSON object (structlog's formatter)."""
     import copy
 
     from uvicorn.config import LOGGING_CONFIG
@@ -245,6 +252,9 @@ def log_config(quiet: bool = False) -> dict[str, Any]:
     config["handlers"]["access"]["filters"] = ["strip_query"]
     level = "WARNING" if quiet else "INFO"
     config["loggers"]["s3sign"] = {"handlers": ["default"], "level": level, "propagate": False}
+    if json:
+        formatter = {"()": "s3sign.server.observe.json_formatter"}
+        config["formatters"] = {"default": formatter, "access": formatter}
     return config
 
 

@@ -94,17 +94,24 @@ def error(status: int, code: str, message: str, close: bool = False) -> JSONResp
 
 class RequestLimits:
     """ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed), 408 for
-    one that does not arrive within ``timeout`` seconds; counts requests and the bytes of
-    their bodies and of the answers' (artifacts never pass here: the counts show it)."""
+    one that does not arrive within ``timeout`` seconds; counts requests (by route and
+    status, with their time) and the bytes of their bodies and of the answers' (artifacts
+    never pass here: the counts show it), through ``observer``."""
 
-    def __init__(self, app: ASGIApp, limit: int, timeout: float, counters: Any) -> None:
-        self.app, self.limit, self.timeout, self.counters = app, limit, timeout, counters
+    def __init__(self, app: ASGIApp, limit: int, timeout: float, observer: Any) -> None:
+        self.app, self.limit, self.timeout, self.observer = app, limit, timeout, observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.counters.add(requests=1)
+        send, answered = self.observer.counted(scope, send)
+        try:
+            await self._limited(scope, receive, send)
+        finally:
+            answered()
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_large = f"the request body is over {self.limit} bytes"
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
@@ -123,19 +130,14 @@ class RequestLimits:
             if message["type"] == "http.request":
                 size = len(message.get("body", b""))
                 seen += size
-                self.counters.add(body_bytes=size)
+                self.observer.metrics.body_bytes.inc(size)
                 if seen > self.limit:
                     raise _TooLarge
             return message
 
-        async def counted(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                self.counters.add(answer_bytes=len(message.get("body", b"")))
-            await send(message)
-
         # The rest of the body is not read: the connection cannot carry another request.
         try:
-            await self.app(scope, limited, counted)
+            await self.app(scope, limited, send)
         except _TooLarge:
             await error(413, "body_too_large", too_large, close=True)(scope, receive, send)
         except _TooSlow:

@@ -8,14 +8,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from s3sign.config import Settings
@@ -42,8 +43,10 @@ from s3sign.protocol import (
     StatusRequest,
     StatusResponse,
 )
+from s3sign.server import observe
 from s3sign.server.bodies import answer, at_least_one, body_schema, reply
 from s3sign.server.limits import error
+from s3sign.server.observe import Decision, Metrics, Observer
 from s3sign.server.reader import RunReader
 from s3sign.server.rules import check_run
 from s3sign.server.signer import UploadSigner
@@ -51,6 +54,8 @@ from s3sign.server.tokens import token_quota
 from s3sign.units import iso_utc
 from s3sign.version import __version__
 
+A = TypeVar("A")  # an answer
+B = TypeVar("B")  # a request body
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 Authorise = Callable[[Request, str], Awaitable[None]]
@@ -78,24 +83,25 @@ class Cached:
             return self._answer
 
 
-class Counters:
-    """Requests this process received, and the bytes of their bodies and of its answers'
-    (``/metrics``)."""
+def audited(
+    observer: Observer,
+    request: Request,
+    work: Callable[[B], A],
+    decisions: Callable[[B, A], Iterable[Decision]],
+) -> Callable[[B], A]:
+    """``work``, with what it decided written to the audit log (on the thread it runs on)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.body_bytes = 0
-        self.answer_bytes = 0
+    def run(body: B) -> A:
+        done = work(body)
+        observer.decided(request, decisions(body, done))
+        return done
 
-    def add(self, requests: int = 0, body_bytes: int = 0, answer_bytes: int = 0) -> None:
-        with self._lock:
-            self.requests += requests
-            self.body_bytes += body_bytes
-            self.answer_bytes += answer_bytes
+    return run
 
 
-def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise) -> APIRouter:
+def upload_routes(
+    signer: UploadSigner, settings: Settings, authorise: Authorise, observer: Observer
+) -> APIRouter:
     """Create uploads (or sign them again) and sign parts: the calls that hand out URLs."""
     router = APIRouter()
     refusals = REFUSALS
@@ -116,10 +122,15 @@ def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise
             at_least_one(body.files)
             return signer.create_uploads(run_id, body, quota)
 
-        def starts_multipart(body: CreateUploadsRequest) -> bool:
+        def waits(body: CreateUploadsRequest) -> bool:
+            """On the store: a multipart upload to start, a quota's listing, a write-once
+            lookup (signing alone does not wait)."""
+            if quota or signer.quota or not settings.overwrite:
+                return True
             return any(spec.file_size > settings.multipart_threshold for spec in body.files)
 
-        return await answer(request, CreateUploadsRequest, work, starts_multipart)
+        logged = audited(observer, request, work, observe.created)
+        return await answer(request, CreateUploadsRequest, logged, waits)
 
     @router.post(
         "/v1/runs/{run_id}/uploads/parts",
@@ -134,12 +145,15 @@ def upload_routes(signer: UploadSigner, settings: Settings, authorise: Authorise
             at_least_one(body.part_numbers, "partNumbers", MAX_PARTS_PER_REQUEST)
             return signer.sign_parts(run_id, body)
 
-        return await answer(request, PartsRequest, work, waits=lambda _: False)
+        logged = audited(observer, request, work, observe.parts_signed)
+        return await answer(request, PartsRequest, logged, waits=lambda _: False)
 
     return router
 
 
-def verification_routes(signer: UploadSigner, authorise: Authorise, writes: Authorise) -> APIRouter:
+def verification_routes(
+    signer: UploadSigner, authorise: Authorise, writes: Authorise, observer: Observer
+) -> APIRouter:
     """Complete, status and abort: the calls that look at (or take back) what was stored;
     ``writes`` authorises those that may change it (complete, abort: not in a sealed run)."""
     router = APIRouter()
@@ -159,7 +173,9 @@ def verification_routes(signer: UploadSigner, authorise: Authorise, writes: Auth
             at_least_one(body.files)
             return signer.complete(run_id, body)
 
-        return await answer(request, CompleteRequest, work)
+        return await answer(
+            request, CompleteRequest, audited(observer, request, work, observe.completed)
+        )
 
     @router.post(
         "/v1/runs/{run_id}/uploads/status",
@@ -175,7 +191,9 @@ def verification_routes(signer: UploadSigner, authorise: Authorise, writes: Auth
             at_least_one(body.files)
             return signer.status(run_id, body)
 
-        return await answer(request, StatusRequest, work)
+        return await answer(
+            request, StatusRequest, audited(observer, request, work, observe.compared)
+        )
 
     @router.post(
         "/v1/runs/{run_id}/uploads/abort",
@@ -186,12 +204,15 @@ def verification_routes(signer: UploadSigner, authorise: Authorise, writes: Auth
         openapi_extra=body_schema(AbortRequest),
     )
     async def abort(run_id: str, request: Request) -> Response:
-        return await answer(request, AbortRequest, partial(signer.abort, run_id))
+        work = audited(
+            observer, request, partial(signer.abort, run_id), lambda _, done: observe.aborted(done)
+        )
+        return await answer(request, AbortRequest, work)
 
     return router
 
 
-def seal_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter:
+def seal_routes(signer: UploadSigner, authorise: Authorise, observer: Observer) -> APIRouter:
     """Seal a run: from then on no replica signs a write for it (a token with scope seal)."""
     router = APIRouter()
 
@@ -202,15 +223,20 @@ def seal_routes(signer: UploadSigner, authorise: Authorise) -> APIRouter:
         dependencies=[Depends(authorise)],
         summary="Close a run: no more uploads, overwrites or deletes, whatever token is shown",
     )
-    async def seal(run_id: str) -> Response:
+    async def seal(run_id: str, request: Request) -> Response:
         check_run(run_id)
-        return reply(SealResponse(run_id, await run_in_threadpool(signer.seals.seal, run_id)))
+        sealed_at = await run_in_threadpool(signer.seals.seal, run_id)
+        observer.decided(request, [Decision("sealed")])
+        return reply(SealResponse(run_id, sealed_at))
 
     return router
 
 
 def revocation_routes(
-    signer: UploadSigner, settings: Settings, operator: Callable[[Request], Awaitable[None]]
+    signer: UploadSigner,
+    settings: Settings,
+    operator: Callable[[Request], Awaitable[None]],
+    observer: Observer,
 ) -> APIRouter:
     """Revoke one token on every replica (the operator's: a revoke token)."""
     router = APIRouter()
@@ -229,12 +255,17 @@ def revocation_routes(
             until = signer.revocations.revoke(body.jti, body.until, longest)
             return RevokeResponse(body.jti, iso_utc(datetime.fromtimestamp(until, UTC)))
 
-        return await answer(request, RevokeRequest, work)
+        def decided(body: RevokeRequest, done: RevokeResponse) -> list[Decision]:
+            return [Decision("revoked", about=(("revoked", done.jti),))]
+
+        return await answer(request, RevokeRequest, audited(observer, request, work, decided))
 
     return router
 
 
-def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> APIRouter:
+def read_routes(
+    reader: RunReader, authorise: Authorise, link: LinkCheck, observer: Observer
+) -> APIRouter:
     """List a run's files, sign downloads of them, and follow stable links: the calls a
     read token allows (a link token, one file)."""
     router = APIRouter()
@@ -253,6 +284,8 @@ def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> API
         else:
             await authorise(request, run_id)
         url = await run_in_threadpool(reader.link, run_id, file_name)  # waits on the store
+        redirected = Decision("redirected", file=file_name, signed=1, signed_kind="get")
+        observer.decided(request, [redirected])
         headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
         return RedirectResponse(url, status_code=307, headers=headers)
 
@@ -266,13 +299,17 @@ def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> API
     )
     async def files(
         run_id: str,
+        request: Request,
         prefix: str = "",
         cursor: str | None = None,
         limit: int | None = None,
         details: bool = False,
     ) -> Response:
-        page = partial(reader.files, run_id, prefix, cursor, limit, details)
-        return reply(await run_in_threadpool(page))  # waits on the store
+        listed = await run_in_threadpool(
+            partial(reader.files, run_id, prefix, cursor, limit, details)  # waits on the store
+        )
+        observer.decided(request, [Decision("listed", size=len(listed.files))])
+        return reply(listed)
 
     @router.post(
         "/v1/runs/{run_id}/downloads",
@@ -288,12 +325,15 @@ def read_routes(reader: RunReader, authorise: Authorise, link: LinkCheck) -> API
             at_least_one(body.files)
             return reader.downloads(run_id, body)
 
-        return await answer(request, DownloadsRequest, work)
+        def decided(_: DownloadsRequest, done: DownloadsResponse) -> Iterator[Decision]:
+            return observe.downloaded(done)
+
+        return await answer(request, DownloadsRequest, audited(observer, request, work, decided))
 
     return router
 
 
-def service_routes(signer: UploadSigner, settings: Settings, counters: Counters) -> APIRouter:
+def service_routes(signer: UploadSigner, settings: Settings, metrics: Metrics) -> APIRouter:
     """Info for planning, health, readiness and metrics: no token needed."""
     router = APIRouter()
 
@@ -341,15 +381,9 @@ def service_routes(signer: UploadSigner, settings: Settings, counters: Counters)
             return JSONResponse({"status": "ready"})
         return error(503, "store_unreachable", "the bucket cannot be reached")
 
-    @router.get("/metrics", summary="Counters of this process, Prometheus text format")
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(
-            "# TYPE s3sign_requests_total counter\n"
-            f"s3sign_requests_total {counters.requests}\n"
-            "# TYPE s3sign_request_body_bytes_total counter\n"
-            f"s3sign_request_body_bytes_total {counters.body_bytes}\n"
-            "# TYPE s3sign_response_body_bytes_total counter\n"
-            f"s3sign_response_body_bytes_total {counters.answer_bytes}\n"
-        )
+    @router.get("/metrics", summary="Metrics of every worker process, Prometheus text format")
+    async def metrics_text() -> Response:
+        text = await run_in_threadpool(metrics.exposition)  # reads the workers' files
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -81,8 +81,14 @@ class Backend:
         return self.metric("s3sign_request_body_bytes_total")
 
     def metric(self, name: str) -> int:
-        text = requests.get(f"{self.url}/metrics", timeout=10).text
-        return int(text.split(f"\n{name} ")[1].split()[0])
+        """The sum of the samples of ``name`` (all its labels), over every worker."""
+        return metric(requests.get(f"{self.url}/metrics", timeout=10).text, name)
+
+
+def metric(text: str, name: str) -> int:
+    """The sum of the samples of ``name`` in a Prometheus text answer."""
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return int(sum(float(value) for sample, value in samples if sample.split("{")[0] == name))
 
 
 @contextmanager
