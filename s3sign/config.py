@@ -84,6 +84,10 @@ class Settings:
     max_link_ttl: int = 365 * 86400  # the longest a backend accepts: each visit signs anew
     seal_cache: int = 5  # seconds a replica trusts "this run is not sealed" before asking again
     revocation_cache: int = 5  # seconds a replica trusts its list of revoked tokens
+    token_rate: float = 0.0  # requests a second one token may make (a replica's process); 0: any
+    token_burst: int = 100
+    client_rate: float = 0.0  # the same for one client address
+    client_burst: int = 200
     audit_log: str = "-"  # where the JSON audit lines go: a file (appended), or - for stderr
     log_format: str = "text"  # the server's other logs: text, or json
     overwrite: bool = True  # False: write-once, S3 refuses a second write of a key
@@ -209,6 +213,19 @@ _int_between = _between("a whole number", _whole_number, str)
 _duration_between = _between("a duration", parse_duration, lambda seconds: f"{seconds}s")
 
 
+def _rate(value: object) -> float:
+    """Requests a second: 0 (no limit) to 100,000, like 20 or 0.5."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a rate")
+    try:
+        rate = float(value) if isinstance(value, int | float) else float(_text(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate: requests a second, like 20 or 0.5") from None
+    if not 0 <= rate <= 100_000:
+        raise ValueError(f"{value!r} is outside 0..100000 requests a second")
+    return rate
+
+
 def _key_prefix(value: object) -> str:
     text = _text(value).strip("/")
     if not text or any(s in ("", ".", "..") for s in text.split("/")) or "\\" in text:
@@ -245,6 +262,10 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "max_link_ttl": _duration_between(60, 3650 * 86400),
     "seal_cache": _duration_between(1, 60),
     "revocation_cache": _duration_between(1, 60),
+    "token_rate": _rate,
+    "token_burst": _int_between(1, 1_000_000),
+    "client_rate": _rate,
+    "client_burst": _int_between(1, 1_000_000),
     "audit_log": _text,
     "log_format": _choice("text", "json"),
     "overwrite": _bool,

@@ -329,14 +329,17 @@ def _serve(settings: Settings, console: Console, local: bool, data_dir: Path | N
     )
 
 
+# prometheus_client's variable, read when it is first imported: set before, and named here
+# rather than imported from s3sign.server.observe, which imports prometheus_client.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
 @contextmanager
 def _metrics_folder() -> Iterator[None]:
     """Where every worker process keeps its metrics (``PROMETHEUS_MULTIPROC_DIR``), so that
     ``/metrics`` sums them: one the operator set, else a fresh folder, removed at the end."""
     import shutil
     import tempfile
-
-    from s3sign.server.observe import MULTIPROCESS_DIR
 
     if os.environ.get(MULTIPROCESS_DIR):
         yield

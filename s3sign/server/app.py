@@ -17,7 +17,6 @@ from typing import Any, TextIO
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from s3sign.config import Settings, load_settings
@@ -32,11 +31,12 @@ from s3sign.protocol import (
     StatusRequest,
 )
 from s3sign.server.bodies import adapter
+from s3sign.server.gate import Gate
 from s3sign.server.handles import UploadHandles
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
 from s3sign.server.observe import Decision, Metrics, Observer, audit_stream
+from s3sign.server.rates import RateLimited
 from s3sign.server.routes import (
-    Authorise,
     read_routes,
     revocation_routes,
     seal_routes,
@@ -46,16 +46,12 @@ from s3sign.server.routes import (
 )
 from s3sign.server.signer import UploadSigner
 from s3sign.server.tokens import (
-    ADMIN_SUBJECT,
     READ,
-    REVOKE,
     SEAL,
     UPLOAD,
     Keys,
     checked_secret,
     server_keys,
-    verify_link,
-    verify_token,
 )
 from s3sign.version import __version__
 
@@ -112,45 +108,14 @@ def create_app(
     )
     app.state.metrics = metrics
 
-    revocations = signer.revocations
-
-    async def not_revoked(claims: dict[str, Any]) -> None:
-        """Refused if revoked (the list read on a thread, at most every
-        ``revocation_cache`` seconds)."""
-        if not revocations.fresh():
-            await run_in_threadpool(revocations.refresh)
-        revocations.check(claims.get("jti"))
-
-    def authoriser(scope: str, writes: bool = False) -> Authorise:
-        async def authorise(request: Request, run_id: str) -> None:
-            """A dependency: FastAPI runs it before reading the body, so a caller
-            without a valid token learns nothing about what the body should be. For a
-            call that writes, the run must not be sealed (asked of the store on a
-            thread, at most every ``seal_cache`` seconds)."""
-            claims = verify_token(_bearer(request), secret, run_id, settings.max_token_ttl, scope)
-            await not_revoked(claims)
-            request.state.claims = claims  # for the route: a token's quota
-            if writes and not signer.seals.known_open(run_id):
-                await run_in_threadpool(signer.seals.check_open, run_id)
-
-        return authorise
-
-    async def operator(request: Request) -> None:
-        """A dependency: a revoke token, minted with the server's secret."""
-        bearer, longest = _bearer(request), settings.max_token_ttl
-        await not_revoked(verify_token(bearer, secret, ADMIN_SUBJECT, longest, REVOKE))
-
+    gate = Gate(settings, secret, signer)
     _handle_errors(app, observer)
-    writing = authoriser(UPLOAD, writes=True)
+    writing = gate.authoriser(UPLOAD, writes=True)
     app.include_router(upload_routes(signer, settings, writing, observer))
-    app.include_router(verification_routes(signer, authoriser(UPLOAD), writing, observer))
-    app.include_router(seal_routes(signer, authoriser(SEAL), observer))
-    app.include_router(revocation_routes(signer, settings, operator, observer))
-
-    async def link(token: str, run_id: str, file_name: str) -> None:
-        await not_revoked(verify_link(token, secret, run_id, file_name, settings.max_link_ttl))
-
-    app.include_router(read_routes(signer.reader(), authoriser(READ), link, observer))
+    app.include_router(verification_routes(signer, gate.authoriser(UPLOAD), writing, observer))
+    app.include_router(seal_routes(signer, gate.authoriser(SEAL), observer))
+    app.include_router(revocation_routes(signer, settings, gate.operator, observer))
+    app.include_router(read_routes(signer.reader(), gate.authoriser(READ), gate.link, observer))
     app.include_router(service_routes(signer, settings, metrics))
     _document_request_bodies(
         app,
@@ -167,11 +132,6 @@ def create_app(
     return app
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
 def _handle_errors(app: FastAPI, observer: Observer) -> None:
     """Every refusal as ``{"error": {"code", "message"}}``, with the right status; each
     refusal of a protocol call is a decision in the audit log."""
@@ -182,6 +142,8 @@ def _handle_errors(app: FastAPI, observer: Observer) -> None:
         response = error(exc.status, exc.code, exc.message)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="s3sign"'
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -59,9 +59,10 @@ B = TypeVar("B")  # a request body
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 Authorise = Callable[[Request, str], Awaitable[None]]
-LinkCheck = Callable[[str, str, str], Awaitable[None]]  # (link token, run, file): TokenError
+# (request, link token, run, file): TokenError if not
+LinkCheck = Callable[[Request, str, str, str], Awaitable[None]]
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 502)
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 415, 422, 429, 502)
 }
 
 
@@ -280,7 +281,7 @@ def read_routes(
         run_id: str, file_name: str, request: Request, token: str | None = None
     ) -> Response:
         if token is not None:  # a link token in the query: this one file only
-            await link(token, run_id, file_name)
+            await link(request, token, run_id, file_name)
         else:
             await authorise(request, run_id)
         url = await run_in_threadpool(reader.link, run_id, file_name)  # waits on the store

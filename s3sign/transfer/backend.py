@@ -1,7 +1,8 @@
 """The backend client: protocol v1 calls with the run's bearer token, retried.
 
 Connection errors, timeouts, 429 and 5xx are retried with exponential backoff
-and jitter; 401/403 are a credentials error (exit 4); a backend still
+and jitter; a 429 with ``Retry-After`` is waited out as told (up to 10 minutes a call,
+not counted as an attempt); 401/403 are a credentials error (exit 4); a backend still
 unreachable after the retries is exit 5. The token is sent in the
 Authorization header only and never logged.
 """
@@ -51,6 +52,7 @@ from s3sign.units import http_date
 # More attempts once the backend has answered: a backend that goes away mid-push is most
 # likely being restarted or redeployed. 5 attempts wait 4-8 s in all; 8 wait 26-52 s.
 RESTART_ATTEMPTS = 3
+MOST_TOLD_TO_WAIT = 600.0  # seconds of Retry-After one call waits out (rate limits)
 READ_TIMEOUT = 120.0
 # A backend's answer: 1,000 signed URLs with session tokens are ~3 MiB; more is not protocol v1.
 MAX_ANSWER = 32 * 1024 * 1024
@@ -183,13 +185,21 @@ class BackendClient:
             headers["Content-Type"] = "application/json"
         problem = ""
         attempts = self.attempts + (RESTART_ATTEMPTS if self._reached else 0)
-        for attempt in range(1, attempts + 1):
+        attempt, told_to_wait = 0, 0.0
+        while attempt < attempts:
+            attempt += 1
             if attempt > 1:
                 self._sleep(backoff(attempt - 1))
             try:
                 response = self._http.request(method, url, headers, data)
             except OSError as exc:
                 problem = f"cannot reach {self.base_url}: {network_problem(exc)}"
+                continue
+            wait = _retry_after(response) if response.status == 429 else None
+            if wait is not None and told_to_wait + wait <= MOST_TOLD_TO_WAIT:
+                told_to_wait += wait  # waited as told: not a failed attempt
+                self._sleep(wait)
+                attempt -= 1
                 continue
             if response.status in RETRY_STATUSES:
                 problem = f"the backend answered {response.status} {_message(response)}"
@@ -203,6 +213,15 @@ class BackendClient:
             f"{problem} ({attempts} attempts)",
             hint="check --backend / S3SIGN_BACKEND and that the backend is running",
         )
+
+
+def _retry_after(response: HTTPResponse) -> float | None:
+    """The seconds a 429's ``Retry-After`` asks for (whole seconds, at most a minute), or
+    None when it names none (then the usual backoff)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value.isdigit() or len(value) > 6:
+        return None
+    return float(min(int(value), 60))
 
 
 def _parse(response: HTTPResponse, response_type: type[Response] | None) -> Response:
