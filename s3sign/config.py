@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from s3sign.config_file import find_config_file
 from s3sign.errors import ConfigError, UsageError
+from s3sign.objectrules import ENCRYPTIONS, ObjectRules, parse_tags
 from s3sign.providers import PROVIDERS
 from s3sign.s3limits import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, GiB, MiB
 from s3sign.units import format_size, parse_duration, parse_size
@@ -91,6 +92,11 @@ class Settings:
     audit_log: str = "-"  # where the JSON audit lines go: a file (appended), or - for stderr
     log_format: str = "text"  # the server's other logs: text, or json
     overwrite: bool = True  # False: write-once, S3 refuses a second write of a key
+    # the bucket's own rules, signed into every upload (s3sign.objectrules)
+    sse: str = ""  # server-side encryption: AES256, aws:kms or aws:kms:dsse; "": none asked
+    sse_kms_key_id: str = ""  # with aws:kms: the key (id, ARN or alias); "": the bucket's
+    storage_class: str = ""  # "": the bucket's default
+    object_tags: tuple[tuple[str, str], ...] = ()
     max_run_bytes: int | None = None  # what one run may hold; None: no limit
     max_run_files: int | None = None
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
@@ -101,6 +107,12 @@ class Settings:
     network: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = field(default=None, compare=False)
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def object_rules(self) -> ObjectRules:
+        """What every stored object must have: ``ValueError`` when the settings disagree
+        (a KMS key without ``sse: aws:kms``)."""
+        return ObjectRules(self.sse, self.sse_kms_key_id, self.storage_class, self.object_tags)
 
     @cached_property
     def transport(self) -> Transport:
@@ -151,11 +163,14 @@ def check_endpoint_url(text: str) -> None:
 
 
 def _choice(*allowed: str) -> Callable[[object], str]:
+    spelled = {choice.lower(): choice for choice in allowed}
+
     def parse(value: object) -> str:
-        text = _text(value).lower()
-        if text not in allowed:
+        """One of ``allowed``, in any case, spelled as there."""
+        choice = spelled.get(_text(value).lower())
+        if choice is None:
             raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
-        return text
+        return choice
 
     return parse
 
@@ -226,6 +241,14 @@ def _rate(value: object) -> float:
     return rate
 
 
+def _storage_class(value: object) -> str:
+    return ObjectRules(storage_class=_text(value).upper()).storage_class  # ValueError if not
+
+
+def _kms_key(value: object) -> str:
+    return ObjectRules("aws:kms", kms_key_id=_text(value)).kms_key_id  # ValueError if not one
+
+
 def _key_prefix(value: object) -> str:
     text = _text(value).strip("/")
     if not text or any(s in ("", ".", "..") for s in text.split("/")) or "\\" in text:
@@ -269,6 +292,10 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "audit_log": _text,
     "log_format": _choice("text", "json"),
     "overwrite": _bool,
+    "sse": _choice(*ENCRYPTIONS),
+    "sse_kms_key_id": _kms_key,
+    "storage_class": _storage_class,
+    "object_tags": parse_tags,
     "max_run_bytes": _size_between(0, 2**62),
     "max_run_files": _int_between(0, 2**62),
 }
@@ -333,9 +360,15 @@ def load_settings(
         sources[key] = source
     _apply_provider(values, sources)
     network = {name: env[name] for name in NETWORK_VARIABLES if name in env}
-    return Settings(
+    settings = Settings(
         **cast(dict[str, Any], values), network=network, config_file=path, sources=sources
     )
+    try:
+        settings.object_rules  # noqa: B018 - checked once, here
+    except ValueError as exc:
+        source = sources["sse_kms_key_id"]
+        raise _bad_value("sse_kms_key_id", source, str(exc), path, 0, "--sse-kms-key-id") from None
+    return settings
 
 
 def _apply_provider(values: dict[str, object], sources: dict[str, Source]) -> None:

@@ -85,7 +85,7 @@ def run_checks(settings: Settings, bucket: str | None) -> list[Check]:
     if bucket and credentials is not None and checks[-1].ok:
         checks.append(_bucket_access(s3, presigner, bucket))
         if checks[-1].ok:
-            checks.append(_store_rules(presigner, bucket, settings.key_prefix, transport))
+            checks.append(_store_rules(presigner, bucket, settings, transport))
     s3.close()
     if settings.backend:
         checks.append(_backend(transport, settings.backend))
@@ -157,14 +157,17 @@ def _bucket_access(s3: Connections, presigner: Presigner, bucket: str) -> Check:
     return Check("bucket", False, f"{bucket}: {code}", hints.get(code, ""))
 
 
-def _store_rules(presigner: Presigner, bucket: str, prefix: str, transport: Transport) -> Check:
+def _store_rules(
+    presigner: Presigner, bucket: str, settings: Settings, transport: Transport
+) -> Check:
     """What the store enforces: informative (a store that checks no checksum is a fact to
     know, not a fault to fix here), so never a failure; 'not checked' without write access."""
     from s3sign.server.storecheck import check_store
     from s3sign.signing.store import ObjectStore, StoreError
 
+    prefix, rules = settings.key_prefix, settings.object_rules  # PUTs as the backend's
     try:
-        checks = check_store(ObjectStore(lambda: presigner, bucket, transport), prefix)
+        checks = check_store(ObjectStore(lambda: presigner, bucket, transport, rules), prefix)
     except StoreError as exc:
         return Check(
             "store", True, f"not checked: a scratch PUT under {prefix}/.s3sign/ failed ({exc})"

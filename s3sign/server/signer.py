@@ -101,7 +101,10 @@ class UploadSigner:
         self._presigner: Callable[[], Presigner] = (
             (lambda: presigner) if isinstance(presigner, Presigner) else presigner
         )
-        self.store = store or ObjectStore(self._presigner, self.bucket, settings.transport)
+        rules = settings.object_rules
+        self.store = store or ObjectStore(self._presigner, self.bucket, settings.transport, rules)
+        # signed into each PUT URL (a multipart create: the store sends its own rules)
+        self._put_headers = rules.headers + (() if settings.overwrite else WRITE_ONCE)
         self._pool = StorePool()
         # Multipart upload ids as sealed handles (s3sign.server.handles); create_app sets
         # them from the server secret. Without, the bare ids go out and come back.
@@ -234,7 +237,7 @@ class UploadSigner:
                 sha256=spec.sha256,
                 md5=spec.md5,
                 expires=self.settings.expires,
-                headers=() if self.settings.overwrite else WRITE_ONCE,
+                headers=self._put_headers,
             ),
         )
         upload = SignedUpload(
@@ -322,7 +325,12 @@ class UploadSigner:
                     items[index] = replace(item, upload_id=self._open(item.key, item.upload_id))
                 except ProtocolError as exc:
                     results[index] = failed(item.key, exc.code, exc.message)
-        unchecked = [f.key for f in items if f.upload_id is None and f.sha256 is None]
+        # A listing tells size and ETag, not the bucket's rules: then each file gets a HEAD.
+        unchecked = (
+            []
+            if self.settings.object_rules.headers
+            else [f.key for f in items if f.upload_id is None and f.sha256 is None]
+        )
         listed = listed_objects(self.store, unchecked)
         check = partial(self._complete_one, listed=listed)
         waiting = []  # multipart uploads to assemble, and files the listing did not show
@@ -352,7 +360,7 @@ class UploadSigner:
             info = listed.get(item.key) or self.store.head(item.key)
             if info is None:
                 return failed(item.key, "not_found", "no object was stored under this key")
-            problem = mismatch(item, info)
+            problem = mismatch(item, info, self.settings.object_rules)
             if problem is not None:
                 code, what = problem
                 if own_etag is None and write_once:

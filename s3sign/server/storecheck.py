@@ -62,7 +62,7 @@ class _Scratch:
             content_type=_TYPE,
             sha256=sha256,
             md5=md5,
-            headers=headers,
+            headers=self.store.rules.headers + headers,
         )
         response = self.store.send_signed(request, body, ok=None, edit=edit)
         error = s3_error(response.data)

@@ -18,6 +18,7 @@ from typing import Literal
 
 from s3sign.digests import composite_sha256
 from s3sign.keys import PolicyError
+from s3sign.objectrules import NO_RULES, ObjectRules
 from s3sign.protocol import (
     CompletedPart,
     CompleteFile,
@@ -42,8 +43,11 @@ def failed(key: str, code: str, message: str) -> CompleteResult:
     return CompleteResult(key=key, status="failed", error=ErrorInfo(code=code, message=message))
 
 
-def mismatch(item: CompleteFile, info: ObjectInfo) -> tuple[str, str] | None:
-    """(code, what differs) between a declared file and the stored object, or None.
+def mismatch(
+    item: CompleteFile, info: ObjectInfo, rules: ObjectRules = NO_RULES
+) -> tuple[str, str] | None:
+    """(code, what differs) between a declared file and the stored object, or None;
+    ``rule_not_applied`` when the object lacks the bucket's rules (``info`` from a HEAD).
 
     The object this server assembled from parts has S3's composite checksum (some
     stores write it ``BASE64-N``, some without ``-N``), a single PUT the SHA-256 of
@@ -51,6 +55,9 @@ def mismatch(item: CompleteFile, info: ObjectInfo) -> tuple[str, str] | None:
     """
     if info.size != item.file_size:
         return "size_mismatch", f"stored {info.size} bytes, declared {item.file_size}"
+    missing = rules.missing(dict(info.rule_headers))
+    if missing is not None:
+        return "rule_not_applied", f"{missing}, as the server's settings ask"
     if info.checksum is None:
         return None
     if item.upload_id is None or info.checksum_type == "FULL_OBJECT":

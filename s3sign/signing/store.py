@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
 from s3sign.http.wire import Response, network_problem
+from s3sign.objectrules import NO_RULES, RULE_HEADERS, ObjectRules
 from s3sign.protocol import STORAGE_UNAVAILABLE
 from s3sign.retry import RETRY_STATUSES, backoff
 from s3sign.s3xml import S3_NAMESPACE, s3_error, xml_text
@@ -62,6 +63,8 @@ class ObjectInfo:
     checksum_type: str | None = None
     last_modified: str | None = None  # ISO 8601, UTC, as the store said
     content_type: str | None = None  # from a HEAD; a listing does not say
+    # from a HEAD, the headers s3sign.objectrules checks (encryption, class, tag count)
+    rule_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def multipart(self) -> bool:
@@ -97,11 +100,14 @@ class ObjectStore:
         presigner: Callable[[], Presigner],
         bucket: str,
         transport: Transport | None = None,
+        rules: ObjectRules = NO_RULES,
     ) -> None:
         """``transport``: the network rules (``Settings.transport``); direct when not given,
-        as for the embedded store on 127.0.0.1."""
+        as for the embedded store on 127.0.0.1. ``rules``: the bucket's, sent with every
+        object this store writes itself (seals, revocations, multipart creates)."""
         self._presigner = presigner
         self.bucket = bucket
+        self.rules = rules
         transport = transport or Transport()
         self._http = Connections(transport, "s3", ANSWER_TIMEOUT)
         probing = replace(transport, connect_timeout=PROBE_TIMEOUT)
@@ -191,7 +197,9 @@ class ObjectStore:
 
     def create_multipart(self, key: str, content_type: str | None, sha256: bool = False) -> str:
         """Start a multipart upload (with ``sha256``, one whose parts carry SHA-256s); its id."""
-        headers = {"Content-Type": content_type} if content_type else {}
+        headers = dict(self.rules.headers)
+        if content_type:
+            headers["Content-Type"] = content_type
         if sha256:
             headers["x-amz-checksum-algorithm"] = "SHA256"
         response = self._call("POST", key, [("uploads", "")], headers=headers)
@@ -241,7 +249,12 @@ class ObjectStore:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Store a small object of the server's own (a run's seal)."""
         request = SignRequest(
-            self.bucket, key, size=len(body), content_type=content_type, expires=60
+            self.bucket,
+            key,
+            size=len(body),
+            content_type=content_type,
+            expires=60,
+            headers=self.rules.headers,
         )
         self.send_signed(request, body)
 
@@ -265,6 +278,9 @@ class ObjectStore:
             checksum_type=response.headers.get("x-amz-checksum-type") or None,
             last_modified=_iso(http_date(response.headers.get("last-modified", ""))),
             content_type=response.headers.get("content-type") or None,
+            rule_headers=tuple(
+                (name, response.headers[name]) for name in RULE_HEADERS if name in response.headers
+            ),
         )
 
     def delete_if(self, key: str, etag: str) -> bool:

@@ -16,6 +16,14 @@ from hypothesis import strategies as st
 
 from s3sign.credentials import Credentials
 from s3sign.errors import UsageError
+from s3sign.objectrules import (
+    SSE,
+    SSE_KMS_KEY,
+    STORAGE_CLASS,
+    STORAGE_CLASSES,
+    TAGGING,
+    ObjectRules,
+)
 from s3sign.signing.addressing import Endpoint, check_key
 from s3sign.signing.presign import Method, Presigner, SignRequest
 from s3sign.signing.sigv4 import canonical_headers, presign_query, signing_key
@@ -142,6 +150,7 @@ def _sign_requests(draw: st.DrawFn) -> SignRequest:
     data = draw(_digest)
     checksum = draw(st.sampled_from(["sha256", "md5", None]))
     meta = draw(st.dictionaries(_meta_names, _meta_values, max_size=3))
+    rules = draw(_object_rules())
     return SignRequest(
         bucket=request.bucket,
         key=request.key,
@@ -158,7 +167,47 @@ def _sign_requests(draw: st.DrawFn) -> SignRequest:
         md5=base64.b64encode(hashlib.md5(data).digest()).decode() if checksum == "md5" else None,
         meta=tuple(sorted(meta.items())),
         expires=request.expires,
+        headers=rules.headers,
     )
+
+
+_tag_text = st.text(
+    st.characters(categories=("L", "N"), include_characters=" +-=._:/@"), max_size=20
+)
+
+
+@st.composite
+def _object_rules(draw: st.DrawFn) -> ObjectRules:
+    """The bucket's rules (s3sign.objectrules): encryption, KMS key, class, tags."""
+    sse = draw(st.sampled_from(["", "AES256", "aws:kms", "aws:kms:dsse"]))
+    key = draw(
+        st.sampled_from(
+            [
+                "",
+                "1234abcd-12ab-34cd-56ef-1234567890ab",
+                "alias/ci",
+                "arn:aws:kms:eu-west-1:1:key/k",
+            ]
+        )
+        if sse.startswith("aws:kms")
+        else st.just("")
+    )
+    tags = draw(
+        st.dictionaries(
+            _tag_text.filter(lambda t: bool(t) and not t.startswith("aws:")), _tag_text, max_size=3
+        )
+    )
+    storage_class = draw(st.sampled_from(["", *STORAGE_CLASSES]))
+    return ObjectRules(sse, key, storage_class, tuple(tags.items()))
+
+
+# botocore's parameter for each header of ObjectRules.headers
+_RULE_PARAMS = {
+    SSE: "ServerSideEncryption",
+    SSE_KMS_KEY: "SSEKMSKeyId",
+    STORAGE_CLASS: "StorageClass",
+    TAGGING: "Tagging",
+}
 
 
 @functools.lru_cache(maxsize=256)
@@ -204,6 +253,7 @@ def _botocore_url(
             params["ContentMD5"] = request.md5
         if request.meta:
             params["Metadata"] = dict(request.meta)
+        params.update((_RULE_PARAMS[name], value) for name, value in request.headers)
     client = _botocore_client(region, endpoint, style, token)
     naive_utc = moment.astimezone(UTC).replace(tzinfo=None)
     with mock.patch("botocore.auth.get_current_datetime", return_value=naive_utc):
@@ -244,6 +294,32 @@ def test_presigned_urls_equal_botocore(
         style = "virtual" if is_aws and "." not in request.bucket else "path"
     assert ours.url == _botocore_url(request, region, endpoint, style, token, moment)
     assert ours.expires_at == moment + timedelta(seconds=request.expires)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rules=_object_rules(), content_type=st.sampled_from([None, "application/x-tar"]))
+def test_multipart_create_with_the_bucket_rules_equals_botocore(
+    rules: ObjectRules, content_type: str | None
+) -> None:
+    """The server's CreateMultipartUpload (ObjectStore.create_multipart) signs the rules
+    as botocore's create_multipart_upload does."""
+    moment = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    credentials = Credentials(EXAMPLE_ACCESS_KEY, EXAMPLE_SECRET_KEY)
+    headers = rules.headers + ((("Content-Type", content_type),) if content_type else ())
+    request = SignRequest(
+        "my-bucket", "runs/r/a.bin", method="POST", query=(("uploads", ""),), headers=headers
+    )
+    ours = Presigner(credentials, "eu-west-1").sign(request, moment)
+    params: dict[str, Any] = {"Bucket": "my-bucket", "Key": "runs/r/a.bin"}
+    params.update((_RULE_PARAMS[name], value) for name, value in rules.headers)
+    if content_type:
+        params["ContentType"] = content_type
+    client = _botocore_client("eu-west-1", None, "virtual", None)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=moment.replace(tzinfo=None)):
+        theirs = client.generate_presigned_url(
+            "create_multipart_upload", Params=params, ExpiresIn=request.expires
+        )
+    assert ours.url == theirs
 
 
 def test_presigner_default_endpoint_shapes() -> None:
