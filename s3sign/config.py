@@ -97,12 +97,17 @@ class Settings:
     sse_kms_key_id: str = ""  # with aws:kms: the key (id, ARN or alias); "": the bucket's
     storage_class: str = ""  # "": the bucket's default
     object_tags: tuple[tuple[str, str], ...] = ()
+    # OIDC exchange: the CI issuers whose ID tokens the backend trades for run tokens
+    # (s3sign.server.oidc reads each rule); push and pull ask for this audience
+    oidc: tuple[Mapping[str, object], ...] = ()
+    oidc_audience: str = "s3sign"
     max_run_bytes: int | None = None  # what one run may hold; None: no limit
     max_run_files: int | None = None
     # secrets: from a flag or the environment only, never shown (``describe`` leaves them out)
     token: str | None = field(default=None, repr=False)
     server_secret: str | None = field(default=None, repr=False)
     server_secrets: str | None = field(default=None, repr=False)  # new,old: while rotating
+    oidc_token: str | None = field(default=None, repr=False)  # a CI job's ID token (GitLab)
     # the standard variables for proxies and CA bundles (not S3SIGN_*), as they were set
     network: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = field(default=None, compare=False)
@@ -241,6 +246,21 @@ def _rate(value: object) -> float:
     return rate
 
 
+def _oidc(value: object) -> tuple[Mapping[str, object], ...]:
+    """The OIDC rules: a list of mappings in YAML, or the same list as JSON in the
+    environment; each rule is read by the server (s3sign.server.oidc.oidc_rules)."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError('not a JSON list of rules ([{"issuer": ...}])') from None
+    if not isinstance(value, list) or not all(isinstance(rule, Mapping) for rule in value):
+        raise ValueError("expected a list of rules, each a mapping (issuer, claims, run, ...)")
+    return tuple(dict(rule) for rule in value)
+
+
 def _storage_class(value: object) -> str:
     return ObjectRules(storage_class=_text(value).upper()).storage_class  # ValueError if not
 
@@ -296,12 +316,16 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "sse_kms_key_id": _kms_key,
     "storage_class": _storage_class,
     "object_tags": parse_tags,
+    "oidc": _oidc,
+    "oidc_audience": _text,
     "max_run_bytes": _size_between(0, 2**62),
     "max_run_files": _int_between(0, 2**62),
 }
 # Never read from the file: a config file is shared, checked in, printed.
-SECRET_KEYS = frozenset({"token", "server_secret", "server_secrets"})
-_PARSERS.update({"token": _text, "server_secret": _text, "server_secrets": _text})
+SECRET_KEYS = frozenset({"token", "server_secret", "server_secrets", "oidc_token"})
+_PARSERS.update(
+    {"token": _text, "server_secret": _text, "server_secrets": _text, "oidc_token": _text}
+)
 KEYS: tuple[str, ...] = tuple(_PARSERS)
 
 

@@ -396,6 +396,29 @@ class SealResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class ExchangeRequest:
+    """A CI system's OIDC ID token, for an s3sign token. ``run_id``: the run the caller
+    means to use (refused unless the server's rule derives the same one); ``scopes``: fewer
+    than the rule allows (by default all of them)."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    token: str
+    run_id: str | None = None
+    scopes: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeResponse:
+    """An s3sign token for ``run_id``, allowing ``scopes`` until ``expires_at``."""
+
+    __pydantic_config__ = WIRE_CONFIG
+    token: str
+    run_id: str
+    scopes: list[str]
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class RevokeRequest:
     """Revoke the token ``jti`` names, until ``until`` (Unix seconds: when it expires
     anyway; by default as long as any token or link may live)."""

@@ -169,13 +169,24 @@ def backend_client(settings: Settings, token: str) -> "BackendClient":
     )
 
 
+def run_token_for(
+    settings: Settings, env: Mapping[str, str], run_id: str, scope: str = "upload"
+) -> str:
+    """``--token`` / ``S3SIGN_TOKEN``, else a token the backend trades for the CI job's
+    OIDC ID token (``S3SIGN_OIDC_TOKEN``, or GitHub Actions' own)."""
+    from s3sign.transfer.oidc import token_or_exchange
+
+    return run_token(token_or_exchange(settings, env, run_id, scope), run_id, scope)
+
+
 def run_token(token: str | None, run_id: str, scope: str = "upload") -> str:
     """The run token (``--token``, else ``S3SIGN_TOKEN``), if it can be one."""
     hint = (
         f"mint one with 's3sign token {run_id}"
         + ("" if scope == "upload" else f" --scope {scope}")
         + "' where S3SIGN_SERVER_SECRET is set, "
-        "then pass --token or set S3SIGN_TOKEN"
+        "then pass --token or set S3SIGN_TOKEN; in CI, the backend can trade the job's "
+        "OIDC ID token instead (docs/ci.md, 'No stored secret')"
     )
     if not token:
         raise CredentialsError("no run token", hint=hint)

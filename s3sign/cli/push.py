@@ -22,7 +22,7 @@ from s3sign.cli.options import (
     command_state,
     flag,
     option,
-    run_token,
+    run_token_for,
 )
 from s3sign.cli.paths import Found, NoFilesPolicy, files_to_push, paths_from, patterns_from
 from s3sign.cli.reporting import Report, reporter_for, reports, sigterm_interrupts
@@ -256,7 +256,8 @@ def _run_push(
     from s3sign.transfer.backend import BackendClient
     from s3sign.transfer.push import Pusher
 
-    backend, token = backend_url(settings.backend), run_token(settings.token, options.run_id)
+    backend = backend_url(settings.backend)
+    token = run_token_for(settings, state.environment.env, options.run_id)
     client = BackendClient(
         backend, token, read_timeout=options.stall_timeout, transport=options.transport
     )

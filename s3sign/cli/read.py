@@ -22,7 +22,7 @@ from s3sign.cli.options import (
     command_state,
     flag,
     option,
-    run_token,
+    run_token_for,
 )
 from s3sign.cli.reporting import Report, reporter_for, reports, sigterm_interrupts
 from s3sign.errors import ExitCode, UsageError
@@ -72,7 +72,8 @@ def ls(
     state = command_state(ctx, verbose, quiet)
     check_run_id_flag(run_id)
     settings = state.settings({"backend": backend, "token": token})
-    client = backend_client(settings, run_token(settings.token, run_id, scope="read"))
+    token = run_token_for(settings, state.environment.env, run_id, "read")
+    client = backend_client(settings, token)
     try:
         files = stored_files(client, run_id, patterns or [], details=json_report)
         if json_report:
@@ -210,7 +211,8 @@ def pull(
     state = command_state(ctx, verbose, quiet)
     check_run_id_flag(run_id)
     settings = state.settings({"backend": backend, "token": token, "concurrency": concurrency})
-    client = backend_client(settings, run_token(settings.token, run_id, scope="read"))
+    token = run_token_for(settings, state.environment.env, run_id, "read")
+    client = backend_client(settings, token)
     names = None if files_from is None else paths_from(files_from, state.environment.stdin)
     try:
         chosen = Chosen(patterns or [], names)

@@ -29,6 +29,7 @@ from s3sign.cli.options import (
     command_state,
     option,
     run_token,
+    run_token_for,
 )
 from s3sign.config import Settings
 from s3sign.errors import UsageError
@@ -152,7 +153,8 @@ def seal(
         option(
             "TOKEN",
             "A seal token: 's3sign token RUN --scope seal' (S3SIGN_TOKEN); without one, "
-            "minted here where S3SIGN_SERVER_SECRET(S) is set.",
+            "minted here where S3SIGN_SERVER_SECRET(S) is set, or traded for the CI job's "
+            "OIDC ID token.",
             show_default=False,
         ),
     ] = None,
@@ -170,8 +172,8 @@ def seal(
 
         secret = server_keys(settings.server_secret, settings.server_secrets).minting
         sealing = mint_token(run_id, SEAL_TOKEN_TTL, secret, scopes=(SEAL,))[0]
-    else:
-        sealing = run_token(None, run_id, scope="seal")  # the error, with its hint
+    else:  # a CI job's OIDC ID token, where a rule gives it seal; else the error
+        sealing = run_token_for(settings, state.environment.env, run_id, scope="seal")
     client = backend_client(settings, sealing)
     try:
         sealed = client.seal(run_id)
@@ -295,6 +297,7 @@ def _serve(settings: Settings, console: Console, local: bool, data_dir: Path | N
     import uvicorn
 
     from s3sign.server.app import create_app
+    from s3sign.server.oidc import oidc_rules
     from s3sign.server.signer import UploadSigner
     from s3sign.server.tokens import server_keys
 
@@ -307,6 +310,7 @@ def _serve(settings: Settings, console: Console, local: bool, data_dir: Path | N
         raise UsageError("--data-dir only applies with --local")
     keys = server_keys(settings.server_secret, settings.server_secrets)
     signer = UploadSigner(settings)  # fails here, before listening, on bad config or credentials
+    oidc_rules(settings.oidc, settings.max_token_ttl)  # the same: a bad rule is exit 3 now
     serving = (
         f"serving protocol v1 on http://{settings.host}:{settings.port} "
         f"(bucket {settings.bucket}, keys {settings.key_prefix}/RUN/FILE, "

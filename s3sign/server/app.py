@@ -25,6 +25,7 @@ from s3sign.protocol import (
     CompleteRequest,
     CreateUploadsRequest,
     DownloadsRequest,
+    ExchangeRequest,
     PartsRequest,
     ProtocolError,
     RevokeRequest,
@@ -35,8 +36,10 @@ from s3sign.server.gate import Gate
 from s3sign.server.handles import UploadHandles
 from s3sign.server.limits import MAX_BODY_BYTES, TIMEOUT_STATE, RequestLimits, error
 from s3sign.server.observe import Decision, Metrics, Observer, audit_stream
+from s3sign.server.oidc import Exchanger, oidc_rules
 from s3sign.server.rates import RateLimited
 from s3sign.server.routes import (
+    exchange_routes,
     read_routes,
     revocation_routes,
     seal_routes,
@@ -116,6 +119,10 @@ def create_app(
     app.include_router(seal_routes(signer, gate.authoriser(SEAL), observer))
     app.include_router(revocation_routes(signer, settings, gate.operator, observer))
     app.include_router(read_routes(signer.reader(), gate.authoriser(READ), gate.link, observer))
+    exchanger = Exchanger(
+        oidc_rules(settings.oidc, settings.max_token_ttl), secret, settings.transport
+    )
+    app.include_router(exchange_routes(exchanger, gate.anyone, observer))
     app.include_router(service_routes(signer, settings, metrics))
     _document_request_bodies(
         app,
@@ -127,6 +134,7 @@ def create_app(
             AbortRequest,
             DownloadsRequest,
             RevokeRequest,
+            ExchangeRequest,
         ),
     )
     return app

@@ -60,8 +60,13 @@ class Gate:
             request, lambda: verify_link(token, self.keys, run_id, file_name, longest)
         )
 
-    async def _admitted(self, request: Request, verify: Callable[[], dict[str, Any]]) -> None:
+    async def anyone(self, request: Request) -> None:
+        """A dependency for a call that needs no token (the OIDC exchange): the client
+        address's rate only."""
         self._clients.take(request.client.host if request.client else "")
+
+    async def _admitted(self, request: Request, verify: Callable[[], dict[str, Any]]) -> None:
+        await self.anyone(request)
         claims = verify()
         request.state.claims = claims
         self._tokens.take(str(claims.get("jti") or claims.get("sub")))

@@ -124,6 +124,7 @@ class Observer:
             "run": request.path_params.get("run_id"),
             "jti": claims.get("jti"),
             "subject": claims.get("sub"),
+            "ci": claims.get("ci"),  # the CI job's OIDC subject, for an exchanged token
             "client": request.client.host if request.client else None,
         }
         common = {name: value for name, value in known.items() if value is not None}

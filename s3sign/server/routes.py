@@ -33,6 +33,8 @@ from s3sign.protocol import (
     DownloadsRequest,
     DownloadsResponse,
     ErrorResponse,
+    ExchangeRequest,
+    ExchangeResponse,
     FilesPage,
     PartsRequest,
     PartsResponse,
@@ -47,6 +49,7 @@ from s3sign.server import observe
 from s3sign.server.bodies import answer, at_least_one, body_schema, reply
 from s3sign.server.limits import error
 from s3sign.server.observe import Decision, Metrics, Observer
+from s3sign.server.oidc import Exchanger
 from s3sign.server.reader import RunReader
 from s3sign.server.rules import check_run
 from s3sign.server.signer import UploadSigner
@@ -59,6 +62,7 @@ B = TypeVar("B")  # a request body
 READY_FOR = 5.0  # seconds a /readyz answer is reused
 INFO_WAIT = 5.0  # seconds /v1/info waits for the store check under way (then answers without)
 Authorise = Callable[[Request, str], Awaitable[None]]
+Admit = Callable[[Request], Awaitable[None]]  # a call that needs no token: its client's rate
 # (request, link token, run, file): TokenError if not
 LinkCheck = Callable[[Request, str, str, str], Awaitable[None]]
 REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -260,6 +264,33 @@ def revocation_routes(
             return [Decision("revoked", about=(("revoked", done.jti),))]
 
         return await answer(request, RevokeRequest, audited(observer, request, work, decided))
+
+    return router
+
+
+def exchange_routes(exchanger: Exchanger, admitted: Admit, observer: Observer) -> APIRouter:
+    """Trade a CI job's OIDC ID token for a run token (server/oidc.py)."""
+    router = APIRouter()
+
+    @router.post(
+        "/v1/token/exchange",
+        response_model=ExchangeResponse,
+        responses=REFUSALS | {404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        dependencies=[Depends(admitted)],
+        summary="Trade a CI job's OIDC ID token for a run token (no stored secret)",
+        openapi_extra=body_schema(ExchangeRequest),
+    )
+    async def exchange(request: Request) -> Response:
+        def work(body: ExchangeRequest) -> ExchangeResponse:
+            done, claims = exchanger.exchange(body)  # the issuer's keys: maybe a fetch
+            request.state.claims = {"sub": done.run_id, "ci": claims.get("sub")}
+            return done
+
+        def decided(_: ExchangeRequest, done: ExchangeResponse) -> list[Decision]:
+            about = (("run", done.run_id), ("scopes", " ".join(done.scopes)))
+            return [Decision("exchanged", about=about)]
+
+        return await answer(request, ExchangeRequest, audited(observer, request, work, decided))
 
     return router
 

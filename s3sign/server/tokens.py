@@ -119,10 +119,12 @@ def mint_token(
     scopes: tuple[str, ...] = (UPLOAD,),
     more_runs: tuple[str, ...] = (),
     quota: Quota = NO_QUOTA,
+    ci: str | None = None,
 ) -> tuple[str, datetime]:
     """(token, expiry) that allows ``scopes`` on ``run_id``; a read-only token may also name
     ``more_runs`` (to read an earlier run's artifacts); an upload token may carry a
-    ``quota`` that lowers the server's for its run. ``ValueError`` for an unknown scope,
+    ``quota`` that lowers the server's for its run; ``ci``: the CI job it was exchanged for
+    (its OIDC subject), named in the audit log. ``ValueError`` for an unknown scope,
     more runs on a token that may upload, or a quota on one that may not."""
     allowed = (REVOKE,) if run_id == ADMIN_SUBJECT else SCOPES
     if not scopes or any(scope not in allowed for scope in scopes):
@@ -148,6 +150,8 @@ def mint_token(
         claims[MAX_BYTES] = quota.bytes
     if quota.files is not None:
         claims[MAX_FILES] = quota.files
+    if ci is not None:
+        claims["ci"] = ci
     return _signed(claims, secret), expires
 
 

@@ -3,6 +3,7 @@ progress goes to the ``reporter`` given, and the result is a ``PushReport``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from s3sign.errors import ConfigError, CredentialsError, UsageError
 from s3sign.keys import check_run_id
 from s3sign.transfer.backend import BackendClient
 from s3sign.transfer.files import expand_paths
+from s3sign.transfer.oidc import token_or_exchange
 from s3sign.transfer.push import Pusher, PushOptions
 from s3sign.transfer.report import PushReport, Reporter, SilentReporter
 
@@ -41,8 +43,11 @@ def push(
     settings = load_settings({"backend": backend, "token": token}, env=env)
     if not settings.backend:
         raise ConfigError("no backend to ask for upload URLs", hint="pass backend= or set it")
-    if not settings.token:
-        raise CredentialsError("no run token", hint="pass token= or set S3SIGN_TOKEN")
+    token = token_or_exchange(settings, os.environ if env is None else env, run_id, "upload")
+    if not token:
+        raise CredentialsError(
+            "no run token", hint="pass token=, set S3SIGN_TOKEN, or S3SIGN_OIDC_TOKEN in CI"
+        )
     files = expand_paths([str(Path(base) / path) for path in paths], Path(base))
     if not files.count:
         raise UsageError(f"no files matched {', '.join(map(str, paths)) or '(no paths)'}")
@@ -51,7 +56,7 @@ def push(
     )
     client = BackendClient(
         settings.backend,
-        settings.token,
+        token,
         read_timeout=options.stall_timeout,
         transport=settings.transport,
     )

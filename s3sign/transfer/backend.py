@@ -34,6 +34,8 @@ from s3sign.protocol import (
     DownloadsRequest,
     DownloadsResponse,
     ErrorResponse,
+    ExchangeRequest,
+    ExchangeResponse,
     FilesPage,
     FileSpec,
     PartsRequest,
@@ -82,7 +84,9 @@ class BackendClient:
         self._sleep = sleep
         # ``transport``: the network rules (``Settings.transport``); direct when not given
         self._http = Connections(transport or Transport(), "backend", read_timeout, MAX_ANSWER)
-        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "s3sign"}
+        self._headers = {"User-Agent": "s3sign"}
+        if token:  # none: only for the calls that need none (info, the OIDC exchange)
+            self._headers["Authorization"] = f"Bearer {token}"
         self._reached = False  # once it answered, an outage is a restart: wait longer
         # The backend's clock minus this machine's, from its Date header; zero when they
         # agree within 2 s (the header has whole seconds). A URL's expiresAt is on the
@@ -146,6 +150,13 @@ class BackendClient:
     def revoke(self, jti: str, until: int | None = None) -> RevokeResponse:
         """Cut off one token on every replica (a revoke token, minted with the secret)."""
         return self._call("POST", "/v1/revocations", RevokeRequest(jti, until), RevokeResponse)
+
+    def exchange(
+        self, id_token: str, run_id: str, scopes: Sequence[str] | None = None
+    ) -> ExchangeResponse:
+        """A run token for a CI job's OIDC ID token (no token of its own needed)."""
+        body = ExchangeRequest(id_token, run_id, list(scopes) if scopes else None)
+        return self._call("POST", "/v1/token/exchange", body, ExchangeResponse)
 
     def files(
         self,

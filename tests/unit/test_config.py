@@ -180,11 +180,13 @@ def test_the_network_rules_come_from_the_environment_given() -> None:
 def test_every_commented_example_value_is_valid(tmp_path: Path) -> None:
     """Uncommenting any ``# key: value`` example in config.example.yaml must load."""
     lines = (REPO / "config.example.yaml").read_text().splitlines()
-    uncommented = []
+    uncommented: list[str] = []
+    block = False  # in an uncommented key's nested lines (oidc's list of rules)
     for line in lines:
         candidate = line.removeprefix("# ")
         key = candidate.split(":", 1)[0]
-        uncommented.append(candidate if key in KEYS and candidate != line else line)
+        block = (block and candidate.startswith("  ")) or (key in KEYS and candidate != line)
+        uncommented.append(candidate if block else line)
     path = tmp_path / "all.yaml"
     path.write_text("\n".join(uncommented) + "\n")
     settings = load_settings(config_path=path, env={}, cwd=tmp_path)

@@ -40,20 +40,22 @@ def test_readme_help_excerpts_match_the_cli() -> None:
 
 
 def test_ci_recipes_parse_and_use_real_flags() -> None:
-    """docs/ci.md's GitHub and GitLab recipes: valid YAML, and every s3sign flag exists."""
+    """docs/ci.md's GitHub and GitLab recipes: valid YAML, every s3sign flag exists, and
+    the backend's OIDC rules shown are rules it takes."""
     import yaml
     from typer.testing import CliRunner
 
     from s3sign.cli import app
+    from s3sign.server.oidc import oidc_rules
 
     doc = (REPO / "docs" / "ci.md").read_text()
-    recipes = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)
-    assert len(recipes) == 2
-    commands = []
-    for recipe in recipes:
-        assert isinstance(yaml.safe_load(recipe), dict)
-        commands += re.findall(r"s3sign (token|push) ([^\n)]*)", recipe)
-    assert {name for name, _ in commands} == {"token", "push"}
+    recipes = [yaml.safe_load(text) for text in re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)]
+    assert len(recipes) == 5
+    assert all(isinstance(recipe, dict) for recipe in recipes)
+    [rules] = [recipe["oidc"] for recipe in recipes if "oidc" in recipe]
+    assert len(oidc_rules(rules, 7 * 86400)) == 3
+    commands = re.findall(r"s3sign (token|push|seal) ([^\n)]*)", doc.split("## A shell")[0])
+    assert {name for name, _ in commands} == {"token", "push", "seal"}
     for name, arguments in commands:
         help_text = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).stdout
         for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", arguments):
