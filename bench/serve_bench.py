@@ -1,7 +1,7 @@
 """Load on `s3sign serve`: concurrent workers asking for batches of upload URLs.
 
     python bench/serve_bench.py [--quick] [--clients 1,10,50] [--files 30] [--seconds 30]
-        [--summary FILE]
+        [--summary FILE] [--cluster]
 
 Starts a local SeaweedFS and one `s3sign serve` process (one worker) on free
 127.0.0.1 ports, then runs the clients, each on its own kept-alive
@@ -12,6 +12,10 @@ Goal (issue 3): >= 2,000 URLs/s per worker process, p99 < 200 ms, 0 errors.
 Then the event loop under the heaviest batches: 200 clients each asking for
 1,000 URLs at a time, and /healthz polled meanwhile on a connection of its own.
 Goal (issue 14): /healthz p99 < 100 ms.
+
+``--cluster``: the same load through HAProxy on the local cluster
+(deploy/local_cluster/), first with one replica, then with three: the ratio of signed
+URLs per second (issue 18).
 """
 
 from __future__ import annotations
@@ -136,6 +140,39 @@ async def load(port: int, token: str, clients: int, files: int, seconds: float) 
     }
 
 
+def cluster_scaling(clients: int, files: int, seconds: float) -> int:
+    """Signed URLs/s through HAProxy with one replica, then with three (two started under
+    the load's balancer), on the local cluster (deploy/local_cluster/cluster.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
+    from deploy.local_cluster.cluster import MAX_REPLICAS, Cluster
+
+    with tempfile.TemporaryDirectory() as data, Cluster(Path(data), replicas=1) as cluster:
+        from s3sign.server.tokens import mint_token
+
+        token, _ = mint_token(RUN, 3600, cluster.secret.encode())
+        port = int(cluster.backend_url.rsplit(":", 1)[1])
+        one = asyncio.run(load(port, token, clients, files, seconds))
+        for number in range(2, MAX_REPLICAS + 1):
+            cluster.restart(f"s3sign-{number}")  # started, and ready
+        time.sleep(3)  # HAProxy's health checks (every second) take them in
+        three = asyncio.run(load(port, token, clients, files, seconds))
+    print(
+        f"# s3sign serve behind HAProxy: 1 replica, then 3 — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    print(f"machine: {machine()}; replicas, HAProxy, SeaweedFS and the clients share these cores\n")
+    print(f"{clients} clients, {files} files per request, {seconds:.0f} s per row\n")
+    print("| replicas | requests/s | signed URLs/s | p50 | p99 | errors |")
+    print("|---|---|---|---|---|---|")
+    for count, result in ((1, one), (MAX_REPLICAS, three)):
+        print(
+            f"| {count} | {result['requests_per_s']:,.0f} | {result['urls_per_s']:,.0f} | "
+            f"{result['p50_ms']:.1f} ms | {result['p99_ms']:.1f} ms | {result['errors']:.0f} |"
+        )
+    ratio = three["urls_per_s"] / one["urls_per_s"] if one["urls_per_s"] else 0.0
+    print(f"\n3 replicas / 1: {ratio:.2f}x the signed URLs per second")
+    return 0 if one["errors"] == three["errors"] == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 seconds instead of 30")
@@ -143,8 +180,15 @@ def main() -> int:
     parser.add_argument("--summary", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--files", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="through HAProxy on the local cluster: 1 replica, then 3 (the last client count)",
+    )
     args = parser.parse_args()
     seconds = 5.0 if args.quick else args.seconds
+    if args.cluster:
+        return cluster_scaling(int(args.clients.split(",")[-1]), args.files, seconds)
 
     from s3sign.server.tokens import mint_token
 

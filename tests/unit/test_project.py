@@ -72,3 +72,12 @@ def test_no_install_line_names_the_unrelated_pypi_package() -> None:
         assert not wrong.search(text), f"{path.name}: {wrong.search(text)}"
     assert 'name = "s3sign-cli"' in (REPO / "pyproject.toml").read_text()
     assert "pipx install s3sign-cli" in README
+
+
+def test_deploy_md_shows_the_configuration_the_cluster_tests_run() -> None:
+    """docs/deploy.md's HAProxy and s3sign configuration is the local cluster's, verbatim:
+    the documented setup is the tested one (tests/cluster/)."""
+    doc = (REPO / "docs" / "deploy.md").read_text()
+    for name in ("haproxy.cfg", "s3sign.yaml"):
+        text = (REPO / "deploy" / "local_cluster" / name).read_text()
+        assert text in doc, f"docs/deploy.md does not show deploy/local_cluster/{name} as is"

@@ -1,0 +1,1 @@
+"""Deployment helpers that are not part of the package: the local cluster."""
