@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from harness import SECRET, backend, machine
 
@@ -44,7 +49,9 @@ async def client(
     record_from: float,
     latencies: list[float],
     errors: list[str],
+    answered: list[float] | None = None,
 ) -> None:
+    """Ask again and again on one connection; ``answered``: when each good answer came."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while (now := time.perf_counter()) < stop_at:
@@ -59,7 +66,10 @@ async def client(
             elapsed = time.perf_counter() - now
             if status != b"200" or b'"rejected"' in body:
                 errors.append(status.decode())
-            elif now >= record_from:
+                continue
+            if answered is not None:
+                answered.append(time.perf_counter())
+            if now >= record_from:
                 latencies.append(elapsed)
     finally:
         writer.close()
@@ -106,7 +116,8 @@ async def healthz_under_load(
     }
 
 
-async def load(port: int, token: str, clients: int, files: int, seconds: float) -> dict[str, float]:
+def upload_request(port: int, token: str, files: int) -> bytes:
+    """One create-uploads request for ``files`` files, as raw HTTP/1.1."""
     body = json.dumps(
         {
             "files": [
@@ -114,11 +125,15 @@ async def load(port: int, token: str, clients: int, files: int, seconds: float) 
             ]
         }
     ).encode()
-    request = (
+    return (
         f"POST /v1/runs/{RUN}/uploads HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+async def load(port: int, token: str, clients: int, files: int, seconds: float) -> dict[str, float]:
+    request = upload_request(port, token, files)
     latencies: list[float] = []
     errors: list[str] = []
     warmup = min(3.0, seconds / 5)
@@ -140,37 +155,119 @@ async def load(port: int, token: str, clients: int, files: int, seconds: float) 
     }
 
 
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user and system) used so far by each group of processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for group, members in pids.items():
+        total = 0
+        for pid in members:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        used[group] = total / tick
+    return used
+
+
+def part_pids(cluster: Any) -> dict[str, list[int]]:
+    """The cluster's processes by kind, and this one (the clients)."""
+    groups: dict[str, list[int]] = {"clients": [os.getpid()], "HAProxy": [], "replicas": []}
+    groups["SeaweedFS"] = []
+    for name, part in cluster.parts.items():
+        if part.process is not None:
+            kind = (
+                "HAProxy"
+                if name == "haproxy"
+                else "replicas"
+                if name.startswith("s3sign")
+                else "SeaweedFS"
+            )
+            groups[kind].append(part.process.pid)
+    return groups
+
+
+def print_scaling(
+    rows: list[tuple[float, dict[str, float]]],
+    clients: int,
+    files: int,
+    seconds: float,
+    errors: list[str],
+) -> None:
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    print(f"# s3sign serve behind HAProxy, replicas added under load — {when}")
+    print(f"machine: {machine()}; replicas, HAProxy, SeaweedFS and the clients share these cores\n")
+    print(f"{clients} clients, kept-alive, {files} files a request, {seconds:.0f} s a row\n")
+    groups = list(rows[0][1])
+    print("| replicas | signed URLs/s | " + " | ".join(f"cores: {g}" for g in groups) + " |")
+    print("|---|---|" + "---|" * len(groups))
+    for count, (rate, busy) in zip((1, 3), rows, strict=True):
+        cores = " | ".join(f"{busy[g]:.2f}" for g in groups)
+        print(f"| {count} | {rate:,.0f} | {cores} |")
+    one, three = rows[0][0], rows[1][0]
+    print(f"\n3 replicas / 1: {three / one if one else 0:.2f}x; errors: {len(errors)}")
+    for problem, count in Counter(errors).most_common(5):
+        print(f"  {count} x {problem}")
+
+
 def cluster_scaling(clients: int, files: int, seconds: float) -> int:
-    """Signed URLs/s through HAProxy with one replica, then with three (two started under
-    the load's balancer), on the local cluster (deploy/local_cluster/cluster.py)."""
+    """Signed URLs/s through HAProxy under one steady load: ``seconds`` with one replica,
+    then replicas 2 and 3 are started (the load goes on), then ``seconds`` with three;
+    and how busy each part kept the cores meanwhile. On the local cluster
+    (deploy/local_cluster/cluster.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
     from deploy.local_cluster.cluster import MAX_REPLICAS, Cluster
+    from s3sign.server.tokens import mint_token
 
+    answered: list[float] = []
+    errors: list[str] = []
+    finished = threading.Event()
+    windows: list[tuple[float, dict[str, float]]] = []  # (start, CPU seconds so far)
     with tempfile.TemporaryDirectory() as data, Cluster(Path(data), replicas=1) as cluster:
-        from s3sign.server.tokens import mint_token
-
         token, _ = mint_token(RUN, 3600, cluster.secret.encode())
         port = int(cluster.backend_url.rsplit(":", 1)[1])
-        one = asyncio.run(load(port, token, clients, files, seconds))
+        request = upload_request(port, token, files)
+
+        async def steady() -> None:
+            far = time.perf_counter() + 3600
+            tasks = [
+                asyncio.create_task(client(port, request, far, far, [], errors, answered))
+                for _ in range(clients)
+            ]
+            while not finished.is_set():
+                await asyncio.sleep(0.1)
+            for task in tasks:
+                task.cancel()
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, Exception):  # a connection lost: an error, said
+                    errors.append(f"{type(outcome).__name__}: {outcome}")
+
+        def sample() -> None:
+            windows.append((time.perf_counter(), cpu_seconds(part_pids(cluster))))
+
+        # The load on a thread of its own; the replicas started from this one, which
+        # lives as long as they do (the kernel kills a part when the thread that started
+        # it ends: die_with_parent).
+        loading = threading.Thread(target=asyncio.run, args=(steady(),))
+        loading.start()
+        time.sleep(3)  # warm-up
+        sample()
+        time.sleep(seconds)
+        sample()
         for number in range(2, MAX_REPLICAS + 1):
             cluster.restart(f"s3sign-{number}")  # started, and ready
         time.sleep(3)  # HAProxy's health checks (every second) take them in
-        three = asyncio.run(load(port, token, clients, files, seconds))
-    print(
-        f"# s3sign serve behind HAProxy: 1 replica, then 3 — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    )
-    print(f"machine: {machine()}; replicas, HAProxy, SeaweedFS and the clients share these cores\n")
-    print(f"{clients} clients, {files} files per request, {seconds:.0f} s per row\n")
-    print("| replicas | requests/s | signed URLs/s | p50 | p99 | errors |")
-    print("|---|---|---|---|---|---|")
-    for count, result in ((1, one), (MAX_REPLICAS, three)):
-        print(
-            f"| {count} | {result['requests_per_s']:,.0f} | {result['urls_per_s']:,.0f} | "
-            f"{result['p50_ms']:.1f} ms | {result['p99_ms']:.1f} ms | {result['errors']:.0f} |"
-        )
-    ratio = three["urls_per_s"] / one["urls_per_s"] if one["urls_per_s"] else 0.0
-    print(f"\n3 replicas / 1: {ratio:.2f}x the signed URLs per second")
-    return 0 if one["errors"] == three["errors"] == 0 else 1
+        sample()
+        time.sleep(seconds)
+        sample()
+        finished.set()
+        loading.join()
+    rows = []
+    for (begin, before), (end, after) in (windows[0:2], windows[2:4]):
+        rate = sum(begin <= at < end for at in answered) * files / (end - begin)
+        busy = {group: (after[group] - before[group]) / (end - begin) for group in after}
+        rows.append((rate, busy))
+    print_scaling(rows, clients, files, seconds, errors)
+    return 0 if not errors else 1
 
 
 def main() -> int:

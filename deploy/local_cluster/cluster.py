@@ -89,6 +89,8 @@ class Part:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
+        """Start the process. Call from a thread that lives as long as it: the kernel's
+        parent-death signal follows the thread that started a child, not the process."""
         self.cwd.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(  # noqa: S603 - our own argument list

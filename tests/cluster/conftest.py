@@ -9,6 +9,7 @@ except under CI, where that is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local_cluster.cluster import Cluster
+from tests.oidc_issuer import Issuer
 
 MODE = os.environ.get("S3SIGN_CLUSTER", "short")
 
@@ -34,7 +36,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def issuer() -> Iterator[Issuer]:
+    """A CI's OIDC issuer the replicas trust: a token minted by one replica (an exchange)
+    must work on the others."""
+    with Issuer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[Cluster]:
     """The whole cluster; multipart from 8 MiB in the short form, so that the big file of
     each push is a multipart upload in both forms."""
     if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
@@ -42,6 +52,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             pytest.fail("HAProxy is not installed: .ci/run installs it with apt-get")
         pytest.skip("HAProxy is not installed (apt-get install haproxy)")
     settings = {} if MODE == "full" else {"multipart_threshold": "8MiB", "part_size": "5MiB"}
+    settings["oidc"] = json.dumps([issuer.rule()])
     running = Cluster(tmp_path_factory.mktemp("cluster"), settings=settings)
     with running:
         yield running

@@ -18,6 +18,7 @@ import requests
 
 from deploy.local_cluster.cluster import Cluster
 from tests.cluster.conftest import scale
+from tests.oidc_issuer import Issuer
 
 MiB = 1024 * 1024
 PUSHES = 4
@@ -60,14 +61,13 @@ def s3sign(
     )
 
 
-def under_way(cluster: Cluster, runs: list[str], timeout: float = 60) -> None:
-    """Until the store holds a few files of every run, but not yet the big one."""
+def under_way(cluster: Cluster, runs: list[str], files: int, timeout: float = 60) -> None:
+    """Until the store holds a few files of every run, and not yet half of any."""
     store, deadline = cluster.object_store(), time.monotonic() + timeout
     while time.monotonic() < deadline:
-        listed = [store.list_objects(f"runs/{run}/", "")[0] for run in runs]
-        keys = [{key.rsplit("/", 1)[1] for key, _ in objects} for objects in listed]
-        if all(len(names) >= 5 for names in keys):
-            assert not any("big.bin" in names for names in keys), "too late: make it bigger"
+        counts = [len(store.list_objects(f"runs/{run}/", "")[0]) for run in runs]
+        if all(count >= 5 for count in counts):
+            assert max(counts) < files // 2, "too late: the pushes are too short"
             return
         time.sleep(0.05)
     raise AssertionError("the pushes stored nothing within a minute")
@@ -76,7 +76,7 @@ def under_way(cluster: Cluster, runs: list[str], timeout: float = 60) -> None:
 def test_four_pushes_survive_a_replica_and_a_volume_server_lost_under_load(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    small, big = scale(150, 500), scale(48 * MiB, 300 * MiB)
+    small, big = scale(300, 500), scale(48 * MiB, 300 * MiB)
     runs = {f"cluster-{uuid.uuid4().hex[:8]}": tmp_path / f"push-{n}" for n in range(PUSHES)}
     digests = {run: tree(root, small, big) for run, root in runs.items()}
     pushes = {
@@ -92,11 +92,11 @@ def test_four_pushes_survive_a_replica_and_a_volume_server_lost_under_load(
     waiting = [threading.Thread(target=wait, args=(run,)) for run in pushes]
     for thread in waiting:
         thread.start()
-    under_way(cluster, list(pushes))  # every push has stored files, none has ended
+    under_way(cluster, list(pushes), small + 1)  # every push has stored files, none all
     cluster.kill("s3sign-2")  # a replica crashes: HAProxy's health check drops it
+    assert all(process.poll() is None for process in pushes.values()), "a push ended before"
     time.sleep(0.5)
     cluster.kill("volume-3")  # a volume server crashes, and stays down
-    assert all(process.poll() is None for process in pushes.values()), "a push ended before"
     time.sleep(scale(2, 10))
     cluster.restart("s3sign-2")  # the replica comes back, and is checked in again
     for thread in waiting:
@@ -123,13 +123,16 @@ def test_four_pushes_survive_a_replica_and_a_volume_server_lost_under_load(
     cluster.restart("volume-3")  # for the next test
 
 
-def test_a_multipart_upload_goes_through_three_replicas(cluster: Cluster, tmp_path: Path) -> None:
-    """Created through one replica, parts signed by another, completed by the third, with
-    one token minted with the shared secret: the replicas share nothing but it and S3."""
-    run = f"across-{uuid.uuid4().hex[:8]}"
-    token = cluster.token(run)
+def test_a_multipart_upload_goes_through_three_replicas(cluster: Cluster, issuer: Issuer) -> None:
+    """A token minted by replica 1 (for a CI job's ID token), a multipart upload created
+    through replica 1, its parts signed by replica 2, completed by replica 3: the replicas
+    share nothing but the secret and S3."""
     one, two, three = cluster.replica_urls
-    data = os.urandom(11 * MiB)
+    exchanged = requests.post(f"{one}/v1/token/exchange", json={"token": issuer.mint()}, timeout=30)
+    assert exchanged.status_code == 200, exchanged.text
+    run, token = exchanged.json()["runId"], exchanged.json()["token"]
+    threshold = requests.get(f"{one}/v1/info", timeout=10).json()["multipartThreshold"]
+    data = os.urandom(threshold + 3 * MiB)  # multipart: at least two parts
 
     def post(base: str, path: str, body: object) -> Any:
         answer = requests.post(
@@ -175,3 +178,45 @@ def test_a_multipart_upload_goes_through_three_replicas(cluster: Cluster, tmp_pa
     stored = cluster.object_store().head(str(key))
     assert stored is not None
     assert stored.size == len(data)
+
+
+def processes_under(folder: Path) -> set[int]:
+    """The processes whose working directory is in ``folder`` (each cluster part's is)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_the_script_killed_outright_leaves_no_process_behind(tmp_path: Path) -> None:
+    """`python -m deploy.local_cluster.cluster`, then SIGKILL: the kernel ends every part."""
+    root = tmp_path / "by-hand"
+    script = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local_cluster.cluster", "--dir", str(root)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert script.stdout is not None
+        lines = []
+        for line in script.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C stops it all"):
+                break
+        assert any(line.startswith("backend (HAProxy):") for line in lines), lines
+        parts = processes_under(root)
+        assert len(parts) == 11  # master, 3 volumes, filer, 2 gateways, haproxy, 3 replicas
+    finally:
+        script.kill()
+        script.wait()
+    deadline = time.monotonic() + 15
+    while processes_under(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_under(root) == set()
