@@ -42,7 +42,7 @@ from s3sign.children import die_with_parent
 from s3sign.credentials import Credentials
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
-from s3sign.local.seaweed import LocalCredentials, find_weed, free_ports
+from s3sign.local.seaweed import LocalCredentials, find_weed, free_ports, identity_config
 from s3sign.signing.presign import Presigner
 from s3sign.signing.store import ObjectStore
 
@@ -253,7 +253,10 @@ class Cluster:
         env = {
             "S3SIGN_LISTEN": f"127.0.0.1:{backend_port}",
             "S3_LISTEN": f"127.0.0.1:{s3_port}",
-            **{f"S3_GATEWAY_{n}": url.removeprefix("http://") for n, url in self._gateways()},
+            **{
+                f"S3_GATEWAY_{n}": url.removeprefix("http://")
+                for n, url in enumerate(self.gateway_urls, 1)
+            },
             **{
                 f"S3SIGN_REPLICA_{n}": f"127.0.0.1:{port}"
                 for n, port in enumerate(self.replica_ports, 1)
@@ -267,9 +270,6 @@ class Cluster:
             self.root / "haproxy",
             env,
         )
-
-    def _gateways(self) -> Iterator[tuple[int, str]]:
-        return enumerate(self.gateway_urls, 1)
 
     def _add_replicas(self, settings: dict[str, str]) -> None:
         env = {
@@ -309,7 +309,7 @@ class Cluster:
         """Every part, in order, each waited for; the bucket; then the balancer sees all."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._identities.touch(mode=0o600)
-        self._identities.write_text(json.dumps(self._identity_config()))
+        self._identities.write_text(json.dumps(identity_config(self.credentials)))
         try:
             self._start_and_wait(["master"])
             self._start_and_wait([f"volume-{n}" for n in range(1, VOLUME_SERVERS + 1)])
@@ -370,22 +370,6 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cannot create the bucket: {done.stdout!r} {done.stderr!r}")
             time.sleep(0.5)
-
-    def _identity_config(self) -> dict[str, object]:
-        return {
-            "identities": [
-                {
-                    "name": "s3sign",
-                    "credentials": [
-                        {
-                            "accessKey": self.credentials.access_key,
-                            "secretKey": self.credentials.secret_key,
-                        }
-                    ],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
 
     def object_store(self) -> ObjectStore:
         """The bucket through the S3 balancer, with the cluster's own keys."""

