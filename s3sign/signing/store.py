@@ -34,6 +34,7 @@ ANSWER_TIMEOUT, CALL_TIMEOUT = 10.0, 25.0
 COMPLETE_ANSWER_TIMEOUT, COMPLETE_CALL_TIMEOUT = 120.0, 150.0
 PROBE_TIMEOUT = 3.0  # seconds: reachable(), for /readyz, once
 ATTEMPTS = 4  # a worker waits on these calls: retry briefly, then report
+MAX_OPEN_UPLOADS = 10_000  # listed for one run at most (a seal aborts them; lifecycle: the rest)
 # S3 error codes caused by what the worker sent (an upload id, a part list), not by the server.
 _CALLER_ERRORS = {
     "NoSuchUpload": 404,
@@ -319,13 +320,37 @@ class ObjectStore:
         truncated = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
         return objects, root.findtext(S3_NAMESPACE + "NextContinuationToken") if truncated else None
 
-    def open_uploads(self, prefix: str) -> list[tuple[str, str]]:
+    def open_uploads(
+        self, prefix: str, most: int = MAX_OPEN_UPLOADS, page: int = 1000
+    ) -> list[tuple[str, str]]:
         """The multipart uploads under ``prefix`` neither completed nor aborted, as (key,
-        upload id): one ListMultipartUploads page, up to 1,000."""
-        root = self._bucket_listing((("prefix", prefix), ("uploads", "")), "list of uploads")
-        found = root.iter(S3_NAMESPACE + "Upload")
+        upload id): page after page of ListMultipartUploads (``page`` at a time), up to
+        ``most``. S3 pages by key and upload id, SeaweedFS 4.48 by upload id alone (and
+        names no next key); a store that says "more" without moving a marker on ends the
+        list."""
+        uploads: list[tuple[str, str]] = []
+        key_marker = upload_marker = ""
         fields = (S3_NAMESPACE + "Key", S3_NAMESPACE + "UploadId")
-        return [(item.findtext(fields[0]) or "", item.findtext(fields[1]) or "") for item in found]
+        while len(uploads) < most:
+            query = [("max-uploads", str(page)), ("prefix", prefix), ("uploads", "")]
+            if key_marker:  # S3: the two markers go together
+                query.append(("key-marker", key_marker))
+            if upload_marker:  # SeaweedFS pages by upload id alone, and names no key
+                query.append(("upload-id-marker", upload_marker))
+            root = self._bucket_listing(tuple(query), "list of uploads")
+            found = root.iter(S3_NAMESPACE + "Upload")
+            uploads += [
+                (item.findtext(fields[0]) or "", item.findtext(fields[1]) or "") for item in found
+            ]
+            markers = (
+                root.findtext(S3_NAMESPACE + "NextKeyMarker") or "",
+                root.findtext(S3_NAMESPACE + "NextUploadIdMarker") or "",
+            )
+            more = root.findtext(S3_NAMESPACE + "IsTruncated") == "true"
+            if not more or not any(markers) or markers == (key_marker, upload_marker):
+                break
+            key_marker, upload_marker = markers
+        return uploads[:most]
 
     def _bucket_listing(self, query: tuple[tuple[str, str], ...], what: str) -> ET.Element:
         """A signed GET of the bucket with ``query`` (a listing), its answer as XML."""
