@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from s3sign.children import die_with_parent
+from s3sign.children import die_with_parent, stop_child
 from s3sign.credentials import Credentials
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
@@ -121,14 +121,8 @@ class Part:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``STOP_TIMEOUT`` seconds."""
-        if self.process is None or not self.running:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_child(self.process, STOP_TIMEOUT)
 
     def tail(self, lines: int = 5) -> str:
         try:

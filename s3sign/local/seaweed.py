@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from s3sign.children import die_with_parent
+from s3sign.children import die_with_parent, stop_child
 from s3sign.credentials import Credentials
 from s3sign.errors import ConfigError, UnreachableError
 from s3sign.http.transport import Transport
@@ -218,14 +217,8 @@ class LocalS3:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_child(process, timeout)
 
     def __enter__(self) -> LocalS3:
         self.start()

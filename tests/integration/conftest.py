@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from s3sign.children import die_with_parent
+from s3sign.children import die_with_parent, stop_child
 from s3sign.local.seaweed import LocalS3, free_ports
 from s3sign.server.tokens import mint_token
 from tests.integration.faults import Faults, FaultyProxy
@@ -156,12 +155,7 @@ def running_backend(
     try:
         yield Backend(url, store, process, log)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_child(process, 15)
 
 
 @pytest.fixture(scope="session")
