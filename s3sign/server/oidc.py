@@ -29,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import re
 import string
 import threading
@@ -241,23 +242,21 @@ class IssuerKeys:
     def key(self, issuer: str, kid: str | None) -> dict[str, Any] | None:
         """The issuer's JWK for ``kid`` (its only key when the token names none)."""
         with self._lock:  # one fetch at a time: a burst of exchanges fetches once
-            keys, at = self._keys.get(issuer, ({}, -KEYS_STALE))
-            age = self._clock() - at
+            now = self._clock()
+            keys, at = self._keys.get(issuer, ({}, -math.inf))
             found = _pick(keys, kid)
-            tried = self._clock() - self._tried.get(issuer, -REFETCH_EVERY)
-            if (age >= KEYS_FRESH or found is None) and tried >= REFETCH_EVERY:
-                self._tried[issuer] = self._clock()
+            due = now - at >= KEYS_FRESH or found is None
+            if due and now - self._tried.get(issuer, -math.inf) >= REFETCH_EVERY:
+                self._tried[issuer] = now
                 try:
                     keys = self._fetch(issuer)
                 except (OSError, ValueError) as exc:
                     log.warning("cannot fetch the keys of OIDC issuer %s: %s", issuer, exc)
-                    if age >= KEYS_STALE:
-                        raise ProtocolError(
-                            503, "issuer_unreachable", f"cannot fetch the keys of {issuer}"
-                        ) from None
                 else:
                     self._keys[issuer] = (keys, self._clock())
-                    found = _pick(keys, kid)
+                    return _pick(keys, kid)
+            if now - at >= KEYS_STALE:  # none fetched since: too old to trust
+                raise ProtocolError(503, "issuer_unreachable", f"cannot fetch the keys of {issuer}")
             return found
 
     def _fetch(self, issuer: str) -> dict[str, dict[str, Any]]:

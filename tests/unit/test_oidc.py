@@ -140,6 +140,8 @@ def test_an_issuer_down_is_503_once_its_keys_are_old(issuer: Issuer) -> None:
     assert exchange.exchange(ExchangeRequest(issuer.mint()))[0].run_id == "gh-123-1"
     clock.now += 3600
     assert refused(exchange, issuer.mint())[:2] == (503, "issuer_unreachable")
+    clock.now += 1  # within the minute after a failed fetch: the old keys are still too old
+    assert refused(exchange, issuer.mint())[:2] == (503, "issuer_unreachable")
 
 
 def test_no_rule_no_exchange() -> None:
