@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -42,7 +41,13 @@ from s3sign.children import die_with_parent, stop_child
 from s3sign.credentials import Credentials
 from s3sign.http.connections import Connections
 from s3sign.http.transport import Transport
-from s3sign.local.seaweed import LocalCredentials, find_weed, free_ports, identity_config
+from s3sign.local.seaweed import (
+    LocalCredentials,
+    find_weed,
+    free_ports,
+    identity_config,
+    server_secret_file,
+)
 from s3sign.signing.presign import Presigner
 from s3sign.signing.store import ObjectStore
 
@@ -146,7 +151,8 @@ class Cluster:
             raise ValueError(f"1 to {MAX_REPLICAS} replicas (haproxy.cfg names {MAX_REPLICAS})")
         self.root, self.bucket, self.replicas = root, bucket, replicas
         self.credentials = LocalCredentials.generate()
-        self.secret = secrets.token_urlsafe(32)
+        self.secret_file = server_secret_file(root)  # mode 0600: the secret is never printed
+        self.secret = self.secret_file.read_text(encoding="utf-8").strip()
         ports = iter(free_ports(4 + 2 * VOLUME_SERVERS + 2 * GATEWAYS + 2 + MAX_REPLICAS))
         master, master_grpc, filer, filer_grpc = (next(ports) for _ in range(4))
         self.master = f"127.0.0.1:{master}.{master_grpc}"  # SeaweedFS's host:port.grpcPort
@@ -437,7 +443,8 @@ def main() -> None:
         print(f"replicas:           {' '.join(cluster.replica_urls[: cluster.replicas])}")
         print(f"S3 gateways:        {' '.join(cluster.gateway_urls)}")
         print(f"logs:               {cluster.root}")
-        print(f"a token:            S3SIGN_SERVER_SECRET={cluster.secret} s3sign token RUN")
+        mint = f"S3SIGN_SERVER_SECRET=$(cat {cluster.secret_file}) s3sign token RUN"
+        print(f"a token:            {mint}")
         print("Ctrl-C stops it all.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()

@@ -211,6 +211,8 @@ def test_the_script_killed_outright_leaves_no_process_behind(tmp_path: Path) -> 
             if line.startswith("Ctrl-C stops it all"):
                 break
         assert any(line.startswith("backend (HAProxy):") for line in lines), lines
+        secret = (root / "server-secret").read_text().strip()
+        assert secret not in "".join(lines)  # named by its file, never printed
         parts = processes_under(root)
         assert len(parts) == 11  # master, 3 volumes, filer, 2 gateways, haproxy, 3 replicas
     finally:
