@@ -345,12 +345,13 @@ class Exchanger:
             raise TokenError(401, "unknown_issuer", "no rule trusts the token's issuer")
         kid = header.get("kid")
         jwk = self._issuer_keys.key(issuer, kid if isinstance(kid, str) else None)
+        shown = repr(kid)[:80]  # the caller's own, but said back bounded
         if jwk is None:
-            raise TokenError(401, "unknown_key", f"{issuer} publishes no key {kid!r}")
+            raise TokenError(401, "unknown_key", f"{issuer} publishes no key {shown}")
         try:
             key = jwt.PyJWK(jwk, algorithm=None if "alg" in jwk else algorithm)
         except jwt.PyJWTError:
-            raise TokenError(401, "unknown_key", f"{issuer}'s key {kid!r} is unusable") from None
+            raise TokenError(401, "unknown_key", f"{issuer}'s key {shown} is unusable") from None
         if key.algorithm_name != algorithm:
             raise TokenError(
                 401,

@@ -112,6 +112,9 @@ def test_a_token_for_another_run_or_scope_is_refused(issuer: Issuer) -> None:
 def test_garbage_is_invalid_token(issuer: Issuer) -> None:
     for garbage in ("", "abc", "a.b.c", "x" * 20_000):
         assert refused(exchanger(issuer), garbage)[:2] == (401, "invalid_token")
+    status, code, message = refused(exchanger(issuer), issuer.mint(kid="k" * 5000))
+    assert (status, code) == (401, "unknown_key")
+    assert len(message) < 200  # a hostile kid is not said back whole
 
 
 def test_keys_are_cached_and_an_unknown_kid_fetches_again_at_most_every_minute(
